@@ -1,0 +1,209 @@
+//! `binarydist verify` and `binarydist info` for dists: reading a dist back,
+//! checking every member against its manifest and the tar against its sidecars.
+
+use crate::manifest::{self, Manifest, ManifestError};
+use crate::names::{DistName, MD5_SUFFIX, SHA256_SUFFIX};
+use crate::tario::{self, Digests, HashingReader, Kind, TarError};
+use sha2::{Digest, Sha256};
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DistError {
+    #[error("{}: {source}", path.display())]
+    Open { path: PathBuf, source: io::Error },
+    #[error("{}: {source}", path.display())]
+    Tar { path: PathBuf, source: TarError },
+    #[error("{}: first member is {found:?}, not the manifest {expected:?}", path.display())]
+    NoManifest { path: PathBuf, expected: String, found: String },
+    #[error("{}: {source}", path.display())]
+    Manifest { path: PathBuf, source: ManifestError },
+    #[error("{}: manifest names {manifest}, file name says {file}", path.display())]
+    NameMismatch { path: PathBuf, manifest: String, file: String },
+    #[error("{}: member {index} ({member}): {what}", path.display())]
+    Member { path: PathBuf, index: usize, member: String, what: String },
+    #[error("{}: {what}", path.display())]
+    Sidecar { path: PathBuf, what: String },
+    #[error("{}: {algo} of the tar is {found}, {sidecar} says {expected}", path.display())]
+    Digest { path: PathBuf, algo: &'static str, sidecar: String, expected: String, found: String },
+}
+
+/// What a dist is, as `info` prints it.
+#[derive(Debug, serde::Serialize)]
+pub struct DistInfo {
+    pub file: PathBuf,
+    pub name: String,
+    pub series: String,
+    pub arch: String,
+    pub branch: String,
+    pub date: String,
+    pub rev: String,
+    pub compressed_size: u64,
+    pub tar_size: u64,
+    pub md5: String,
+    pub sha256: String,
+    pub entries: usize,
+    pub file_bytes: u64,
+    /// `(stored as, installed as)` pairs.
+    pub critical: Vec<(PathBuf, PathBuf)>,
+    pub upgrade_src: Option<PathBuf>,
+}
+
+/// Reads the manifest, the first member of a tar stream.
+pub fn read_manifest<R: Read>(reader: &mut tario::Reader<R>, path: &Path) -> Result<Manifest, DistError> {
+    let tar_err = |e| DistError::Tar { path: path.into(), source: e };
+    let member = reader.next_member().map_err(tar_err)?;
+    let found = member.as_ref().map(|m| m.meta.path.display().to_string()).unwrap_or_else(|| "end of archive".into());
+    let member = member.filter(|m| {
+        m.meta.kind == Kind::File && m.meta.path.ends_with("MANIFEST") && m.meta.size <= 1 << 30
+    });
+    let Some(member) = member else {
+        return Err(DistError::NoManifest { path: path.into(), expected: "var/db/binarydist/<series>/MANIFEST".into(), found });
+    };
+    let text = reader.read_data_to_vec().map_err(tar_err)?;
+    let text = String::from_utf8(text).map_err(|_| DistError::Manifest { path: path.into(), source: ManifestError::Magic })?;
+    let m = Manifest::parse(&text).map_err(|e| DistError::Manifest { path: path.into(), source: e })?;
+    let expected = manifest::member_path(&m.name.series);
+    if member.meta.path != expected {
+        return Err(DistError::NoManifest { path: path.into(), expected: expected.display().to_string(), found });
+    }
+    Ok(m)
+}
+
+/// Streams a whole dist: checks every member against the manifest and returns
+/// the manifest, the tar's digests and the number of file bytes.
+pub fn scan_dist(path: &Path) -> Result<(Manifest, Digests, u64), DistError> {
+    let open_err = |e| DistError::Open { path: path.into(), source: e };
+    let tar_err = |e| DistError::Tar { path: path.into(), source: e };
+    let stream = tario::gz::open_tar(path).map_err(open_err)?;
+    let mut reader = tario::Reader::new(HashingReader::new(stream));
+    let manifest = read_manifest(&mut reader, path)?;
+    if let Some(file) = path.file_name().and_then(|f| f.to_str()) {
+        if let Ok(from_file) = DistName::from_file_name(file) {
+            if from_file != manifest.name {
+                return Err(DistError::NameMismatch { path: path.into(), manifest: manifest.name.to_string(), file: file.into() });
+            }
+        }
+    }
+    let mut file_bytes = 0;
+    let mut buf = vec![0u8; 256 * 1024];
+    for (index, entry) in manifest.entries.iter().enumerate() {
+        let member = reader.next_member().map_err(tar_err)?;
+        let bad = |member: &str, what: String| DistError::Member { path: path.into(), index: index + 1, member: member.into(), what };
+        let Some(member) = member else {
+            return Err(bad("end of archive", format!("manifest lists {} more entries", manifest.entries.len() - index)));
+        };
+        let name = member.meta.path.display().to_string();
+        let mut expected = entry.meta.clone();
+        expected.path = entry.stored_path();
+        if expected.kind == Kind::HardLink {
+            let target = expected.link.clone().unwrap_or_default();
+            let critical = manifest.entries.iter().any(|e| e.critical && e.meta.path == target);
+            expected.link = Some(manifest::stored(&target, critical));
+        }
+        if member.meta != expected {
+            return Err(bad(&name, format!("header {:?} disagrees with manifest {:?}", member.meta, expected)));
+        }
+        if entry.meta.kind == Kind::File {
+            let mut h = Sha256::new();
+            loop {
+                let n = reader.read_data(&mut buf).map_err(tar_err)?;
+                if n == 0 {
+                    break;
+                }
+                h.update(&buf[..n]);
+            }
+            let got: [u8; 32] = h.finalize().into();
+            if Some(got) != entry.sha256 {
+                return Err(bad(&name, "content does not match the manifest's SHA-256".into()));
+            }
+            file_bytes += entry.meta.size;
+        }
+    }
+    if let Some(extra) = reader.next_member().map_err(tar_err)? {
+        return Err(DistError::Member {
+            path: path.into(),
+            index: manifest.entries.len() + 1,
+            member: extra.meta.path.display().to_string(),
+            what: "not in the manifest".into(),
+        });
+    }
+    let (_, hashing) = reader.finish().map_err(tar_err)?;
+    let mut hashing = hashing;
+    // Hash whatever trails the archive too: the sidecars cover the whole file.
+    io::copy(&mut hashing, &mut io::sink()).map_err(open_err)?;
+    let (_, digests) = hashing.finish();
+    Ok((manifest, digests, file_bytes))
+}
+
+/// Reads `MD5 (NAME.tar) = HEX` / `SHA256 (NAME.tar) = HEX` beside a dist.
+pub fn read_sidecar(dist: &Path, name: &DistName, algo: &'static str) -> Result<(PathBuf, String), DistError> {
+    let suffix = if algo == "MD5" { MD5_SUFFIX } else { SHA256_SUFFIX };
+    let side = dist.with_file_name(format!("{name}{suffix}"));
+    let text = std::fs::read_to_string(&side).map_err(|e| DistError::Open { path: side.clone(), source: e })?;
+    let want_prefix = format!("{algo} ({name}.tar) = ");
+    let hex = text
+        .lines()
+        .find_map(|l| l.strip_prefix(&want_prefix))
+        .ok_or_else(|| DistError::Sidecar { path: side.clone(), what: format!("no line {want_prefix:?}") })?;
+    Ok((side, hex.trim().to_ascii_lowercase()))
+}
+
+/// `binarydist verify DIST`: sidecars, manifest and every member.
+pub fn verify_dist(path: &Path) -> Result<(Manifest, Digests), DistError> {
+    let (manifest, digests, _) = scan_dist(path)?;
+    for (algo, found) in [("MD5", digests.md5_hex()), ("SHA256", digests.sha256_hex())] {
+        let (side, expected) = read_sidecar(path, &manifest.name, algo)?;
+        if expected != found {
+            return Err(DistError::Digest { path: path.into(), algo, sidecar: side.display().to_string(), expected, found });
+        }
+    }
+    Ok((manifest, digests))
+}
+
+pub fn dist_info(path: &Path) -> Result<DistInfo, DistError> {
+    let (m, d, file_bytes) = scan_dist(path)?;
+    let compressed_size = std::fs::metadata(path).map_err(|e| DistError::Open { path: path.into(), source: e })?.len();
+    let n = &m.name;
+    Ok(DistInfo {
+        file: path.into(),
+        name: n.to_string(),
+        series: n.series.to_string(),
+        arch: n.arch.clone(),
+        branch: n.branch.clone(),
+        date: n.stamp.clone(),
+        rev: n.rev.clone(),
+        compressed_size,
+        tar_size: d.size,
+        md5: d.md5_hex(),
+        sha256: d.sha256_hex(),
+        entries: m.entries.len(),
+        file_bytes,
+        critical: m.critical().map(|e| (e.stored_path(), e.meta.path.clone())).collect(),
+        upgrade_src: m.upgrade_src.clone(),
+    })
+}
+
+impl std::fmt::Display for DistInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "dist        {}", self.name)?;
+        writeln!(f, "file        {}", self.file.display())?;
+        writeln!(f, "series      {}", self.series)?;
+        writeln!(f, "arch        {}", self.arch)?;
+        writeln!(f, "branch      {}", self.branch)?;
+        writeln!(f, "date        {}", self.date)?;
+        writeln!(f, "rev         {}", self.rev)?;
+        writeln!(f, "size        {} compressed, {} tar, {} in files", self.compressed_size, self.tar_size, self.file_bytes)?;
+        writeln!(f, "MD5         {}", self.md5)?;
+        writeln!(f, "SHA256      {}", self.sha256)?;
+        writeln!(f, "entries     {}", self.entries)?;
+        match &self.upgrade_src {
+            Some(p) => writeln!(f, "upgrade-src {}", p.display())?,
+            None => writeln!(f, "upgrade-src none")?,
+        }
+        for (stored, installed) in &self.critical {
+            writeln!(f, "critical    {} -> {}", stored.display(), installed.display())?;
+        }
+        Ok(())
+    }
+}

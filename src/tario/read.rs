@@ -1,0 +1,420 @@
+//! Reading a tar stream member by member, front to back, from any `Read` (a pipe
+//! will do), keeping the raw header bytes of each member so that a patch can
+//! reproduce a tar byte for byte.
+//!
+//! A member is: its header blocks (PAX `x`/`g` and GNU `L`/`K` extension headers
+//! included, verbatim), then `meta.size` bytes of data, then zero padding to the
+//! next block. The stream ends with a zero block; what follows it (the second
+//! zero block, blocking padding) is the tail.
+//!
+//! The input is hostile until verified: every size is bounded before anything is
+//! allocated for it, header checksums are checked, padding must be zero, and no
+//! malformed input panics.
+
+use super::{Kind, Meta, BLOCK};
+use std::io::{self, Read};
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+
+/// Extension headers (PAX, GNU long names) larger than this are refused: no
+/// legitimate path or flag list comes near it, and it bounds what a hostile
+/// header can make us allocate.
+pub const MAX_EXTENSION: u64 = 1 << 20;
+/// Bytes after the end-of-archive block that are kept as the tail.
+pub const MAX_TAIL: u64 = 1 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TarError {
+    #[error("read error at byte {offset}: {source}")]
+    Io { offset: u64, source: io::Error },
+    #[error("truncated at byte {offset}: {what}")]
+    Truncated { offset: u64, what: &'static str },
+    #[error("bad header checksum at byte {offset}")]
+    Checksum { offset: u64 },
+    #[error("bad header at byte {offset}: {what}")]
+    BadHeader { offset: u64, what: String },
+    #[error("{path}: unsupported entry type {flag:?} at byte {offset}")]
+    Unsupported { offset: u64, path: String, flag: char },
+    #[error("{path}: non-zero padding after its data at byte {offset}")]
+    Padding { offset: u64, path: String },
+    #[error("more than {MAX_TAIL} bytes after the end-of-archive block")]
+    LongTail,
+}
+
+/// One member's header: its raw bytes and what they say.
+#[derive(Debug, Clone)]
+pub struct Member {
+    /// Every header block of the member, extension headers included, verbatim.
+    pub raw_header: Vec<u8>,
+    pub meta: Meta,
+    /// Offset of the first header block in the stream.
+    pub offset: u64,
+}
+
+pub struct Reader<R: Read> {
+    inner: R,
+    offset: u64,
+    /// Data bytes of the current member not yet read.
+    data_left: u64,
+    /// Padding after the current member's data.
+    pad_left: usize,
+    current_path: String,
+    done: bool,
+}
+
+impl<R: Read> Reader<R> {
+    pub fn new(inner: R) -> Self {
+        Reader { inner, offset: 0, data_left: 0, pad_left: 0, current_path: String::new(), done: false }
+    }
+
+    /// Bytes consumed from the underlying stream so far.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// The next member's header, after skipping whatever is left of the current
+    /// one; `None` at the end-of-archive block.
+    pub fn next_member(&mut self) -> Result<Option<Member>, TarError> {
+        if self.done {
+            return Ok(None);
+        }
+        self.skip_data()?;
+        let start = self.offset;
+        let mut raw = Vec::with_capacity(BLOCK);
+        let mut pax_path = None;
+        let mut pax_link = None;
+        let mut pax_size = None;
+        let mut pax_mtime = None;
+        let mut pax_uid = None;
+        let mut pax_gid = None;
+        let mut pax_flags = None;
+        loop {
+            let mut block = [0u8; BLOCK];
+            self.read_exact_at(&mut block, "header block")?;
+            if block.iter().all(|&b| b == 0) {
+                if raw.is_empty() {
+                    self.done = true;
+                    return Ok(None);
+                }
+                return Err(TarError::BadHeader { offset: self.offset - BLOCK as u64, what: "end of archive inside extension headers".into() });
+            }
+            check_checksum(&block, self.offset - BLOCK as u64)?;
+            raw.extend_from_slice(&block);
+            let header = tar::Header::from_byte_slice(&block);
+            let flag = block[156];
+            match flag {
+                b'x' | b'g' | b'L' | b'K' => {
+                    let size = self.field_size(header)?;
+                    if size > MAX_EXTENSION {
+                        return Err(TarError::BadHeader { offset: self.offset, what: format!("extension header of {size} bytes") });
+                    }
+                    let mut body = vec![0u8; size as usize + super::write::padding(size)];
+                    self.read_exact_at(&mut body, "extension header")?;
+                    raw.extend_from_slice(&body);
+                    body.truncate(size as usize);
+                    match flag {
+                        b'x' => {
+                            for ext in tar::PaxExtensions::new(&body) {
+                                let ext = ext.map_err(|e| TarError::BadHeader { offset: start, what: format!("PAX record: {e}") })?;
+                                let v = ext.value_bytes();
+                                match ext.key_bytes() {
+                                    b"path" => pax_path = Some(v.to_vec()),
+                                    b"linkpath" => pax_link = Some(v.to_vec()),
+                                    b"size" => pax_size = Some(pax_number(v, start, "size")?),
+                                    b"uid" => pax_uid = Some(pax_number(v, start, "uid")?),
+                                    b"gid" => pax_gid = Some(pax_number(v, start, "gid")?),
+                                    b"mtime" => pax_mtime = Some(pax_time(v, start)?),
+                                    b"SCHILY.fflags" => pax_flags = Some(String::from_utf8_lossy(v).into_owned()),
+                                    _ => {}
+                                }
+                            }
+                        }
+                        b'L' => pax_path = Some(trim_nul(&body).to_vec()),
+                        b'K' => pax_link = Some(trim_nul(&body).to_vec()),
+                        _ => {} // global headers: kept verbatim, their values unused
+                    }
+                }
+                _ => {
+                    let path_bytes = pax_path.unwrap_or_else(|| header.path_bytes().into_owned());
+                    let path_str = String::from_utf8_lossy(&path_bytes).into_owned();
+                    let kind = match flag {
+                        b'0' | 0 | b'7' => Kind::File,
+                        b'1' => Kind::HardLink,
+                        b'2' => Kind::Symlink,
+                        b'3' => Kind::CharDev,
+                        b'4' => Kind::BlockDev,
+                        b'5' => Kind::Dir,
+                        b'6' => Kind::Fifo,
+                        f => return Err(TarError::Unsupported { offset: start, path: path_str, flag: f as char }),
+                    };
+                    // An old-style regular file whose name ends in '/' is a directory.
+                    let kind = if kind == Kind::File && path_bytes.ends_with(b"/") && flag == 0 { Kind::Dir } else { kind };
+                    let size = match pax_size {
+                        Some(s) => s,
+                        None => self.field_size(header)?,
+                    };
+                    let bad = |what: &str| TarError::BadHeader { offset: start, what: format!("{path_str}: bad {what} field") };
+                    let mode = header.mode().map_err(|_| bad("mode"))? & 0o7777;
+                    let uid = match pax_uid {
+                        Some(u) => u,
+                        None => header.uid().map_err(|_| bad("uid"))?,
+                    };
+                    let gid = match pax_gid {
+                        Some(g) => g,
+                        None => header.gid().map_err(|_| bad("gid"))?,
+                    };
+                    let mtime = match pax_mtime {
+                        Some(t) => t,
+                        None => header.mtime().map_err(|_| bad("mtime"))? as i64,
+                    };
+                    let link = match kind {
+                        Kind::HardLink | Kind::Symlink => {
+                            let l = pax_link.unwrap_or_else(|| header.link_name_bytes().map(|c| c.into_owned()).unwrap_or_default());
+                            Some(bytes_path(normalize(&l)))
+                        }
+                        _ => None,
+                    };
+                    let dev = match kind {
+                        Kind::CharDev | Kind::BlockDev => Some((
+                            header.device_major().ok().flatten().unwrap_or(0),
+                            header.device_minor().ok().flatten().unwrap_or(0),
+                        )),
+                        _ => None,
+                    };
+                    // Only regular files carry data; for the rest a size field is
+                    // either zero or (hard links in some writers) meaningless.
+                    let data = if matches!(kind, Kind::File) { size } else if kind == Kind::HardLink { size } else { 0 };
+                    let meta = Meta {
+                        path: bytes_path(normalize(&path_bytes)),
+                        kind,
+                        mode,
+                        uid: u32::try_from(uid).map_err(|_| bad("uid"))?,
+                        gid: u32::try_from(gid).map_err(|_| bad("gid"))?,
+                        mtime,
+                        size: data,
+                        link,
+                        dev,
+                        flags: pax_flags.filter(|f| !f.is_empty()),
+                    };
+                    self.data_left = data;
+                    self.pad_left = super::write::padding(data);
+                    self.current_path = path_str;
+                    return Ok(Some(Member { raw_header: raw, meta, offset: start }));
+                }
+            }
+        }
+    }
+
+    /// Reads data of the current member; 0 at its end.
+    pub fn read_data(&mut self, buf: &mut [u8]) -> Result<usize, TarError> {
+        if self.data_left == 0 {
+            self.check_padding()?;
+            return Ok(0);
+        }
+        let want = buf.len().min(self.data_left.min(usize::MAX as u64) as usize);
+        let n = self.inner.read(&mut buf[..want]).map_err(|e| TarError::Io { offset: self.offset, source: e })?;
+        if n == 0 {
+            return Err(TarError::Truncated { offset: self.offset, what: "member data" });
+        }
+        self.offset += n as u64;
+        self.data_left -= n as u64;
+        Ok(n)
+    }
+
+    /// The current member's data as a `Read`, for `io::copy` and friends.
+    pub fn data(&mut self) -> DataReader<'_, R> {
+        DataReader { reader: self }
+    }
+
+    /// Reads all of the current member's data into memory. The caller bounds the
+    /// size (it knows `meta.size` before calling).
+    pub fn read_data_to_vec(&mut self) -> Result<Vec<u8>, TarError> {
+        let mut v = Vec::with_capacity(self.data_left.min(1 << 30) as usize);
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = self.read_data(&mut buf)?;
+            if n == 0 {
+                return Ok(v);
+            }
+            v.extend_from_slice(&buf[..n]);
+        }
+    }
+
+    /// After `next_member` returned `None`: reads what follows the end-of-archive
+    /// block to the end of the stream and returns it with the stream.
+    pub fn finish(mut self) -> Result<(Vec<u8>, R), TarError> {
+        while self.next_member()?.is_some() {}
+        let mut tail = Vec::new();
+        let n = (&mut self.inner)
+            .take(MAX_TAIL + 1)
+            .read_to_end(&mut tail)
+            .map_err(|e| TarError::Io { offset: self.offset, source: e })?;
+        if n as u64 > MAX_TAIL {
+            return Err(TarError::LongTail);
+        }
+        Ok((tail, self.inner))
+    }
+
+    fn skip_data(&mut self) -> Result<(), TarError> {
+        let mut buf = [0u8; 64 * 1024];
+        while self.read_data(&mut buf)? > 0 {}
+        Ok(())
+    }
+
+    fn check_padding(&mut self) -> Result<(), TarError> {
+        if self.pad_left > 0 {
+            let mut pad = [0u8; BLOCK];
+            let n = self.pad_left;
+            self.pad_left = 0;
+            self.read_exact_at(&mut pad[..n], "padding")?;
+            if pad[..n].iter().any(|&b| b != 0) {
+                return Err(TarError::Padding { offset: self.offset - n as u64, path: self.current_path.clone() });
+            }
+        }
+        Ok(())
+    }
+
+    fn field_size(&self, header: &tar::Header) -> Result<u64, TarError> {
+        header.entry_size().map_err(|_| TarError::BadHeader { offset: self.offset, what: "bad size field".into() })
+    }
+
+    fn read_exact_at(&mut self, buf: &mut [u8], what: &'static str) -> Result<(), TarError> {
+        let mut done = 0;
+        while done < buf.len() {
+            match self.inner.read(&mut buf[done..]) {
+                Ok(0) => return Err(TarError::Truncated { offset: self.offset, what }),
+                Ok(n) => {
+                    done += n;
+                    self.offset += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(TarError::Io { offset: self.offset, source: e }),
+            }
+        }
+        Ok(())
+    }
+}
+
+pub struct DataReader<'a, R: Read> {
+    reader: &'a mut Reader<R>,
+}
+
+impl<R: Read> Read for DataReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.reader.read_data(buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    }
+}
+
+fn check_checksum(block: &[u8; BLOCK], offset: u64) -> Result<(), TarError> {
+    let field = &block[148..156];
+    let text: Vec<u8> = field.iter().copied().filter(|b| (b'0'..=b'7').contains(b)).collect();
+    let stored = std::str::from_utf8(&text).ok().and_then(|s| u32::from_str_radix(s, 8).ok());
+    let unsigned: u32 = block.iter().enumerate().map(|(i, &b)| if (148..156).contains(&i) { 32 } else { b as u32 }).sum();
+    // Some old writers summed signed chars; accept either, as GNU tar does.
+    let signed: i64 = block.iter().enumerate().map(|(i, &b)| if (148..156).contains(&i) { 32 } else { b as i8 as i64 }).sum();
+    match stored {
+        Some(s) if s == unsigned || s as i64 == signed => Ok(()),
+        _ => Err(TarError::Checksum { offset }),
+    }
+}
+
+fn trim_nul(b: &[u8]) -> &[u8] {
+    let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+    &b[..end]
+}
+
+/// Strips `./` prefixes and trailing slashes: `./usr/bin/` -> `usr/bin`.
+fn normalize(mut p: &[u8]) -> Vec<u8> {
+    while let Some(rest) = p.strip_prefix(b"./") {
+        p = rest;
+    }
+    while p.len() > 1 && p.ends_with(b"/") {
+        p = &p[..p.len() - 1];
+    }
+    if p == b"." {
+        p = b"";
+    }
+    p.to_vec()
+}
+
+fn bytes_path(b: Vec<u8>) -> PathBuf {
+    PathBuf::from(std::ffi::OsStr::from_bytes(&b))
+}
+
+fn pax_number(v: &[u8], offset: u64, what: &str) -> Result<u64, TarError> {
+    std::str::from_utf8(v)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| TarError::BadHeader { offset, what: format!("PAX {what} {:?}", String::from_utf8_lossy(v)) })
+}
+
+/// PAX times may carry a fraction; whole seconds are what we keep.
+fn pax_time(v: &[u8], offset: u64) -> Result<i64, TarError> {
+    let s = std::str::from_utf8(v).unwrap_or("");
+    let whole = s.split('.').next().unwrap_or("");
+    whole.parse().map_err(|_| TarError::BadHeader { offset, what: format!("PAX mtime {s:?}") })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Writer;
+    use super::*;
+
+    fn sample() -> Vec<Meta> {
+        let mut file = Meta::new("usr/bin/ls", Kind::File);
+        file.size = 700;
+        file.mode = 0o4755;
+        file.mtime = 1_700_000_000;
+        file.flags = Some("schg".into());
+        let mut long = Meta::new(format!("usr/share/{}", "x".repeat(300)), Kind::File);
+        long.size = 3;
+        let mut link = Meta::new("usr/bin/list", Kind::HardLink);
+        link.link = Some("usr/bin/ls".into());
+        let mut sym = Meta::new("usr/lib/libc.so", Kind::Symlink);
+        sym.link = Some(PathBuf::from("y".repeat(200)));
+        let mut dev = Meta::new("dev/null", Kind::CharDev);
+        dev.dev = Some((2, 2));
+        vec![Meta::new("usr", Kind::Dir), file, long, link, sym, dev, Meta::new("var/run/fifo", Kind::Fifo)]
+    }
+
+    #[test]
+    fn writes_and_reads_back_every_kind() {
+        let metas = sample();
+        let mut w = Writer::new(Vec::new());
+        for m in &metas {
+            w.append(m, &vec![7u8; m.size as usize][..]).unwrap();
+        }
+        let tar = w.finish().unwrap();
+        let mut r = Reader::new(&tar[..]);
+        let mut got = Vec::new();
+        while let Some(m) = r.next_member().unwrap() {
+            let data = r.read_data_to_vec().unwrap();
+            assert_eq!(data.len() as u64, m.meta.size);
+            got.push(m.meta);
+        }
+        assert_eq!(got, metas);
+        let (tail, _) = r.finish().unwrap();
+        assert_eq!(tail, vec![0u8; BLOCK]);
+    }
+
+    #[test]
+    fn truncation_and_corruption_are_errors_not_panics() {
+        let metas = sample();
+        let mut w = Writer::new(Vec::new());
+        for m in &metas {
+            w.append(m, &vec![7u8; m.size as usize][..]).unwrap();
+        }
+        let tar = w.finish().unwrap();
+        for cut in [1, 511, 513, 1500, tar.len() - 1100] {
+            let mut r = Reader::new(&tar[..cut]);
+            let res = (|| {
+                while r.next_member()?.is_some() {}
+                Ok::<_, TarError>(())
+            })();
+            assert!(res.is_err(), "cut at {cut} accepted");
+        }
+        let mut bad = tar.clone();
+        bad[10] ^= 1;
+        assert!(matches!(Reader::new(&bad[..]).next_member(), Err(TarError::Checksum { .. })));
+    }
+}

@@ -1,0 +1,6 @@
+//! Integration tests: the real binary, real tar/bsdtar/gzip, real bmake.
+//! One test binary; each area is a module, helpers are in `util`.
+
+mod util;
+
+mod pack;
