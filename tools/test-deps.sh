@@ -1,0 +1,22 @@
+#!/bin/sh
+# Installs what the tests need, when it is missing: a Rust toolchain is assumed
+# (cargo); the rest comes from Debian's packages on Linux, from pkg on DragonFly.
+set -eu
+need=""
+command -v bmake >/dev/null 2>&1 || need="$need bmake"
+command -v bsdtar >/dev/null 2>&1 || need="$need libarchive-tools"
+command -v gzip >/dev/null 2>&1 || need="$need gzip"
+command -v cc >/dev/null 2>&1 || need="$need gcc libc6-dev"
+tar --version 2>/dev/null | grep -q 'GNU tar' || need="$need tar"
+command -v python3 >/dev/null 2>&1 || need="$need python3"
+[ -z "$need" ] && exit 0
+if command -v apt-get >/dev/null 2>&1; then
+	echo "test-deps: installing$need"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	# shellcheck disable=SC2086
+	apt-get install -y -qq $need >/dev/null
+else
+	echo "test-deps: please install:$need" >&2
+	exit 1
+fi
