@@ -6,6 +6,7 @@
 //! members onto a root; `info` describes dists and patches.
 
 pub mod info;
+pub mod install;
 pub mod manifest;
 pub mod names;
 pub mod os;

@@ -1,0 +1,213 @@
+//! Where the new tar's bytes come from, and what they must hash to: a full dist
+//! (checked against its MD5 and SHA-256 sidecars), or the kept base run through
+//! a chain of patches (checked against the last patch's header). Either way the
+//! installer sees one stream of tar bytes, tee'd into the new base file and the
+//! hashes as it is read.
+
+use crate::info;
+use crate::names::{DistName, NameError, PatchName};
+use crate::tario::{self, Digests, HashingReader};
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: io::Error },
+    #[error("{}: {source}", path.display())]
+    Name { path: PathBuf, source: NameError },
+    #[error(transparent)]
+    Dist(#[from] info::DistError),
+    #[error("reading {what}: {source}")]
+    Tar { what: String, source: tario::TarError },
+    #[error("{}: applies to {from}, but {installed} is installed", patch.display())]
+    WrongBase { patch: PathBuf, from: String, installed: String },
+    #[error("{}: follows {expected} in the chain, but applies to {found}", patch.display())]
+    BrokenChain { patch: PathBuf, expected: String, found: String },
+    #[error("no kept base to patch: install a full dist first ({} is missing)", .0.display())]
+    NoBase(PathBuf),
+    #[error("no patch given")]
+    NoPatch,
+    #[error("installing from patches needs the streaming patch module (issue 3), which this build lacks")]
+    NoApply,
+}
+
+fn io_err(path: &Path) -> impl Fn(io::Error) -> SourceError + '_ {
+    move |e| SourceError::Io { path: path.to_path_buf(), source: e }
+}
+
+pub enum Source {
+    /// A full dist, `.tar.gz` or `.tar`, with its sidecars beside it.
+    Dist(PathBuf),
+    /// Patches applied in order to the kept base.
+    Chain(Vec<PathBuf>),
+}
+
+/// What the whole tar must hash to, and who says so.
+#[derive(Debug, Clone)]
+pub struct Expected {
+    pub size: Option<u64>,
+    pub md5: String,
+    pub sha256: String,
+    pub from: String,
+}
+
+/// The kept base being written as the stream goes by.
+enum BaseSink {
+    /// A full dist's own gzipped bytes, as they are read.
+    Raw(BufWriter<File>),
+    /// A patch chain's output, gzipped here (level 1: a base is read once, later).
+    Gz(flate2::write::GzEncoder<BufWriter<File>>),
+}
+
+impl BaseSink {
+    fn write_all(&mut self, b: &[u8]) -> io::Result<()> {
+        match self {
+            BaseSink::Raw(w) => w.write_all(b),
+            BaseSink::Gz(w) => w.write_all(b),
+        }
+    }
+    fn finish(self) -> io::Result<()> {
+        let w = match self {
+            BaseSink::Raw(w) => w,
+            BaseSink::Gz(g) => g.finish()?,
+        };
+        w.into_inner().map_err(|e| e.into_error())?.sync_all()
+    }
+}
+
+/// A reader that copies everything read through it into the base sink.
+struct Tee<R> {
+    inner: R,
+    sink: Arc<Mutex<Option<BaseSink>>>,
+}
+
+impl<R: Read> Read for Tee<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Some(s) = self.sink.lock().map_err(|_| io::Error::other("base writer poisoned"))?.as_mut() {
+            s.write_all(&buf[..n])?;
+        }
+        Ok(n)
+    }
+}
+
+pub struct Stream {
+    pub reader: tario::Reader<HashingReader<Box<dyn Read + Send>>>,
+    /// What the stream is, for messages.
+    pub what: String,
+    pub expected: Expected,
+    sink: Arc<Mutex<Option<BaseSink>>>,
+    base_path: PathBuf,
+    estimate: u64,
+}
+
+impl Stream {
+    /// Room the new base will take.
+    pub fn base_estimate(&self) -> u64 {
+        self.estimate
+    }
+
+    /// Reads what is left (trailing blocks and all), finishes and syncs the new
+    /// base, and returns the digests of the whole tar.
+    pub fn finish(self) -> Result<Digests, SourceError> {
+        let what = self.what.clone();
+        let (_, mut hashing) = self.reader.finish().map_err(|e| SourceError::Tar { what: what.clone(), source: e })?;
+        io::copy(&mut hashing, &mut io::sink()).map_err(|e| SourceError::Io { path: what.clone().into(), source: e })?;
+        let (_, digests) = hashing.finish();
+        let sink = self.sink.lock().ok().and_then(|mut s| s.take());
+        if let Some(s) = sink {
+            s.finish().map_err(io_err(&self.base_path))?;
+        }
+        Ok(digests)
+    }
+}
+
+fn file_name(p: &Path) -> &str {
+    p.file_name().and_then(|f| f.to_str()).unwrap_or("")
+}
+
+fn patch_names(patches: &[PathBuf]) -> Result<Vec<PatchName>, SourceError> {
+    if patches.is_empty() {
+        return Err(SourceError::NoPatch);
+    }
+    let names = patches
+        .iter()
+        .map(|p| PatchName::from_file_name(file_name(p)).map_err(|e| SourceError::Name { path: p.clone(), source: e }))
+        .collect::<Result<Vec<_>, _>>()?;
+    for (w, p) in names.windows(2).zip(&patches[1..]) {
+        if w[1].from != w[0].to {
+            return Err(SourceError::BrokenChain { patch: p.clone(), expected: w[0].to.to_string(), found: w[1].from.to_string() });
+        }
+    }
+    Ok(names)
+}
+
+impl Source {
+    /// The dist this source installs, from file names alone (the stream's own
+    /// manifest must agree).
+    pub fn target_name(&self) -> Result<DistName, SourceError> {
+        match self {
+            Source::Dist(p) => DistName::from_file_name(file_name(p)).map_err(|e| SourceError::Name { path: p.clone(), source: e }),
+            Source::Chain(ps) => Ok(patch_names(ps)?.pop().expect("non-empty").to),
+        }
+    }
+
+    /// A chain must start from the installed dist, whose kept base it patches.
+    pub fn check_base(&self, installed: Option<&DistName>, base: &Path) -> Result<(), SourceError> {
+        let Source::Chain(ps) = self else { return Ok(()) };
+        let first = &patch_names(ps)?[0];
+        match installed {
+            Some(i) if *i == first.from => {}
+            other => {
+                return Err(SourceError::WrongBase {
+                    patch: ps[0].clone(),
+                    from: first.from.to_string(),
+                    installed: other.map(|i| i.to_string()).unwrap_or_else(|| "nothing".into()),
+                })
+            }
+        }
+        if !base.exists() {
+            return Err(SourceError::NoBase(base.to_path_buf()));
+        }
+        Ok(())
+    }
+
+    /// Opens the stream; the new base is written to `base_new` as it is read.
+    pub fn open(&self, base_new: &Path, kept_base: &Path) -> Result<Stream, SourceError> {
+        let out = OpenOptions::new().write(true).create(true).truncate(true).open(base_new).map_err(io_err(base_new))?;
+        let out = BufWriter::with_capacity(1 << 20, out);
+        match self {
+            Source::Dist(path) => {
+                let name = self.target_name()?;
+                let (md5_side, md5) = info::read_sidecar(path, &name, "MD5")?;
+                let (sha_side, sha256) = info::read_sidecar(path, &name, "SHA256")?;
+                let file = File::open(path).map_err(io_err(path))?;
+                let estimate = file.metadata().map_err(io_err(path))?.len();
+                let sink = Arc::new(Mutex::new(Some(BaseSink::Raw(out))));
+                let tee = Tee { inner: file, sink: sink.clone() };
+                let tar = tario::gz::maybe_gunzip(tee).map_err(io_err(path))?;
+                Ok(Stream {
+                    reader: tario::Reader::new(HashingReader::new(tar)),
+                    what: path.display().to_string(),
+                    expected: Expected { size: None, md5, sha256, from: format!("{} and {}", md5_side.display(), sha_side.display()) },
+                    sink,
+                    base_path: base_new.to_path_buf(),
+                    estimate,
+                })
+            }
+            Source::Chain(patches) => {
+                let _ = (patches, kept_base, out);
+                // TODO(issue 3): once `apply` lands on main:
+                //   let base = tario::gz::open_tar(kept_base)?;
+                //   let (tar, header) = crate::apply::chain_reader(base, patches)?;
+                //   expected = header.new (size, md5, sha256), from = the last patch;
+                //   sink = BaseSink::Gz(flate2 GzBuilder level 1 over `out`), tee'd
+                //   after the chain (it is the new tar that becomes the base).
+                Err(SourceError::NoApply)
+            }
+        }
+    }
+}
