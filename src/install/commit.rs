@@ -15,6 +15,7 @@ use super::{hook, sys};
 use crate::manifest::Manifest;
 use crate::os;
 use crate::tario::{Kind, Meta};
+use std::collections::HashSet;
 use std::fs;
 use std::io;
 use std::os::unix::fs::PermissionsExt;
@@ -51,9 +52,21 @@ pub fn build_ops(manifest: &Manifest, manifest_meta: &Meta, plan: &Plan, staged:
     if let Some((dir, staged_tree)) = &plan.kernel {
         swap.push(Op::KernelSwap { dir: dir.clone(), staged: staged_tree.clone() });
     }
+    // Renaming into, creating in or removing from a directory changes its
+    // mtime: such directories get their metadata set again at the end.
+    let mut touched: HashSet<&Path> = HashSet::new();
+    for (i, e) in manifest.entries.iter().enumerate() {
+        if matches!(plan.actions[i], Action::Stage | Action::CreateDir) {
+            touched.extend(e.meta.path.parent());
+        }
+    }
+    touched.extend(manifest_meta.path.parent());
+    touched.extend(plan.removals.iter().filter_map(|p| p.parent()));
+    touched.extend(plan.kernel.as_ref().and_then(|k| k.0.parent()));
     for (i, e) in manifest.entries.iter().enumerate() {
         let m = &e.meta;
         match plan.actions[i] {
+            Action::Unchanged if m.kind == Kind::Dir && touched.contains(m.path.as_path()) => dirs.push(meta_op(m)),
             Action::Unchanged => {}
             Action::CreateDir => dirs.push(meta_op(m)),
             Action::MetaOnly if m.kind == Kind::Dir => dirs.push(meta_op(m)),

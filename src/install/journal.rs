@@ -42,6 +42,9 @@ pub enum Item {
     Staged(PathBuf),
     /// A whole directory tree staged under a temporary name (the kernel directory).
     StagedTree(PathBuf),
+    /// The mtime of a directory before anything was staged in it, put back on
+    /// undo so that the root is exactly as it was.
+    DirTime(PathBuf, i64, i64),
 }
 
 /// One step of a commit; each can be done again without harm.
@@ -127,6 +130,7 @@ impl StagingLog {
             Item::CreatedDir(p) => format!("created-dir {}\n", escape(p)),
             Item::Staged(p) => format!("staged {}\n", escape(p)),
             Item::StagedTree(p) => format!("staged-tree {}\n", escape(p)),
+            Item::DirTime(p, sec, nsec) => format!("dir-time {sec} {nsec} {}\n", escape(p)),
         };
         self.file.write_all(line.as_bytes()).map_err(io_err(&self.path))
     }
@@ -207,6 +211,13 @@ pub fn read(path: &Path) -> Result<Option<Found>, JournalError> {
             let mut items = Vec::new();
             for (no, line) in body {
                 let (key, value) = line.split_once(' ').ok_or_else(|| syntax(no, line))?;
+                if key == "dir-time" {
+                    let w: Vec<&str> = value.splitn(3, ' ').collect();
+                    let [sec, nsec, p] = w[..] else { return Err(syntax(no, line)) };
+                    let (Ok(sec), Ok(nsec), Ok(p)) = (sec.parse(), nsec.parse(), unescape(p)) else { return Err(syntax(no, line)) };
+                    items.push(Item::DirTime(p, sec, nsec));
+                    continue;
+                }
                 let p = unescape(value).map_err(|_| syntax(no, line))?;
                 items.push(match key {
                     "base-new" => Item::BaseNew(p),

@@ -48,6 +48,8 @@ pub struct Stager<'t> {
     root: PathBuf,
     /// Directories known to exist (relative), so that each is looked at once.
     dirs: HashSet<PathBuf>,
+    /// Directories whose mtime is journaled (or that we created).
+    timed: HashSet<PathBuf>,
     /// Where the kernel tree is staged, so that its contents are not journaled one by one.
     tree: Option<PathBuf>,
     buf: Vec<u8>,
@@ -57,7 +59,7 @@ pub struct Stager<'t> {
 impl<'t> Stager<'t> {
     pub fn new(tx: &'t mut Transaction) -> Self {
         let root = tx.root().to_path_buf();
-        Stager { tx, root, dirs: HashSet::new(), tree: None, buf: vec![0; 256 * 1024], bytes_written: 0 }
+        Stager { tx, root, dirs: HashSet::new(), timed: HashSet::new(), tree: None, buf: vec![0; 256 * 1024], bytes_written: 0 }
     }
 
     fn in_tree(&self, rel: &Path) -> bool {
@@ -80,8 +82,10 @@ impl<'t> Stager<'t> {
                     if !self.in_tree(&anc) {
                         self.tx.record(Item::CreatedDir(anc.clone()))?;
                     }
+                    self.keep_parent_time(&anc)?;
                     fs::create_dir(&abs).map_err(io_err(&abs))?;
                     fs::set_permissions(&abs, fs::Permissions::from_mode(0o755)).map_err(io_err(&abs))?;
+                    self.timed.insert(anc.clone());
                 }
                 Err(e) => return Err(io_err(&abs)(e)),
             }
@@ -90,14 +94,31 @@ impl<'t> Stager<'t> {
         Ok(())
     }
 
+    /// Journals the mtime of `rel`'s parent before the first change in it, so
+    /// that an undo leaves it exactly as it was.
+    fn keep_parent_time(&mut self, rel: &Path) -> Result<(), StageError> {
+        let parent = rel.parent().unwrap_or(Path::new(""));
+        if self.in_tree(rel) || self.timed.contains(parent) {
+            return Ok(());
+        }
+        let abs = self.root.join(parent);
+        let m = fs::symlink_metadata(&abs).map_err(io_err(&abs))?;
+        use std::os::unix::fs::MetadataExt;
+        self.tx.record(Item::DirTime(parent.to_path_buf(), m.mtime(), m.mtime_nsec()))?;
+        self.timed.insert(parent.to_path_buf());
+        Ok(())
+    }
+
     /// A directory the root lacks, created in place, private until the commit
     /// gives it its final owner and mode.
     pub fn create_dir(&mut self, rel: &Path) -> Result<(), StageError> {
         self.ensure_parent(rel)?;
         let abs = self.root.join(rel);
-        if !self.in_tree(rel) {
+        if !self.in_tree(rel) && !self.dirs.contains(rel) {
+            self.keep_parent_time(rel)?;
             self.tx.record(Item::CreatedDir(rel.to_path_buf()))?;
         }
+        self.timed.insert(rel.to_path_buf());
         match fs::create_dir(&abs) {
             Ok(()) => fs::set_permissions(&abs, fs::Permissions::from_mode(0o700)).map_err(io_err(&abs))?,
             // Created a moment ago as the ancestor of an earlier entry.
@@ -111,6 +132,7 @@ impl<'t> Stager<'t> {
     /// The kernel directory's stand-in: removed first if a crash left one.
     pub fn create_tree(&mut self, rel: &Path) -> Result<(), StageError> {
         self.ensure_parent(rel)?;
+        self.keep_parent_time(rel)?;
         self.tx.record(Item::StagedTree(rel.to_path_buf()))?;
         self.tree = Some(rel.to_path_buf());
         let abs = self.root.join(rel);
@@ -129,6 +151,7 @@ impl<'t> Stager<'t> {
     fn prepare(&mut self, rel: &Path) -> Result<PathBuf, StageError> {
         self.ensure_parent(rel)?;
         if !self.in_tree(rel) {
+            self.keep_parent_time(rel)?;
             self.tx.record(Item::Staged(rel.to_path_buf()))?;
         }
         let abs = self.root.join(rel);
