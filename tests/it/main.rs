@@ -4,4 +4,5 @@
 mod util;
 
 mod install;
+mod install_hostile;
 mod pack;
