@@ -97,7 +97,10 @@ impl<'t> Stager<'t> {
     /// Journals the mtime of `rel`'s parent before the first change in it, so
     /// that an undo leaves it exactly as it was.
     fn keep_parent_time(&mut self, rel: &Path) -> Result<(), StageError> {
-        let parent = rel.parent().unwrap_or(Path::new(""));
+        let parent = match rel.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."), // the root itself: "" cannot be journaled
+        };
         if self.in_tree(rel) || self.timed.contains(parent) {
             return Ok(());
         }

@@ -4,5 +4,6 @@
 mod util;
 
 mod install;
+mod install_crash;
 mod install_hostile;
 mod pack;
