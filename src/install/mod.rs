@@ -143,8 +143,13 @@ pub fn install(opts: &Options) -> Result<Summary, InstallError> {
     };
     let target = source.target_name()?;
     if state.installed(&target.series)?.is_some_and(|i| i.name == target) {
-        summary.dist = Some(target.to_string());
-        summary.already_installed = true;
+        // Either this run just finished it (the summary says so), or an
+        // earlier one did.
+        if summary.dist.as_deref() != Some(&target.to_string()) {
+            summary.dist = Some(target.to_string());
+            summary.already_installed = true;
+            summary.stats = Stats::default();
+        }
         return Ok(summary);
     }
     check_base(&state, source, &target)?;
@@ -220,12 +225,7 @@ fn finish_or_undo_interrupted_install(root: &Path, state: &State, opts: &Options
         Some(Found::Commit { commit, done, upgraded }) => {
             eprintln!("binarydist: finishing the interrupted install of {}", commit.dist);
             summary.interrupted = Some("finished");
-            finish_commit(root, state, opts, &commit, done, upgraded, summary)?;
-            // The summary is about what the user asked for next, if anything.
-            if opts.source.is_some() {
-                summary.stats = Stats::default();
-            }
-            Ok(())
+            finish_commit(root, state, opts, &commit, done, upgraded, summary)
         }
     }
 }

@@ -10,7 +10,9 @@ use crate::tario::{self, Digests, HashingReader};
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
@@ -94,11 +96,80 @@ impl<R: Read> Read for Tee<R> {
     }
 }
 
+/// The tar bytes, read, gunzipped (or patched), tee'd and hashed on a thread
+/// of their own, so that this work overlaps with writing the staged files.
+pub struct ChannelReader {
+    rx: Receiver<io::Result<Vec<u8>>>,
+    chunk: Vec<u8>,
+    pos: usize,
+    done: bool,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.chunk.len() {
+            if self.done {
+                return Ok(0);
+            }
+            match self.rx.recv() {
+                Ok(Ok(c)) if c.is_empty() => self.done = true,
+                Ok(Ok(c)) => {
+                    self.chunk = c;
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Err(io::Error::other("the reading thread stopped")),
+            }
+        }
+        let n = buf.len().min(self.chunk.len() - self.pos);
+        buf[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+const CHUNK: usize = 1 << 20;
+
+/// Starts the reading thread; it ends at the end of `inner` (an empty chunk
+/// says so) with the digests of everything it read, or when the receiver goes.
+fn spawn_reader(inner: Box<dyn Read + Send>) -> (ChannelReader, JoinHandle<io::Result<Digests>>) {
+    let (tx, rx) = sync_channel::<io::Result<Vec<u8>>>(8);
+    let handle = std::thread::spawn(move || {
+        let mut hashing = HashingReader::new(inner);
+        loop {
+            let mut chunk = vec![0u8; CHUNK];
+            let mut filled = 0;
+            while filled < CHUNK {
+                match hashing.read(&mut chunk[filled..]) {
+                    Ok(0) => break,
+                    Ok(n) => filled += n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        let msg = e.to_string();
+                        let _ = tx.send(Err(e));
+                        return Err(io::Error::other(msg));
+                    }
+                }
+            }
+            chunk.truncate(filled);
+            let last = filled == 0;
+            if tx.send(Ok(chunk)).is_err() {
+                return Err(io::Error::other("install stopped reading"));
+            }
+            if last {
+                return Ok(hashing.finish().1);
+            }
+        }
+    });
+    (ChannelReader { rx, chunk: Vec::new(), pos: 0, done: false }, handle)
+}
+
 pub struct Stream {
-    pub reader: tario::Reader<HashingReader<Box<dyn Read + Send>>>,
+    pub reader: tario::Reader<ChannelReader>,
     /// What the stream is, for messages.
     pub what: String,
     pub expected: Expected,
+    thread: JoinHandle<io::Result<Digests>>,
     sink: Arc<Mutex<Option<BaseSink>>>,
     base_path: PathBuf,
     estimate: u64,
@@ -114,9 +185,10 @@ impl Stream {
     /// base, and returns the digests of the whole tar.
     pub fn finish(self) -> Result<Digests, SourceError> {
         let what = self.what.clone();
-        let (_, mut hashing) = self.reader.finish().map_err(|e| SourceError::Tar { what: what.clone(), source: e })?;
-        io::copy(&mut hashing, &mut io::sink()).map_err(|e| SourceError::Io { path: what.clone().into(), source: e })?;
-        let (_, digests) = hashing.finish();
+        let (_, mut rest) = self.reader.finish().map_err(|e| SourceError::Tar { what: what.clone(), source: e })?;
+        let io_what = |e| SourceError::Io { path: what.clone().into(), source: e };
+        io::copy(&mut rest, &mut io::sink()).map_err(io_what)?;
+        let digests = self.thread.join().map_err(|_| io_what(io::Error::other("the reading thread panicked")))?.map_err(io_what)?;
         let sink = self.sink.lock().ok().and_then(|mut s| s.take());
         if let Some(s) = sink {
             s.finish().map_err(io_err(&self.base_path))?;
@@ -189,8 +261,10 @@ impl Source {
                 let sink = Arc::new(Mutex::new(Some(BaseSink::Raw(out))));
                 let tee = Tee { inner: file, sink: sink.clone() };
                 let tar = tario::gz::maybe_gunzip(tee).map_err(io_err(path))?;
+                let (chan, thread) = spawn_reader(tar);
                 Ok(Stream {
-                    reader: tario::Reader::new(HashingReader::new(tar)),
+                    reader: tario::Reader::new(chan),
+                    thread,
                     what: path.display().to_string(),
                     expected: Expected { size: None, md5, sha256, from: format!("{} and {}", md5_side.display(), sha_side.display()) },
                     sink,
