@@ -57,9 +57,9 @@ pub fn read_manifest<R: Read>(reader: &mut tario::Reader<R>, path: &Path) -> Res
     let member = member.filter(|m| {
         m.meta.kind == Kind::File && m.meta.path.as_os_str() == manifest::MEMBER && m.meta.size <= 1 << 30
     });
-    let Some(member) = member else {
+    if member.is_none() {
         return Err(DistError::NoManifest { path: path.into(), expected: manifest::MEMBER.into(), found });
-    };
+    }
     let text = reader.read_data_to_vec().map_err(tar_err)?;
     let text = String::from_utf8(text).map_err(|_| DistError::Manifest { path: path.into(), source: ManifestError::Magic })?;
     let m = Manifest::parse(&text).map_err(|e| DistError::Manifest { path: path.into(), source: e })?;
