@@ -21,10 +21,12 @@ for f in "$dest"/* "$dest"/.[!.]*; do
 	case "$f" in "$dest/binarydists"|"$dest/*"|"$dest/.[!.]*") continue ;; esac
 	rm -rf "$f"
 done
-(cd "$here/src" && tar cf - .) | (cd "$dest" && tar xf -)
+# Extracted with the current time (tar -m): files of a new revision must
+# look newer than the objects built from the previous one.
+(cd "$here/src" && tar cf - .) | (cd "$dest" && tar xmf -)
 n=2
 while [ "$n" -le "$rev" ]; do
-	(cd "$here/revisions/$n" && tar cf - --exclude=./REMOVE .) | (cd "$dest" && tar xf -)
+	(cd "$here/revisions/$n" && tar cf - --exclude=./REMOVE .) | (cd "$dest" && tar xmf -)
 	if [ -f "$here/revisions/$n/REMOVE" ]; then
 		while read -r p; do rm -rf "${dest:?}/$p"; done < "$here/revisions/$n/REMOVE"
 	fi
