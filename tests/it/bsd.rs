@@ -419,3 +419,70 @@ fn bsd_makefile_patch_applies_to_dragonflys_top_level_makefile() {
     let sample = std::fs::read_to_string(repo().join("examples/src/Makefile")).unwrap();
     assert!(sample.contains("binarydist binarykernel:\n\t@cd ${.CURDIR}/binarydists; ${.MAKE} ${.TARGET}"));
 }
+
+#[test]
+fn bsd_diff_step_patches_the_new_dist_from_the_last_bindist_keep_dists() {
+    // The diff step alone, over revision 3 of the shared build, with a stub
+    // `binarydist diff` that records its calls: this checks the fragment's
+    // choice of bases whether or not the real diff command is there yet.
+    let b = built();
+    let work = b.root.join("diffstep");
+    let _ = std::fs::remove_dir_all(&work);
+    let dist = work.join("dist");
+    std::fs::create_dir_all(&dist).unwrap();
+    for f in files_with_suffix(&b.dist, ".tar.gz") {
+        std::fs::copy(b.dist.join(&f), dist.join(&f)).unwrap();
+    }
+    let calls = work.join("calls");
+    let stub = work.join("binarydist");
+    std::fs::write(
+        &stub,
+        format!(
+            "#!/bin/sh\nif [ \"$1\" = diff ]; then\n\t[ \"$2\" = --help ] && exit 0\n\
+             \to=$(basename \"$2\" .tar.gz) n=$(basename \"$3\" .tar.gz)\n\
+             \t[ \"$4\" = -o ] || exit 2\n\techo \"$o--$n\" >> '{}'\n\t: > \"$5/$o--$n.bdpatch\"\n\texit 0\nfi\n\
+             exec '{}' \"$@\"\n",
+            calls.display(),
+            binarydist_path().display()
+        ),
+    )
+    .unwrap();
+    ok(Command::new("chmod").arg("+x").arg(&stub));
+    let frag = b.root.join("usr/src/binarydists");
+    let (rev, gitrev) = REVS[2];
+    let diff = |keep: u32| {
+        ok(&mut bmake(
+            &frag,
+            &b.root.join("obj"),
+            &[
+                "diff.world",
+                "diff.kernel.CUSTOM",
+                &format!("KERNCONFS={KERNCONFS}"),
+                &format!("BINARYDIST={}", stub.display()),
+                "BRANCH=master",
+                &format!("GITREV={gitrev}"),
+                &format!("SOURCE_DATE_EPOCH={}", EPOCH + i64::from(rev) * 3600),
+                &format!("BINDIST_KEEP={keep}"),
+                &format!("DISTDIR={}", dist.display()),
+            ],
+        ));
+    };
+    let patched = || -> Vec<(String, String, String)> {
+        files_with_suffix(&dist, ".bdpatch")
+            .iter()
+            .map(|p| PatchName::from_file_name(p).unwrap())
+            .map(|p| (p.from.series.to_string(), p.from.rev, p.to.rev))
+            .collect()
+    };
+    let r3 = "v6.5.0.3.gabcde".to_string();
+    diff(1);
+    assert_eq!(
+        patched(),
+        [("kernel.CUSTOM".into(), "r2".into(), r3.clone()), ("world".into(), "r2".into(), r3.clone())],
+        "BINDIST_KEEP=1: from the newest older dist only"
+    );
+    diff(3);
+    assert_eq!(patched().len(), 4, "BINDIST_KEEP=3 adds the patches from r1: {:?}", patched());
+    let calls = std::fs::read_to_string(&calls).unwrap();
+    assert_eq!(calls.lines().count(), 4, "a patch already made is not made again:\n{calls}");
+}
