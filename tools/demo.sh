@@ -7,45 +7,20 @@
 #	make binarydist binarykernel KERNCONFS="GENERIC CUSTOM"
 #
 # through binarydists/Makefile, as an admin would in /usr/src, into one
-# DISTDIR; then shows the dists and the patches made, each patch's size
-# against the full dist it replaces.
+# DISTDIR (tools/sample-dists.sh); then shows the dists and the patches
+# made, each patch's size against the full dist it stands in for.
 #
 # DEMO_DIR=dir keeps everything there (default: a new directory in /tmp).
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
-make=${BMAKE:-bmake}
-command -v "$make" >/dev/null 2>&1 || { echo "demo: $make is not installed (make test-deps installs it)" >&2; exit 1; }
-[ -x "$top/target/release/binarydist" ] || { echo "demo: build binarydist first (make build)" >&2; exit 1; }
-work=${DEMO_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/binarydist-demo.XXXXXX")}
-mkdir -p "$work"
-work=$(cd "$work" && pwd -P)
-src=$work/usr/src dist=$work/dist
-export PATH="$top/target/release:$PATH" MAKEOBJDIRPREFIX="$work/obj"
-
-nodiff=
-if ! binarydist diff --help >/dev/null 2>&1; then
-	echo "demo: this binarydist has no diff command yet: dists only (NODIFF=yes)"
-	nodiff=NODIFF=yes
+if ! command -v "${BMAKE:-bmake}" >/dev/null 2>&1 || ! command -v cc >/dev/null 2>&1; then
+	sh "$top/tools/test-deps.sh"
 fi
-
-# One hour apart, so that the three builds sort as they were made.
-epoch=1790000000
-for rev in 1 2 3; do
-	sh "$top/examples/mkrev.sh" "$src" "$rev"
-	rm -rf "$src/binarydists"
-	cp -R "$top/binarydists" "$src/binarydists"
-	echo "demo: revision $rev: make binarydist binarykernel KERNCONFS=\"GENERIC CUSTOM\" (log: $work/build-$rev.log)"
-	# shellcheck disable=SC2086
-	if ! (cd "$src" && "$make" binarydist binarykernel KERNCONFS="GENERIC CUSTOM" \
-	    DISTDIR="$dist" STAGE="$work/stage" BRANCH=master GITREV="r$rev" \
-	    SOURCE_DATE_EPOCH=$((epoch + rev * 3600)) \
-	    UPGRADE_LIST="$top/etc/upgrade-subset.conf" \
-	    CRITICAL_LIST="$top/etc/critical.conf" $nodiff) > "$work/build-$rev.log" 2>&1; then
-		tail -n 20 "$work/build-$rev.log" >&2
-		echo "demo: revision $rev failed; the whole log is $work/build-$rev.log" >&2
-		exit 1
-	fi
-done
+[ -x "$top/target/release/binarydist" ] || { echo "demo: build binarydist first (make build)" >&2; exit 1; }
+PATH="$top/target/release:$PATH"
+work=${DEMO_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/binarydist-demo.XXXXXX")}
+sh "$top/tools/sample-dists.sh" "$work" 1 2 3
+dist=$work/dist
 
 size() { wc -c < "$1" | tr -d ' '; }
 echo
@@ -64,7 +39,7 @@ if ls "$dist"/*.bdpatch >/dev/null 2>&1; then
 		    "$(awk -v a="$ps" -v b="$full" 'BEGIN { printf "%.1f", 100 * a / b }')" "$full" "${p##*/}"
 	done
 else
-	echo "No patches (binarydist diff not available)."
+	echo "No patches: this binarydist has no diff command yet."
 fi
 echo
-echo "demo: everything is in $work"
+echo "demo: everything is in $work (build logs: build-N.log; the sample tree: usr/src)"
