@@ -1,14 +1,50 @@
 #!/bin/sh
-# make demo: pack a small sample stage and show what was made.
+#
+# make demo: the build machine's side on the bundled sample source tree.
+# Builds revisions 1, 2 and 3 of examples/src (a DragonFly-shaped /usr/src
+# that builds in seconds) with
+#
+#	make binarydist binarykernel KERNCONFS="GENERIC CUSTOM"
+#
+# through binarydists/Makefile, as an admin would in /usr/src, into one
+# DISTDIR (tools/sample-dists.sh); then shows the dists and the patches
+# made, each patch's size against the full dist it stands in for.
+#
+# DEMO_DIR=dir keeps everything there (default: demo/ in this checkout,
+# emptied first).
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
-bd=$top/target/release/binarydist
-demo=$top/demo
-rm -rf "$demo" && mkdir -p "$demo/stage/bin" "$demo/stage/lib" "$demo/stage/libexec"
-printf '#!/bin/sh\necho hello\n' > "$demo/stage/bin/hello" && chmod 755 "$demo/stage/bin/hello"
-echo libc > "$demo/stage/lib/libc.so.8"
-echo rtld > "$demo/stage/libexec/ld-elf.so.2"
-SOURCE_DATE_EPOCH=1700000000 "$bd" pack --stage "$demo/stage" --series world \
-	--arch x86_64 --branch master --rev v0.1 -o "$demo/dist"
-ls -l "$demo/dist"
-"$bd" info "$demo"/dist/*.tar.gz
+if ! command -v "${BMAKE:-bmake}" >/dev/null 2>&1 || ! command -v cc >/dev/null 2>&1; then
+	sh "$top/tools/test-deps.sh"
+fi
+[ -x "$top/target/release/binarydist" ] || { echo "demo: build binarydist first (make build)" >&2; exit 1; }
+PATH="$top/target/release:$PATH"
+work=${DEMO_DIR:-$top/demo}
+if [ -z "${DEMO_DIR:-}" ]; then
+	command -v chflags >/dev/null 2>&1 && chflags -R noschg "$work" 2>/dev/null || true
+	rm -rf "$work"
+fi
+sh "$top/tools/sample-dists.sh" "$work" 1 2 3
+dist=$work/dist
+
+size() { wc -c < "$1" | tr -d ' '; }
+echo
+echo "Dists in $dist:"
+for d in "$dist"/*.tar.gz; do
+	printf '  %10s  %s\n' "$(size "$d")" "${d##*/}"
+done
+echo
+if ls "$dist"/*.bdpatch >/dev/null 2>&1; then
+	echo "Patches (size, and against the full dist they stand in for):"
+	for p in "$dist"/*.bdpatch; do
+		to=${p##*/}; to=${to#*--}; to=${to%.bdpatch}
+		full=$(size "$dist/$to.tar.gz")
+		ps=$(size "$p")
+		printf '  %10s  %5s%% of %10s  %s\n' "$ps" \
+		    "$(awk -v a="$ps" -v b="$full" 'BEGIN { printf "%.1f", 100 * a / b }')" "$full" "${p##*/}"
+	done
+else
+	echo "No patches: this binarydist has no diff command yet."
+fi
+echo
+echo "demo: everything is in $work (build logs: build-N.log; the sample tree: usr/src)"
