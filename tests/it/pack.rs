@@ -134,6 +134,16 @@ fn pack_cmd(stage: &Path, out: &Path) -> Command {
     c
 }
 
+/// A temporary directory with the sample stage packed: (dir, stage, DISTDIR).
+fn packed_sample() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let t = tempdir();
+    let stage = t.path().join("stage");
+    build_stage(&stage, false);
+    let out = t.path().join("out");
+    ok(&mut pack_cmd(&stage, &out));
+    (t, stage, out)
+}
+
 fn dist_in(out: &Path) -> PathBuf {
     out.join(format!("{NAME}.tar.gz"))
 }
@@ -162,11 +172,7 @@ fn same_stage_gives_same_bytes_whatever_order_umask_and_tz() {
 
 #[test]
 fn gnu_tar_and_bsdtar_extract_the_same_tree_as_the_stage() {
-    let t = tempdir();
-    let stage = t.path().join("stage");
-    build_stage(&stage, false);
-    let out = t.path().join("out");
-    ok(&mut pack_cmd(&stage, &out));
+    let (t, stage, out) = packed_sample();
     let dist = dist_in(&out);
     let (gnu, bsd) = (t.path().join("gnu"), t.path().join("bsd"));
     fs::create_dir_all(&gnu).unwrap();
@@ -201,11 +207,7 @@ fn gnu_tar_and_bsdtar_extract_the_same_tree_as_the_stage() {
 
 #[test]
 fn gzip_accepts_it_and_sidecars_match_the_uncompressed_tar() {
-    let t = tempdir();
-    let stage = t.path().join("stage");
-    build_stage(&stage, false);
-    let out = t.path().join("out");
-    ok(&mut pack_cmd(&stage, &out));
+    let (t, stage, out) = packed_sample();
     let dist = dist_in(&out);
     sh(&format!("gzip -t '{}'", dist.display()));
     let md5 = sh(&format!("gunzip -c '{}' | md5sum", dist.display()));
@@ -231,11 +233,7 @@ fn gzip_accepts_it_and_sidecars_match_the_uncompressed_tar() {
 
 #[test]
 fn verify_catches_a_changed_dist_or_sidecar() {
-    let t = tempdir();
-    let stage = t.path().join("stage");
-    build_stage(&stage, false);
-    let out = t.path().join("out");
-    ok(&mut pack_cmd(&stage, &out));
+    let (t, stage, out) = packed_sample();
     let dist = dist_in(&out);
     let side = out.join(format!("{NAME}.tar.sha256"));
     let good = fs::read_to_string(&side).unwrap();
