@@ -207,7 +207,7 @@ fn gnu_tar_and_bsdtar_extract_the_same_tree_as_the_stage() {
 
 #[test]
 fn gzip_accepts_it_and_sidecars_match_the_uncompressed_tar() {
-    let (t, stage, out) = packed_sample();
+    let (_t, _stage, out) = packed_sample();
     let dist = dist_in(&out);
     sh(&format!("gzip -t '{}'", dist.display()));
     let md5 = sh(&format!("gunzip -c '{}' | md5sum", dist.display()));
@@ -233,7 +233,7 @@ fn gzip_accepts_it_and_sidecars_match_the_uncompressed_tar() {
 
 #[test]
 fn verify_catches_a_changed_dist_or_sidecar() {
-    let (t, stage, out) = packed_sample();
+    let (t, _stage, out) = packed_sample();
     let dist = dist_in(&out);
     let side = out.join(format!("{NAME}.tar.sha256"));
     let good = fs::read_to_string(&side).unwrap();
