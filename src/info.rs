@@ -55,18 +55,14 @@ pub fn read_manifest<R: Read>(reader: &mut tario::Reader<R>, path: &Path) -> Res
     let member = reader.next_member().map_err(tar_err)?;
     let found = member.as_ref().map(|m| m.meta.path.display().to_string()).unwrap_or_else(|| "end of archive".into());
     let member = member.filter(|m| {
-        m.meta.kind == Kind::File && m.meta.path.ends_with("MANIFEST") && m.meta.size <= 1 << 30
+        m.meta.kind == Kind::File && m.meta.path.as_os_str() == manifest::MEMBER && m.meta.size <= 1 << 30
     });
-    let Some(member) = member else {
-        return Err(DistError::NoManifest { path: path.into(), expected: "var/db/binarydist/<series>/MANIFEST".into(), found });
-    };
+    if member.is_none() {
+        return Err(DistError::NoManifest { path: path.into(), expected: manifest::MEMBER.into(), found });
+    }
     let text = reader.read_data_to_vec().map_err(tar_err)?;
     let text = String::from_utf8(text).map_err(|_| DistError::Manifest { path: path.into(), source: ManifestError::Magic })?;
     let m = Manifest::parse(&text).map_err(|e| DistError::Manifest { path: path.into(), source: e })?;
-    let expected = manifest::member_path(&m.name.series);
-    if member.meta.path != expected {
-        return Err(DistError::NoManifest { path: path.into(), expected: expected.display().to_string(), found });
-    }
     Ok(m)
 }
 

@@ -17,7 +17,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Pack a staging DESTDIR into DISTDIR/NAME.tar.gz with MD5 and SHA-256 sidecars
-    Pack(PackArgs),
+    Pack(Box<PackArgs>),
     /// Check a dist against its sidecars and its manifest
     Verify {
         /// The dist (.tar.gz or .tar)
@@ -123,7 +123,7 @@ fn one_line(e: &anyhow::Error) -> String {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Pack(a) => run_pack(a),
+        Command::Pack(a) => run_pack(*a),
         Command::Verify { dist } => {
             let (m, d) = info::verify_dist(&dist)?;
             println!("{}: OK ({} entries, {} bytes of tar, SHA256 {})", dist.display(), m.entries.len(), d.size, d.sha256_hex());

@@ -31,9 +31,17 @@ pub const NEW_SUFFIX: &str = ".new";
 /// Where shipped /usr/src subsets live inside a dist: never under usr/src.
 pub const UPGRADE_SRC_PREFIX: &str = "usr/share/binarydist/upgrade-src";
 
-/// Where the manifest member of a series sits in the tar (and so on a target).
-pub fn member_path(series: &Series) -> PathBuf {
-    PathBuf::from(format!("var/db/binarydist/{series}/MANIFEST"))
+/// The manifest member's path: at the top, so that no directory is created
+/// implicitly before its own entry (bsdtar then restores such a directory's
+/// mtime before its children are made, and the two tars would disagree). It is
+/// metadata, not a file to install: the installer keeps it in its state
+/// directory; a manual `tar xpf` leaves `+MANIFEST` at the top, as pkg's do.
+pub const MEMBER: &str = "+MANIFEST";
+
+/// The manifest member's path, whatever the series (kept for callers that ask
+/// by series).
+pub fn member_path(_series: &Series) -> PathBuf {
+    PathBuf::from(MEMBER)
 }
 
 #[derive(Debug, thiserror::Error)]

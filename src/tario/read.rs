@@ -183,9 +183,9 @@ impl<R: Read> Reader<R> {
                         )),
                         _ => None,
                     };
-                    // Only regular files carry data; for the rest a size field is
-                    // either zero or (hard links in some writers) meaningless.
-                    let data = if matches!(kind, Kind::File) { size } else if kind == Kind::HardLink { size } else { 0 };
+                    // Regular files carry data, and so may a PAX hard link (POSIX
+                    // allows it); for the rest the size field means nothing.
+                    let data = if matches!(kind, Kind::File | Kind::HardLink) { size } else { 0 };
                     let meta = Meta {
                         path: bytes_path(normalize(&path_bytes)),
                         kind,

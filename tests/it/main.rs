@@ -7,3 +7,5 @@ mod install;
 mod install_crash;
 mod install_hostile;
 mod pack;
+
+mod bsd;

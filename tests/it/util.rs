@@ -56,3 +56,76 @@ pub fn pack(stage: &Path, out: &Path, series: &str, stamp: &str, rev: &str) -> P
     let name = format!("DragonFly-{series}-x86_64-master-{stamp}-{rev}.tar.gz");
     out.join(name)
 }
+
+/// What a tree holds, entry by entry, for comparing two extractions: type, mode,
+/// owner, mtime, content digest or link target, and hard-link identity (the
+/// first path, in sorted order, of each inode with more than one link).
+pub fn snapshot(root: &Path) -> std::collections::BTreeMap<PathBuf, String> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let mut out = std::collections::BTreeMap::new();
+    let mut inodes: std::collections::HashMap<(u64, u64), PathBuf> = Default::default();
+    let mut stack = vec![PathBuf::new()];
+    let mut all = Vec::new();
+    while let Some(rel) = stack.pop() {
+        for e in std::fs::read_dir(root.join(&rel)).unwrap() {
+            let e = e.unwrap();
+            let r = rel.join(e.file_name());
+            if e.file_type().unwrap().is_dir() {
+                stack.push(r.clone());
+            }
+            all.push(r);
+        }
+    }
+    all.sort();
+    for rel in all {
+        let p = root.join(&rel);
+        let md = std::fs::symlink_metadata(&p).unwrap();
+        let ft = md.file_type();
+        let what = if ft.is_file() {
+            let data = std::fs::read(&p).unwrap();
+            let group = if md.nlink() > 1 {
+                let first = inodes.entry((md.dev(), md.ino())).or_insert_with(|| rel.clone());
+                format!(" linkgroup={}", first.display())
+            } else {
+                String::new()
+            };
+            format!("file size={} sha256={}{group}", data.len(), binarydist::tario::Digests::of(&data).sha256_hex())
+        } else if ft.is_dir() {
+            "dir".to_string()
+        } else if ft.is_symlink() {
+            format!("symlink -> {}", std::fs::read_link(&p).unwrap().display())
+        } else if ft.is_fifo() {
+            "fifo".into()
+        } else if ft.is_char_device() || ft.is_block_device() {
+            format!("dev {} {}", if ft.is_char_device() { 'c' } else { 'b' }, md.rdev())
+        } else {
+            "other".into()
+        };
+        // A symlink's own mode and mtime are not portable between extractors.
+        let attrs = if ft.is_symlink() {
+            format!("uid={} gid={}", md.uid(), md.gid())
+        } else {
+            format!("mode={:o} uid={} gid={} mtime={}", md.mode() & 0o7777, md.uid(), md.gid(), md.mtime())
+        };
+        out.insert(rel, format!("{what} {attrs}"));
+    }
+    out
+}
+
+/// Differences between two snapshots, one line each, for assertion messages.
+pub fn snapshot_diff(a: &std::collections::BTreeMap<PathBuf, String>, b: &std::collections::BTreeMap<PathBuf, String>) -> Vec<String> {
+    let mut d = Vec::new();
+    for (k, v) in a {
+        match b.get(k) {
+            None => d.push(format!("only in first: {} {v}", k.display())),
+            Some(w) if w != v => d.push(format!("{}: {v} != {w}", k.display())),
+            _ => {}
+        }
+    }
+    for (k, v) in b {
+        if !a.contains_key(k) {
+            d.push(format!("only in second: {} {v}", k.display()));
+        }
+    }
+    d
+}
