@@ -160,7 +160,10 @@ pub fn install(opts: &Options) -> Result<Summary, InstallError> {
     let base_new = state.base_new_rel(&target.series);
     tx.record(Item::BaseNew(base_new.clone()))?;
     let mut stream = source.open(&root.join(&base_new), &state.base(&target.series))?;
-    let (manifest, manifest_meta, manifest_text) = read_new_manifest(&mut stream, &target)?;
+    let (manifest, mut manifest_meta, manifest_text) = read_new_manifest(&mut stream, &target)?;
+    // The manifest member (+MANIFEST) is metadata, not a file of the system:
+    // it is kept in the state directory, where the next install compares with it.
+    manifest_meta.path = state.manifest_rel(&target.series);
     let old = state.installed_manifest(&target.series);
     let plan = plan::make(&root, &manifest, old.as_ref())?;
     check_free_space(&root, &plan, &state, stream.base_estimate())?;

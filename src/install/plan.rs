@@ -200,6 +200,9 @@ pub fn make(root: &Path, new: &Manifest, old: Option<&Manifest>) -> Result<Plan,
         if path == manifest_member || seen.contains_key(path) || !stored_seen.insert(stored.clone()) {
             return Err(refuse(path, "duplicate entry"));
         }
+        if path.starts_with(super::state::STATE_DIR) && path != Path::new(super::state::STATE_DIR) {
+            return Err(refuse(path, "inside the installer's state directory"));
+        }
         if matches!(e.meta.kind, Kind::CharDev | Kind::BlockDev) && !root_user {
             return Err(refuse(path, "device node, and only root may create one"));
         }

@@ -3,7 +3,7 @@
 //! ```text
 //! lock                       flock(2)ed by a running install; holds its pid
 //! journal                    only while an install is under way (journal.rs)
-//! <series>/MANIFEST          installed by the dist itself: every entry and its SHA-256
+//! <series>/MANIFEST          the dist's +MANIFEST member: every entry and its SHA-256
 //! <series>/installed         name, size, MD5 and SHA-256 of the installed dist's tar
 //! <series>/base.tar.gz       that tar, gzipped: the base the next patch applies to
 //! <series>/base.prev.tar.gz  the one before, kept for rollback
@@ -25,6 +25,7 @@ pub const BASE: &str = "base.tar.gz";
 pub const BASE_PREV: &str = "base.prev.tar.gz";
 pub const BASE_NEW: &str = ".base.new.tar.gz";
 pub const INSTALLED: &str = "installed";
+pub const MANIFEST: &str = "MANIFEST";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -103,6 +104,11 @@ impl State {
         Path::new(STATE_DIR).join(series.to_string()).join(BASE_NEW)
     }
 
+    /// Where the installed dist's manifest is kept, relative to the root.
+    pub fn manifest_rel(&self, series: &Series) -> PathBuf {
+        Path::new(STATE_DIR).join(series.to_string()).join(MANIFEST)
+    }
+
     pub fn base(&self, series: &Series) -> PathBuf {
         self.series_dir(series).join(BASE)
     }
@@ -137,7 +143,7 @@ impl State {
     /// trusted to be in place and every entry is written).
     pub fn installed_manifest(&self, series: &Series) -> Option<Manifest> {
         let installed = self.installed(series).ok()??;
-        let path = self.root.join(crate::manifest::member_path(series));
+        let path = self.root.join(self.manifest_rel(series));
         let m = Manifest::parse(&fs::read_to_string(path).ok()?).ok()?;
         (m.name == installed.name).then_some(m)
     }

@@ -44,9 +44,12 @@ pub fn tree(root: &Path) -> BTreeMap<PathBuf, Sig> {
 }
 
 fn is_state(rel: &Path) -> bool {
+    if rel == Path::new("+MANIFEST") {
+        return true; // tar extracts it; the installer keeps it as var/db/binarydist/SERIES/MANIFEST
+    }
     let Ok(rest) = rel.strip_prefix("var/db/binarydist") else { return false };
     let name = rest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    matches!(name.as_str(), "lock" | "journal" | "installed") || name.contains("base")
+    matches!(name.as_str(), "lock" | "journal" | "installed" | "MANIFEST") || name.contains("base")
 }
 
 fn walk(root: &Path, rel: &Path, out: &mut BTreeMap<PathBuf, Sig>, inodes: &mut HashMap<(u64, u64), Vec<PathBuf>>) {
@@ -108,6 +111,9 @@ pub fn assert_same_tree(got: &Path, want: &Path) {
 /// something from (the dist cannot know them).
 pub fn assert_same_tree_but(got: &Path, want: &Path, upgraded_dirs: &[&str]) {
     let (mut g, mut w) = (tree(got), tree(want));
+    // The installer's state directory, and its parents where only it made them.
+    w.retain(|p, _| !p.starts_with("var/db/binarydist"));
+    g.retain(|p, _| !p.starts_with("var/db/binarydist") && (w.contains_key(p) || !Path::new("var/db/binarydist").starts_with(p)));
     for d in upgraded_dirs {
         for t in [&mut g, &mut w] {
             if let Some(s) = t.get_mut(Path::new(d)) {
@@ -286,6 +292,12 @@ fn install_into_empty_root_matches_gnu_tar() {
     assert_eq!(s["make_upgrade"], "ran");
     assert_eq!(s["reboot_needed"], true, "libc and rtld are new");
     assert_same_tree(&root, &f.refs[0]);
+    assert_eq!(
+        std::fs::read(root.join("var/db/binarydist/world/MANIFEST")).unwrap(),
+        std::fs::read(f.refs[0].join("+MANIFEST")).unwrap(),
+        "the manifest is kept in the state directory"
+    );
+    assert!(!root.join("+MANIFEST").exists());
     assert_eq!(std::fs::read_to_string(&log).unwrap(), format!("BINARY_UPGRADE=yes DESTDIR={}\n", root.display()));
     // The kept base is the dist's tar.
     let base = root.join("var/db/binarydist/world/base.tar.gz");
@@ -332,7 +344,7 @@ fn update_of_one_file_writes_that_file_only() {
     assert_eq!(s["bytes_written"].as_u64().unwrap(), sh_len + manifest_len, "only bin/sh and the manifest: {s}");
     let after = tree_inodes(&root);
     let rewritten: Vec<_> = before.iter().filter(|(p, i)| after.get(*p) != Some(i)).map(|(p, _)| p.clone()).collect();
-    assert_eq!(rewritten, vec![PathBuf::from("bin/sh"), PathBuf::from("var/db/binarydist/world/MANIFEST")]);
+    assert_eq!(rewritten, vec![PathBuf::from("bin/sh")]);
 }
 
 fn tree_inodes(root: &Path) -> BTreeMap<PathBuf, u64> {

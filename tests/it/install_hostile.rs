@@ -152,7 +152,13 @@ fn hostile_hard_links_out_of_the_root_are_refused() {
 #[test]
 fn hostile_duplicate_entries_are_refused() {
     refused_entries(&[file("etc/motd", "a"), file("etc/motd", "b")], "duplicate entry");
-    refused_entries(&[file("var/db/binarydist/world/MANIFEST", "forged")], "duplicate entry");
+    refused_entries(&[file("+MANIFEST", "forged")], "duplicate entry");
+}
+
+#[test]
+fn hostile_entries_in_the_installers_state_directory_are_refused() {
+    refused_entries(&[file("var/db/binarydist/world/installed", "forged")], "inside the installer's state directory");
+    refused_entries(&[file("var/db/binarydist/world/base.tar.gz", "forged")], "inside the installer's state directory");
 }
 
 #[test]
