@@ -4,3 +4,5 @@
 mod util;
 
 mod pack;
+mod patch;
+mod patch_memory;
