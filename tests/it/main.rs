@@ -3,6 +3,7 @@
 
 mod util;
 
-mod pack;
-
 mod bsd;
+mod pack;
+mod patch;
+mod patch_memory;
