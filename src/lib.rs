@@ -5,6 +5,8 @@
 //! `delta` makes patches and `apply` streams them; `install` puts a stream of
 //! members onto a root; `info` describes dists and patches.
 
+pub mod apply;
+pub mod delta;
 pub mod info;
 pub mod install;
 pub mod manifest;

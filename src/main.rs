@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result};
 use binarydist::names::{self, DistName, Series};
-use binarydist::{info, pack};
+use binarydist::{apply, delta, info, pack};
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -27,9 +27,14 @@ enum Command {
     /// staged, verified, journaled, then renamed into place and `make upgrade`.
     /// Run with no dist, it finishes or undoes an interrupted install.
     Install(InstallArgs),
-    /// Print what a dist is
+    /// Make the patch from one dist to another: DIR/<old>--<new>.bdpatch
+    Diff(DiffArgs),
+    /// Apply a patch, or a chain of patches in one pass, as a stream
+    #[command(after_help = PATCH_HELP)]
+    Patch(PatchArgs),
+    /// Print what a dist or a patch is
     Info {
-        /// The dist (.tar.gz or .tar)
+        /// The dist (.tar.gz or .tar) or patch (.bdpatch)
         file: PathBuf,
         /// Print JSON, for scripts
         #[arg(long)]
@@ -95,6 +100,58 @@ struct PackArgs {
     out_dir: PathBuf,
 }
 
+#[derive(clap::Args)]
+struct DiffArgs {
+    /// The old dist (.tar.gz or .tar)
+    old: PathBuf,
+    /// The new dist (.tar.gz or .tar)
+    new: PathBuf,
+    /// Output directory
+    #[arg(short = 'o', long = "output")]
+    out_dir: PathBuf,
+    /// Most memory the applier may spend keeping old members for later use
+    /// (64M, 1G, bytes); past it, data is sent literally instead
+    #[arg(long, default_value = "64M", value_parser = delta::parse_size)]
+    keep_cap: u64,
+    /// zstd level of the patch
+    #[arg(long, default_value_t = delta::DEFAULT_LEVEL)]
+    level: i32,
+    /// Threads for member deltas [default: the number of CPUs]; the patch is
+    /// the same for any number
+    #[arg(long)]
+    threads: Option<usize>,
+    /// The old dist's name, when its file name is not a dist name
+    #[arg(long)]
+    from_name: Option<String>,
+    /// The new dist's name, when its file name is not a dist name
+    #[arg(long)]
+    to_name: Option<String>,
+}
+
+const PATCH_HELP: &str = "\
+Without --base the old tar (gzipped or not) is read from standard input; without -o \
+the new tar goes to standard output. Both are checked (size, MD5, SHA-256) against \
+each patch's header. With -o nothing appears under the name unless everything \
+verified; on standard output bytes cannot be taken back, so a mismatch found at the \
+end only makes binarydist exit non-zero. To update a system, use `binarydist install`: \
+it stages the new files and commits them only after verification.
+
+  gunzip < old.tar.gz | binarydist patch P | tar xpf -
+  binarydist patch P1 P2 P3 --base old.tar.gz -o new.tar.gz";
+
+#[derive(clap::Args)]
+struct PatchArgs {
+    /// Patches, in chain order
+    #[arg(required = true)]
+    patches: Vec<PathBuf>,
+    /// The base dist (.tar.gz or .tar) [default: standard input]
+    #[arg(long)]
+    base: Option<PathBuf>,
+    /// Write the new tar here (gzipped if the name ends in .gz) [default: standard output]
+    #[arg(short = 'o', long = "output")]
+    output: Option<PathBuf>,
+}
+
 fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
@@ -130,6 +187,19 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Install(a) => run_install(a),
+        Command::Diff(a) => run_diff(a),
+        Command::Patch(a) => run_patch(a),
+        Command::Info { file, json } if delta::format::looks_like_patch(&file) => {
+            let p = delta::format::read_header(&file)?;
+            delta::format::verify_ops(&p)?;
+            if json {
+                let info = serde_json::json!({ "file": p.path, "header": p.header });
+                println!("{}", serde_json::to_string_pretty(&info)?);
+            } else {
+                print!("{p}");
+            }
+            Ok(())
+        }
         Command::Info { file, json } => {
             let i = info::dist_info(&file)?;
             if json {
@@ -197,5 +267,51 @@ fn run_pack(a: PackArgs) -> Result<()> {
         p.gz_size,
         p.manifest.critical().count()
     );
+    Ok(())
+}
+
+fn run_diff(a: DiffArgs) -> Result<()> {
+    let mut opts = delta::DiffOptions::new(a.old, a.new, a.out_dir);
+    opts.old_name = a.from_name.as_deref().map(DistName::parse).transpose()?;
+    opts.new_name = a.to_name.as_deref().map(DistName::parse).transpose()?;
+    opts.keep_cap = a.keep_cap;
+    opts.level = a.level;
+    if let Some(t) = a.threads {
+        opts.threads = t;
+    }
+    let d = delta::diff(&opts)?;
+    let s = &d.header.stats;
+    println!(
+        "{}: {} bytes; {} copies, {} deltas, {} literal ({} bytes); applier keeps {} bytes",
+        d.patch.display(),
+        d.size,
+        s.copies,
+        s.deltas,
+        s.literals,
+        s.literal_bytes,
+        d.header.kept_bytes
+    );
+    Ok(())
+}
+
+fn run_patch(a: PatchArgs) -> Result<()> {
+    let patches = apply::open_patches(&a.patches)?;
+    let (base, label): (Box<dyn std::io::Read + Send>, String) = match &a.base {
+        Some(path) => {
+            apply::check_base_name(path, &patches[0])?;
+            let f = binarydist::tario::gz::open_tar(path).with_context(|| path.display().to_string())?;
+            (f, path.display().to_string())
+        }
+        None => (binarydist::tario::gz::maybe_gunzip(std::io::stdin()).context("standard input")?, "standard input".into()),
+    };
+    match &a.output {
+        Some(out) => {
+            apply::apply_to_file(base, &label, &patches, out)?;
+        }
+        None => {
+            let stdout = std::io::stdout().lock();
+            apply::apply_chain(base, &label, &patches, std::io::BufWriter::with_capacity(256 * 1024, stdout))?;
+        }
+    }
     Ok(())
 }

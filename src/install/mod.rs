@@ -159,7 +159,8 @@ pub fn install(opts: &Options) -> Result<Summary, InstallError> {
     let mut tx = Transaction::begin(&root, &state.journal())?;
     let base_new = state.base_new_rel(&target.series);
     tx.record(Item::BaseNew(base_new.clone()))?;
-    let mut stream = source.open(&root.join(&base_new), &state.base(&target.series))?;
+    let installed = state.installed(&target.series)?;
+    let mut stream = source.open(&root.join(&base_new), &state.base(&target.series), installed.as_ref())?;
     let (manifest, mut manifest_meta, manifest_text) = read_new_manifest(&mut stream, &target)?;
     // The manifest member (+MANIFEST) is metadata, not a file of the system:
     // it is kept in the state directory, where the next install compares with it.

@@ -4,6 +4,8 @@
 //! installer sees one stream of tar bytes, tee'd into the new base file and the
 //! hashes as it is read.
 
+use super::state::Installed;
+use crate::apply;
 use crate::info;
 use crate::names::{DistName, NameError, PatchName};
 use crate::tario::{self, Digests, HashingReader};
@@ -32,8 +34,10 @@ pub enum SourceError {
     NoBase(PathBuf),
     #[error("no patch given")]
     NoPatch,
-    #[error("installing from patches needs the streaming patch module (issue 3), which this build lacks")]
-    NoApply,
+    #[error(transparent)]
+    Apply(#[from] apply::ApplyError),
+    #[error("{}: made from a tar with SHA-256 {expected}, but the installed dist's is {found}", patch.display())]
+    BaseDigest { patch: PathBuf, expected: String, found: String },
 }
 
 fn io_err(path: &Path) -> impl Fn(io::Error) -> SourceError + '_ {
@@ -248,7 +252,7 @@ impl Source {
     }
 
     /// Opens the stream; the new base is written to `base_new` as it is read.
-    pub fn open(&self, base_new: &Path, kept_base: &Path) -> Result<Stream, SourceError> {
+    pub fn open(&self, base_new: &Path, kept_base: &Path, installed: Option<&Installed>) -> Result<Stream, SourceError> {
         let out = OpenOptions::new().write(true).create(true).truncate(true).open(base_new).map_err(io_err(base_new))?;
         let out = BufWriter::with_capacity(1 << 20, out);
         match self {
@@ -272,15 +276,45 @@ impl Source {
                     estimate,
                 })
             }
-            Source::Chain(patches) => {
-                let _ = (patches, kept_base, out);
-                // TODO(issue 3): once `apply` lands on main:
-                //   let base = tario::gz::open_tar(kept_base)?;
-                //   let (tar, header) = crate::apply::chain_reader(base, patches)?;
-                //   expected = header.new (size, md5, sha256), from = the last patch;
-                //   sink = BaseSink::Gz(flate2 GzBuilder level 1 over `out`), tee'd
-                //   after the chain (it is the new tar that becomes the base).
-                Err(SourceError::NoApply)
+            Source::Chain(paths) => {
+                // Headers, ops digests and links of the chain are checked here,
+                // before a byte streams; the kept base must be the tar the first
+                // patch was made from.
+                let patches = apply::open_patches(paths)?;
+                let (first, last) = (&patches[0], &patches[patches.len() - 1]);
+                if let Some(i) = installed {
+                    if i.sha256 != first.header.old.sha256 || i.tar_size != first.header.old.size {
+                        return Err(SourceError::BaseDigest {
+                            patch: first.path.clone(),
+                            expected: first.header.old.sha256.clone(),
+                            found: i.sha256.clone(),
+                        });
+                    }
+                }
+                let base = tario::gz::open_tar(kept_base).map_err(io_err(kept_base))?;
+                let estimate = std::fs::metadata(kept_base).map_err(io_err(kept_base))?.len() * 11 / 10 + (1 << 20);
+                let chain = apply::chain_reader(base, paths)?;
+                // The new tar becomes the base: gzip at level 1, a base is read
+                // once, at the next update, and time matters more here.
+                let gz = flate2::GzBuilder::new().mtime(0).write(out, flate2::Compression::new(1));
+                let sink = Arc::new(Mutex::new(Some(BaseSink::Gz(gz))));
+                let tee = Tee { inner: chain, sink: sink.clone() };
+                let (chan, thread) = spawn_reader(Box::new(tee));
+                let new = &last.header.new;
+                Ok(Stream {
+                    reader: tario::Reader::new(chan),
+                    thread,
+                    what: format!("{} applied to {}", paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" + "), kept_base.display()),
+                    expected: Expected {
+                        size: Some(new.size),
+                        md5: new.md5.clone(),
+                        sha256: new.sha256.clone(),
+                        from: format!("the header of {}", last.path.display()),
+                    },
+                    sink,
+                    base_path: base_new.to_path_buf(),
+                    estimate,
+                })
             }
         }
     }

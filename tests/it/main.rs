@@ -6,6 +6,7 @@ mod util;
 mod install;
 mod install_crash;
 mod install_hostile;
-mod pack;
-
 mod bsd;
+mod pack;
+mod patch;
+mod patch_memory;

@@ -1,0 +1,406 @@
+//! Applying one patch as a stream: old tar in, new tar out, front to back.
+//!
+//! The old tar is read once, with a cursor on its next member. An op whose source
+//! is at or past the cursor reads forward to it (keeping, on the way, what the
+//! header's keep list names); a copy streams straight from the old stream to the
+//! new one; a delta holds its one source member in memory for bipatch, which
+//! needs to seek in it. An op whose source is behind the cursor is served from
+//! the kept set, which frees each member after its last use. Memory is thus the
+//! zstd window, one source member and the declared kept set.
+//!
+//! The old stream is hashed as it passes and checked at the end (size, MD5,
+//! SHA-256), as is the new one; nothing that the patch says is trusted for an
+//! allocation beyond the bounds that `format::read_header` checked.
+
+use super::ApplyError;
+use crate::delta::format::{self, Keep, PatchFile};
+use crate::tario::{self, Digests, HashingReader, HashingWriter, Member, TarError, BLOCK};
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+
+/// The old stream, hashed and refused past the size the patch expects.
+struct OldStream<R> {
+    inner: HashingReader<R>,
+    expected: u64,
+}
+
+impl<R: Read> Read for OldStream<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if self.inner.bytes_read() > self.expected {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("longer than the {} bytes of the tar the patch applies to", self.expected),
+            ));
+        }
+        Ok(n)
+    }
+}
+
+/// An old member held in memory: its header, and its data if an op needs it.
+struct Kept {
+    header: Vec<u8>,
+    data: Vec<u8>,
+    uses_left: u64,
+}
+
+/// Where the source of an op is once fetched.
+enum Fetched {
+    /// The member under the cursor; its data not yet read from the old stream.
+    Current(Member),
+    /// In the kept set.
+    Stored,
+}
+
+/// What failed while copying: the side matters for the message.
+enum CopyError {
+    Read(io::Error),
+    Write(io::Error),
+    Short(u64),
+}
+
+struct Applier<'a, R: Read> {
+    p: &'a PatchFile,
+    label: &'a str,
+    old: tario::Reader<OldStream<R>>,
+    /// Index of the next old member to read.
+    cursor: u64,
+    keep: HashMap<u64, &'a Keep>,
+    kept: HashMap<u64, Kept>,
+}
+
+/// Applies patch `p` to the tar stream `old` (described by `label` in messages),
+/// writing the new tar to `out`; returns the new tar's digests once both the
+/// old and the new stream have been verified.
+pub fn apply_one<R: Read, W: Write>(p: &PatchFile, label: &str, old: R, out: &mut W) -> Result<Digests, ApplyError> {
+    let h = &p.header;
+    let ops_err = |member: u64, what: String| ApplyError::Ops { patch: p.path.clone(), member, what };
+    let patch_io = |e| ApplyError::Format(format::FormatError::Io { path: p.path.clone(), source: e });
+
+    let mut file = File::open(&p.path).map_err(patch_io)?;
+    file.seek(SeekFrom::Start(p.ops_offset)).map_err(patch_io)?;
+    let ops_file = BufReader::with_capacity(128 * 1024, file.take(h.ops_size));
+    let mut dec = zstd::stream::read::Decoder::with_buffer(ops_file).map_err(patch_io)?.single_frame();
+    dec.window_log_max(format::WINDOW_LOG).map_err(patch_io)?;
+
+    let mut a = Applier {
+        p,
+        label,
+        old: tario::Reader::new(OldStream { inner: HashingReader::new(old), expected: h.old.size }),
+        cursor: 0,
+        keep: h.keep.iter().map(|k| (k.index, k)).collect(),
+        kept: HashMap::new(),
+    };
+    let mut w = HashingWriter::new(BufWriter::with_capacity(128 * 1024, out));
+    let mut copy_buf = vec![0u8; 128 * 1024];
+
+    let mut index = 0u64;
+    loop {
+        let op_err = |what: String| ops_err(index, what);
+        let read_err = |e: io::Error| op_err(stream_problem(&e));
+        let mut tag = [0u8];
+        dec.read_exact(&mut tag).map_err(read_err)?;
+        let tag = tag[0];
+        if tag == format::TAG_END {
+            break;
+        }
+        if index >= h.new_members {
+            return Err(op_err(format!("more ops than the {} members the header declares", h.new_members)));
+        }
+        let (header_op, data_op) = (tag & 3, (tag >> 2) & 3);
+        if tag >> 4 != 0 || header_op > format::HDR_SAME {
+            return Err(op_err(format!("unknown op tag {tag:#04x}")));
+        }
+        let needs_source = header_op == format::HDR_SAME || matches!(data_op, format::DATA_COPY | format::DATA_DELTA);
+        let source = if needs_source {
+            let rel = format::unzigzag(format::read_varint(&mut dec).map_err(read_err)?);
+            let k = (a.cursor as i64).checked_add(rel).filter(|k| (0..h.old_members as i64).contains(k));
+            let k = k.ok_or_else(|| op_err(format!("source {rel:+} from old member {} is outside the old tar", a.cursor)))? as u64;
+            Some((k, a.fetch(k, index)?))
+        } else {
+            None
+        };
+
+        // The header: the source's, or sent.
+        let literal_header;
+        let raw: &[u8] = if header_op == format::HDR_SAME {
+            match &source {
+                Some((_, Fetched::Current(m))) => &m.raw_header,
+                Some((k, Fetched::Stored)) => &a.kept[k].header,
+                None => unreachable!("HDR_SAME always has a source"),
+            }
+        } else {
+            let len = format::read_varint(&mut dec).map_err(read_err)?;
+            if len > h.max_raw_header {
+                return Err(op_err(format!("raw header of {len} bytes, the header declares at most {}", h.max_raw_header)));
+            }
+            let mut v = vec![0u8; len as usize];
+            dec.read_exact(&mut v).map_err(read_err)?;
+            literal_header = v;
+            &literal_header
+        };
+        let new_member = match tario::Reader::new(raw).next_member() {
+            Ok(Some(m)) if m.raw_header.len() == raw.len() => m,
+            Ok(_) => return Err(op_err("raw header is not exactly one member header".into())),
+            Err(e) => return Err(op_err(format!("raw header: {e}"))),
+        };
+        let size = new_member.meta.size;
+        let path = new_member.meta.path.display().to_string();
+        w.write_all(raw).map_err(|e| output_err(&path, e))?;
+
+        let source_size = |a: &Applier<R>, f: &(u64, Fetched)| match f {
+            (_, Fetched::Current(m)) => m.meta.size,
+            (k, Fetched::Stored) => a.kept[k].data.len() as u64,
+        };
+        match data_op {
+            format::DATA_NONE if size == 0 => {}
+            format::DATA_NONE => return Err(op_err(format!("{path}: {size} bytes of data but no data op"))),
+            format::DATA_COPY => {
+                let src = source.as_ref().expect("copy has a source");
+                if source_size(&a, src) != size {
+                    return Err(a.old_err(format!(
+                        "old member {} is {} bytes, the patch copies {size} bytes from it into {path}: wrong base?",
+                        src.0,
+                        source_size(&a, src)
+                    )));
+                }
+                match src {
+                    (_, Fetched::Current(_)) => match copy_exact(&mut a.old.data(), &mut w, size, &mut copy_buf) {
+                        Ok(()) => {}
+                        Err(CopyError::Write(e)) => return Err(output_err(&path, e)),
+                        Err(CopyError::Read(e)) => return Err(a.old_io_err(e)),
+                        Err(CopyError::Short(n)) => return Err(a.old_err(format!("member data ends {n} bytes early"))),
+                    },
+                    (k, Fetched::Stored) => w.write_all(&a.kept[k].data).map_err(|e| output_err(&path, e))?,
+                }
+            }
+            format::DATA_DELTA => {
+                let len = format::read_varint(&mut dec).map_err(read_err)?;
+                let src = source.as_ref().expect("delta has a source");
+                let held;
+                let old_data: &[u8] = match src {
+                    (k, Fetched::Current(m)) => {
+                        if m.meta.size > h.max_source {
+                            return Err(a.old_err(format!(
+                                "old member {k} ({}) is {} bytes, the patch expects delta sources of at most {}: wrong base?",
+                                m.meta.path.display(),
+                                m.meta.size,
+                                h.max_source
+                            )));
+                        }
+                        held = a.read_data(m.meta.size)?;
+                        &held
+                    }
+                    (k, Fetched::Stored) => &a.kept[k].data,
+                };
+                let mut delta = (&mut dec).take(len);
+                let mut patched = bipatch::Reader::new(&mut delta, io::Cursor::new(old_data))
+                    .map_err(|e| op_err(format!("{path}: delta: {e}")))?;
+                match copy_exact(&mut patched, &mut w, size, &mut copy_buf) {
+                    Ok(()) => {}
+                    Err(CopyError::Write(e)) => return Err(output_err(&path, e)),
+                    Err(CopyError::Read(e)) => return Err(op_err(format!("{path}: delta: {}", stream_problem(&e)))),
+                    Err(CopyError::Short(n)) => return Err(op_err(format!("{path}: delta makes {n} bytes fewer than {size}"))),
+                }
+                let extra = patched.read(&mut copy_buf[..1]).map_err(|e| op_err(format!("{path}: delta: {e}")))?;
+                drop(patched);
+                if extra != 0 || delta.limit() != 0 {
+                    return Err(op_err(format!("{path}: delta longer than the {size} bytes it makes")));
+                }
+            }
+            format::DATA_LITERAL => match copy_exact(&mut dec, &mut w, size, &mut copy_buf) {
+                Ok(()) => {}
+                Err(CopyError::Write(e)) => return Err(output_err(&path, e)),
+                Err(CopyError::Read(e)) => return Err(op_err(format!("{path}: {}", stream_problem(&e)))),
+                Err(CopyError::Short(n)) => return Err(op_err(format!("{path}: literal data ends {n} bytes early"))),
+            },
+            _ => unreachable!("two bits"),
+        }
+        w.write_all(&[0u8; BLOCK][..tario::write::padding(size)]).map_err(|e| output_err(&path, e))?;
+        if let Some((k, Fetched::Stored)) = source {
+            a.used(k);
+        }
+        index += 1;
+    }
+
+    // The end op: the tar's tail after its end-of-archive block.
+    let end_err = |what: String| ApplyError::Ops { patch: p.path.clone(), member: index, what };
+    if index != h.new_members {
+        return Err(end_err(format!("{index} members, the header declares {}", h.new_members)));
+    }
+    let tail_len = format::read_varint(&mut dec).map_err(|e| end_err(stream_problem(&e)))?;
+    if tail_len > h.tail_size {
+        return Err(end_err(format!("tail of {tail_len} bytes, the header declares {}", h.tail_size)));
+    }
+    let mut tail = vec![0u8; tail_len as usize];
+    dec.read_exact(&mut tail).map_err(|e| end_err(stream_problem(&e)))?;
+    if dec.read(&mut copy_buf[..1]).map_err(|e| end_err(stream_problem(&e)))? != 0 {
+        return Err(end_err("data after the end op".into()));
+    }
+    w.write_all(&[0u8; BLOCK]).map_err(|e| output_err("end of archive", e))?;
+    w.write_all(&tail).map_err(|e| output_err("end of archive", e))?;
+
+    // The rest of the old stream, then both digests: the old one first, since a
+    // wrong base explains a wrong result.
+    drop(a.kept);
+    let old_digests = finish_old(a.old).map_err(|e| tar_err(p, label, e))?;
+    if !h.old.matches(&old_digests) {
+        return Err(ApplyError::Old { patch: p.path.clone(), label: label.into(), what: digest_mismatch(&h.old, &old_digests) });
+    }
+    let (buffered, new_digests) = w.finish();
+    buffered.into_inner().map_err(|e| output_err("end of archive", e.into_error()))?.flush().map_err(|e| output_err("end of archive", e))?;
+    if !h.new.matches(&new_digests) {
+        return Err(ApplyError::New { patch: p.path.clone(), what: digest_mismatch(&h.new, &new_digests) });
+    }
+    Ok(new_digests)
+}
+
+impl<R: Read> Applier<'_, R> {
+    fn old_err(&self, what: String) -> ApplyError {
+        ApplyError::Old { patch: self.p.path.clone(), label: self.label.into(), what }
+    }
+
+    fn old_io_err(&self, e: io::Error) -> ApplyError {
+        match e.into_inner().map(|inner| inner.downcast::<TarError>()) {
+            Some(Ok(tar)) => tar_err(self.p, self.label, *tar),
+            Some(Err(other)) => self.old_err(other.to_string()),
+            None => self.old_err("read error".into()),
+        }
+    }
+
+    /// The next old member, keeping it if the keep list says so.
+    fn next_old(&mut self, wanted: u64) -> Result<(u64, Member), ApplyError> {
+        let member = self.old.next_member().map_err(|e| tar_err(self.p, self.label, e))?;
+        let Some(member) = member else {
+            return Err(self.old_err(format!(
+                "ends after {} members, the patch needs member {wanted} (of {}): wrong base or truncated stream?",
+                self.cursor, self.p.header.old_members
+            )));
+        };
+        let index = self.cursor;
+        self.cursor += 1;
+        Ok((index, member))
+    }
+
+    /// Brings old member `k` to hand for new member `for_new`.
+    fn fetch(&mut self, k: u64, for_new: u64) -> Result<Fetched, ApplyError> {
+        if k < self.cursor {
+            return if self.kept.contains_key(&k) {
+                Ok(Fetched::Stored)
+            } else {
+                Err(ApplyError::Ops {
+                    patch: self.p.path.clone(),
+                    member: for_new,
+                    what: format!("refers back to old member {k}, which its keep list does not keep"),
+                })
+            };
+        }
+        loop {
+            let (index, member) = self.next_old(k)?;
+            if let Some(keep) = self.keep.get(&index).copied() {
+                self.store(index, member, keep)?;
+                if index == k {
+                    return Ok(Fetched::Stored);
+                }
+            } else if index == k {
+                return Ok(Fetched::Current(member));
+            }
+        }
+    }
+
+    fn store(&mut self, index: u64, member: Member, keep: &Keep) -> Result<(), ApplyError> {
+        let path = member.meta.path.display().to_string();
+        if member.raw_header.len() as u64 != keep.header_size || (keep.data_size > 0 && member.meta.size != keep.data_size) {
+            return Err(self.old_err(format!(
+                "old member {index} ({path}) has a {}-byte header and {} bytes of data, the patch expects {} and {}: wrong base?",
+                member.raw_header.len(),
+                member.meta.size,
+                keep.header_size,
+                if keep.data_size > 0 { keep.data_size.to_string() } else { "any".into() }
+            )));
+        }
+        let data = if keep.data_size > 0 { self.read_data(keep.data_size)? } else { Vec::new() };
+        self.kept.insert(index, Kept { header: member.raw_header, data, uses_left: keep.uses });
+        Ok(())
+    }
+
+    /// Reads the current old member's data, `size` bytes (already checked
+    /// against the header's bounds), into memory. The buffer grows with what
+    /// actually arrives, so a lying size costs nothing up front.
+    fn read_data(&mut self, size: u64) -> Result<Vec<u8>, ApplyError> {
+        let mut v = Vec::with_capacity(size.min(16 << 20) as usize);
+        let mut chunk = vec![0u8; 128 * 1024];
+        loop {
+            let n = self.old.read_data(&mut chunk).map_err(|e| tar_err(self.p, self.label, e))?;
+            if n == 0 {
+                return Ok(v);
+            }
+            v.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    /// Counts one use of a kept member; frees it after its last.
+    fn used(&mut self, k: u64) {
+        if let Some(kept) = self.kept.get_mut(&k) {
+            kept.uses_left = kept.uses_left.saturating_sub(1);
+            if kept.uses_left == 0 {
+                self.kept.remove(&k);
+            }
+        }
+    }
+}
+
+/// Reads the old stream to its end (skipping members) and returns its digests.
+fn finish_old<R: Read>(mut old: tario::Reader<OldStream<R>>) -> Result<Digests, TarError> {
+    while old.next_member()?.is_some() {}
+    let (_, stream) = old.finish()?;
+    Ok(stream.inner.finish().1)
+}
+
+fn copy_exact(r: &mut impl Read, w: &mut impl Write, n: u64, buf: &mut [u8]) -> Result<(), CopyError> {
+    let mut left = n;
+    while left > 0 {
+        let want = left.min(buf.len() as u64) as usize;
+        let got = match r.read(&mut buf[..want]) {
+            Ok(0) => return Err(CopyError::Short(left)),
+            Ok(got) => got,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(CopyError::Read(e)),
+        };
+        w.write_all(&buf[..got]).map_err(CopyError::Write)?;
+        left -= got as u64;
+    }
+    Ok(())
+}
+
+fn tar_err(p: &PatchFile, label: &str, e: TarError) -> ApplyError {
+    if let TarError::Io { source, .. } = &e {
+        if source.kind() == super::pipe::BROKEN {
+            return ApplyError::Stopped { patch: p.path.clone(), what: source.to_string() };
+        }
+    }
+    ApplyError::Old { patch: p.path.clone(), label: label.into(), what: e.to_string() }
+}
+
+fn output_err(member: &str, e: io::Error) -> ApplyError {
+    ApplyError::Output { what: format!("writing {member}"), source: e }
+}
+
+/// A read error in the ops stream, in words: a truncated or corrupt patch.
+fn stream_problem(e: &io::Error) -> String {
+    match e.kind() {
+        io::ErrorKind::UnexpectedEof => "ops stream ends early (truncated patch?)".into(),
+        _ => format!("ops stream: {e}"),
+    }
+}
+
+fn digest_mismatch(expected: &format::TarDigest, found: &Digests) -> String {
+    if expected.size != found.size {
+        format!("{} bytes, expected {} bytes (SHA-256 {})", found.size, expected.size, expected.sha256)
+    } else if expected.sha256 != found.sha256_hex() {
+        format!("SHA-256 is {}, expected {}", found.sha256_hex(), expected.sha256)
+    } else {
+        format!("MD5 is {}, expected {}", found.md5_hex(), expected.md5)
+    }
+}
