@@ -6,6 +6,7 @@ mod util;
 mod install;
 mod install_crash;
 mod install_hostile;
+mod install_patch;
 mod bsd;
 mod pack;
 mod patch;
