@@ -381,6 +381,12 @@ fn run_make_upgrade(root: &Path, src: &Path, make: &str) -> Result<(), InstallEr
         .arg("upgrade")
         .arg("BINARY_UPGRADE=yes")
         .arg(format!("DESTDIR={destdir}"))
+        // The subset is a source tree of its own: no object directory, and
+        // nothing inherited from a make that may have called us (installbinary).
+        .env_remove("MAKEFLAGS")
+        .env_remove("MFLAGS")
+        .env_remove("MAKEOBJDIRPREFIX")
+        .env_remove("MAKEOBJDIR")
         .stdout(stdout)
         .status()
         .map_err(|e| InstallError::Upgrade { dir: dir.clone(), status: format!("cannot run {make}: {e}") })?;

@@ -7,6 +7,7 @@ mod install;
 mod install_crash;
 mod install_hostile;
 mod install_patch;
+mod install_sample;
 mod bsd;
 mod pack;
 mod patch;
