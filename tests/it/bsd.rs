@@ -218,7 +218,7 @@ fn bsd_world_dist_runs_when_extracted_and_kernel_dists_own_boot_kernel() {
         extract(&dist_file(b, &format!("kernel.{conf}"), 3), &k);
         let mut top: Vec<String> = std::fs::read_dir(&k).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
         top.sort();
-        assert_eq!(top, ["boot", "var"], "a kernel dist is /boot/kernel (and its manifest)");
+        assert_eq!(top, ["+MANIFEST", "boot"], "a kernel dist is /boot/kernel (and its manifest)");
         assert!(k.join("boot/kernel/initrd.img.gz").is_file(), "the kernel dist carries the initrd");
         assert!(!k.join("boot/kernel.old").exists());
         let out = ok(&mut Command::new(k.join("boot/kernel/kernel")));
