@@ -246,8 +246,11 @@ fn finish_commit(
     summary: &mut Summary,
 ) -> Result<(), InstallError> {
     let jpath = state.journal();
-    commit::run_ops(root, &jpath, &c.ops, done)?;
-    sys::sync_filesystem(root).map_err(io_err(root))?;
+    {
+        let _quiet = sys::ignore_interrupts();
+        commit::run_ops(root, &jpath, &c.ops, done)?;
+        sys::sync_filesystem(root).map_err(io_err(root))?;
+    }
     summary.make_upgrade = "none";
     if let Some(src) = &c.upgrade_src {
         if !upgraded {

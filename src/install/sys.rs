@@ -108,6 +108,30 @@ pub fn sync_filesystem(path: &Path) -> io::Result<()> {
     }
 }
 
+/// While alive, SIGINT, SIGHUP and SIGTERM are ignored (as OpenBSD's syspatch
+/// does while installing): a commit interrupted anyway is finished by the next
+/// run, but a terminal closing is no reason to make the admin do that.
+pub struct NoInterrupts {
+    old: [libc::sighandler_t; 3],
+}
+
+const SIGNALS: [libc::c_int; 3] = [libc::SIGINT, libc::SIGHUP, libc::SIGTERM];
+
+pub fn ignore_interrupts() -> NoInterrupts {
+    // SAFETY: installing SIG_IGN and later restoring the previous dispositions.
+    let old = SIGNALS.map(|s| unsafe { libc::signal(s, libc::SIG_IGN) });
+    NoInterrupts { old }
+}
+
+impl Drop for NoInterrupts {
+    fn drop(&mut self) {
+        for (s, h) in SIGNALS.iter().zip(self.old) {
+            // SAFETY: restoring what ignore_interrupts found.
+            unsafe { libc::signal(*s, h) };
+        }
+    }
+}
+
 /// SIGKILL to ourselves: what a test hook uses to die exactly like `kill -9`.
 pub fn kill_self() -> ! {
     // SAFETY: sending a signal to our own pid.

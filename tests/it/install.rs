@@ -459,7 +459,13 @@ fn a_second_install_refuses_while_one_runs_and_a_dead_lock_is_no_lock() {
     holder.wait().unwrap();
     assert!(err.contains("another install is running"), "{err}");
     assert!(!root.join("bin").exists());
-    ok(&mut install(&root, &f.dists[0]));
+    // --wait waits for the holder instead.
+    let mut holder = Command::new("flock").arg("-o").arg(&lock).args(["sleep", "1"]).spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let started = std::time::Instant::now();
+    ok(install(&root, &f.dists[0]).arg("--wait"));
+    assert!(started.elapsed() >= std::time::Duration::from_millis(500), "did not wait");
+    holder.wait().unwrap();
 }
 
 #[test]
