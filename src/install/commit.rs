@@ -110,6 +110,7 @@ pub fn build_ops(manifest: &Manifest, manifest_meta: &Meta, plan: &Plan, staged:
 /// Runs `ops[from..]`, marking each done in the journal. Every op can be run
 /// again after a crash and ends in the same state.
 pub fn run_ops(root: &Path, journal_path: &Path, ops: &[Op], from: usize) -> Result<(), CommitError> {
+    let mut marks = journal::Marks::open(journal_path)?;
     for (i, op) in ops.iter().enumerate().skip(from) {
         hook::point("op");
         match op {
@@ -119,7 +120,7 @@ pub fn run_ops(root: &Path, journal_path: &Path, ops: &[Op], from: usize) -> Res
             Op::Remove { path } => remove(root, path)?,
         }
         // Only the swap is not idempotent by itself once renames follow it.
-        journal::mark(journal_path, &format!("done {}", i + 1), matches!(op, Op::KernelSwap { .. }))?;
+        marks.mark(&format!("done {}", i + 1), matches!(op, Op::KernelSwap { .. }))?;
     }
     Ok(())
 }

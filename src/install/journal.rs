@@ -167,12 +167,29 @@ pub fn write_commit(path: &Path, c: &Commit) -> Result<(), JournalError> {
 
 /// Appends a progress mark (`done N`, `upgraded`) to a commit journal.
 pub fn mark(path: &Path, line: &str, durable: bool) -> Result<(), JournalError> {
-    let mut f = OpenOptions::new().append(true).open(path).map_err(io_err(path))?;
-    f.write_all(format!("{line}\n").as_bytes()).map_err(io_err(path))?;
-    if durable {
-        f.sync_all().map_err(io_err(path))?;
+    Marks::open(path)?.mark(line, durable)
+}
+
+/// The commit journal held open for a run of marks.
+pub struct Marks {
+    file: File,
+    path: PathBuf,
+}
+
+impl Marks {
+    pub fn open(path: &Path) -> Result<Marks, JournalError> {
+        let file = OpenOptions::new().append(true).open(path).map_err(io_err(path))?;
+        Ok(Marks { file, path: path.to_path_buf() })
     }
-    Ok(())
+
+    /// One write(2) per mark: a kill -9 cannot tear it.
+    pub fn mark(&mut self, line: &str, durable: bool) -> Result<(), JournalError> {
+        self.file.write_all(format!("{line}\n").as_bytes()).map_err(io_err(&self.path))?;
+        if durable {
+            self.file.sync_all().map_err(io_err(&self.path))?;
+        }
+        Ok(())
+    }
 }
 
 /// Removes the journal once the install is recorded (or undone).

@@ -10,7 +10,7 @@ use crate::info;
 use crate::names::{DistName, NameError, PatchName};
 use crate::tario::{self, Digests, HashingReader};
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, BufWriter, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::{Arc, Mutex};
@@ -82,6 +82,12 @@ impl BaseSink {
         };
         w.into_inner().map_err(|e| e.into_error())?.sync_all()
     }
+}
+
+/// The new tar becomes the base gzipped at level 1: a base is read once, at
+/// the next update, and time matters more here than size.
+fn gz_sink(out: BufWriter<File>) -> BaseSink {
+    BaseSink::Gz(flate2::GzBuilder::new().mtime(0).write(out, flate2::Compression::new(1)))
 }
 
 /// A reader that copies everything read through it into the base sink.
@@ -260,11 +266,20 @@ impl Source {
                 let name = self.target_name()?;
                 let (md5_side, md5) = info::read_sidecar(path, &name, "MD5")?;
                 let (sha_side, sha256) = info::read_sidecar(path, &name, "SHA256")?;
-                let file = File::open(path).map_err(io_err(path))?;
+                let mut file = File::open(path).map_err(io_err(path))?;
                 let estimate = file.metadata().map_err(io_err(path))?.len();
-                let sink = Arc::new(Mutex::new(Some(BaseSink::Raw(out))));
-                let tee = Tee { inner: file, sink: sink.clone() };
-                let tar = tario::gz::maybe_gunzip(tee).map_err(io_err(path))?;
+                let mut magic = [0u8; 2];
+                let gzipped = file.read_exact(&mut magic).is_ok() && magic == [0x1f, 0x8b];
+                file.rewind().map_err(io_err(path))?;
+                // A gzipped dist is kept as it came; a plain .tar is gzipped on the way.
+                let (tar, sink): (Box<dyn Read + Send>, _) = if gzipped {
+                    let sink = Arc::new(Mutex::new(Some(BaseSink::Raw(out))));
+                    let tee = Tee { inner: file, sink: sink.clone() };
+                    (tario::gz::maybe_gunzip(tee).map_err(io_err(path))?, sink)
+                } else {
+                    let sink = Arc::new(Mutex::new(Some(gz_sink(out))));
+                    (Box::new(Tee { inner: io::BufReader::with_capacity(256 * 1024, file), sink: sink.clone() }), sink)
+                };
                 let (chan, thread) = spawn_reader(tar);
                 Ok(Stream {
                     reader: tario::Reader::new(chan),
@@ -294,10 +309,7 @@ impl Source {
                 let base = tario::gz::open_tar(kept_base).map_err(io_err(kept_base))?;
                 let estimate = std::fs::metadata(kept_base).map_err(io_err(kept_base))?.len() * 11 / 10 + (1 << 20);
                 let chain = apply::chain_reader(base, paths)?;
-                // The new tar becomes the base: gzip at level 1, a base is read
-                // once, at the next update, and time matters more here.
-                let gz = flate2::GzBuilder::new().mtime(0).write(out, flate2::Compression::new(1));
-                let sink = Arc::new(Mutex::new(Some(BaseSink::Gz(gz))));
+                let sink = Arc::new(Mutex::new(Some(gz_sink(out))));
                 let tee = Tee { inner: chain, sink: sink.clone() };
                 let (chan, thread) = spawn_reader(Box::new(tee));
                 let new = &last.header.new;

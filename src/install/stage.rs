@@ -179,6 +179,7 @@ impl<'t> Stager<'t> {
             f.write_all(&self.buf[..n]).map_err(&err)?;
             self.bytes_written += n as u64;
         }
+        sys::start_writeback(&f);
         std::os::unix::fs::fchown(&f, Some(meta.uid), Some(meta.gid)).map_err(&err)?;
         // After chown, which clears set-id bits.
         f.set_permissions(fs::Permissions::from_mode(meta.mode)).map_err(&err)?;

@@ -532,3 +532,24 @@ fn device_nodes_are_made_when_root() {
     gnu_tar_reference(&dist, &r);
     assert_same_tree(&root, &r);
 }
+
+#[test]
+fn a_plain_tar_dist_installs_and_its_base_is_kept_gzipped() {
+    let f = fixture();
+    let t = tempdir();
+    let gz = &f.dists[0];
+    let stem = gz.file_name().unwrap().to_str().unwrap().trim_end_matches(".gz");
+    let tar = t.path().join(stem);
+    sh(&format!("gzip -dc '{}' > '{}'", gz.display(), tar.display()));
+    for side in [".md5", ".sha256"] {
+        std::fs::copy(gz.with_file_name(format!("{stem}{side}")), t.path().join(format!("{stem}{side}"))).unwrap();
+    }
+    let root = t.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    ok(&mut install(&root, &tar));
+    assert_same_tree(&root, &f.refs[0]);
+    let base = root.join("var/db/binarydist/world/base.tar.gz");
+    assert_eq!(&std::fs::read(&base).unwrap()[..2], &[0x1f, 0x8b]);
+    let same = Command::new("sh").arg("-c").arg(format!("gzip -dc '{}' | cmp -s - '{}'", base.display(), tar.display())).status().unwrap();
+    assert!(same.success(), "the kept base is the dist's tar");
+}
