@@ -8,7 +8,8 @@
 //! yet verified), `verified`, `journal` (commit record durable, nothing renamed),
 //! `op` (before each commit operation), `flags` (after a rename, before its
 //! flags are set), `kernel-old` (current kernel moved to kernel.old, new one not
-//! yet in place), `upgrade` (before make upgrade), `upgraded` (make upgrade done,
+//! yet in place), `upgrade` (before make upgrade), `upgrading` (make upgrade
+//! started, and left running), `upgraded` (make upgrade done,
 //! not yet recorded), `recorded` (base and installed record replaced, journal
 //! still there).
 

@@ -378,7 +378,7 @@ fn run_make_upgrade(root: &Path, src: &Path, make: &str) -> Result<(), InstallEr
     let stdout = io::stderr().lock();
     let stdout = std::os::fd::AsFd::as_fd(&stdout).try_clone_to_owned().map_err(io_err(&dir))?;
     eprintln!("binarydist: {make} -C {} upgrade BINARY_UPGRADE=yes DESTDIR={destdir}", dir.display());
-    let status = Command::new(make)
+    let mut child = Command::new(make)
         .arg("-C")
         .arg(&dir)
         .arg("upgrade")
@@ -391,8 +391,10 @@ fn run_make_upgrade(root: &Path, src: &Path, make: &str) -> Result<(), InstallEr
         .env_remove("MAKEOBJDIRPREFIX")
         .env_remove("MAKEOBJDIR")
         .stdout(stdout)
-        .status()
+        .spawn()
         .map_err(|e| InstallError::Upgrade { dir: dir.clone(), status: format!("cannot run {make}: {e}") })?;
+    hook::point("upgrading");
+    let status = child.wait().map_err(|e| InstallError::Upgrade { dir: dir.clone(), status: e.to_string() })?;
     if !status.success() {
         return Err(InstallError::Upgrade { dir, status: status.to_string() });
     }

@@ -85,7 +85,7 @@ fn crash_during_an_update_at_every_step_converges() {
         &template,
         &f.dists[1],
         &f.refs[1],
-        &["staged:1", "verified:1", "journal:1", "upgrade:1", "upgraded:1", "recorded:1"],
+        &["staged:1", "verified:1", "journal:1", "upgrade:1", "upgrading:1", "upgraded:1", "recorded:1"],
         &[("stage", 2), ("op", 1), ("flags", 3)],
         V2_UPGRADED_DIRS,
     );
