@@ -92,7 +92,7 @@ pub struct Commit {
 #[derive(Debug)]
 pub enum Found {
     Staging(Vec<Item>),
-    Commit { commit: Commit, done: usize, upgraded: bool },
+    Commit { commit: Box<Commit>, done: usize, upgraded: bool },
 }
 
 pub fn path(state_dir: &Path) -> PathBuf {
@@ -231,11 +231,11 @@ pub fn read(path: &Path) -> Result<Option<Found>, JournalError> {
                 if key == "dir-time" {
                     let w: Vec<&str> = value.splitn(3, ' ').collect();
                     let [sec, nsec, p] = w[..] else { return Err(syntax(no, line)) };
-                    let (Ok(sec), Ok(nsec), Ok(p)) = (sec.parse(), nsec.parse(), unescape(p)) else { return Err(syntax(no, line)) };
+                    let (Ok(sec), Ok(nsec), Some(p)) = (sec.parse(), nsec.parse(), unescape(p)) else { return Err(syntax(no, line)) };
                     items.push(Item::DirTime(p, sec, nsec));
                     continue;
                 }
-                let p = unescape(value).map_err(|_| syntax(no, line))?;
+                let p = unescape(value).ok_or_else(|| syntax(no, line))?;
                 items.push(match key {
                     "base-new" => Item::BaseNew(p),
                     "created-dir" => Item::CreatedDir(p),
@@ -268,7 +268,7 @@ fn parse_commit<'a>(
     for (no, line) in lines {
         let w: Vec<&str> = line.split(' ').collect();
         let bad = || syntax(no, line);
-        let p = |i: usize| w.get(i).ok_or_else(bad).and_then(|s| unescape(s).map_err(|_| bad()));
+        let p = |i: usize| w.get(i).and_then(|s| unescape(s)).ok_or_else(bad);
         let num = |i: usize| w.get(i).and_then(|s| s.parse::<i64>().ok()).ok_or_else(bad);
         let flags = |i: usize| w.get(i).filter(|f| **f != "-").map(|f| f.to_string());
         match (ended, w[0]) {
@@ -311,7 +311,7 @@ fn parse_commit<'a>(
     let dist = dist.ok_or_else(|| syntax(0, "no dist line"))?;
     let base_new = base_new.ok_or_else(|| syntax(0, "no base-new line"))?;
     Ok(Found::Commit {
-        commit: Commit { dist, tar_size, md5, sha256, base_new, upgrade_src, reboot, stats, ops },
+        commit: Box::new(Commit { dist, tar_size, md5, sha256, base_new, upgrade_src, reboot, stats, ops }),
         done,
         upgraded,
     })
@@ -329,13 +329,13 @@ pub fn escape(p: &Path) -> String {
     s
 }
 
-pub fn unescape(s: &str) -> Result<PathBuf, ()> {
+pub fn unescape(s: &str) -> Option<PathBuf> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'\\' {
-            out.push(s.get(i + 1..i + 4).and_then(|o| u8::from_str_radix(o, 8).ok()).ok_or(())?);
+            out.push(s.get(i + 1..i + 4).and_then(|o| u8::from_str_radix(o, 8).ok())?);
             i += 4;
         } else {
             out.push(b[i]);
@@ -343,9 +343,9 @@ pub fn unescape(s: &str) -> Result<PathBuf, ()> {
         }
     }
     if out.is_empty() {
-        return Err(());
+        return None;
     }
-    Ok(PathBuf::from(std::ffi::OsString::from_vec(out)))
+    Some(PathBuf::from(std::ffi::OsString::from_vec(out)))
 }
 
 #[cfg(test)]
@@ -376,7 +376,7 @@ mod tests {
         mark(&j, "done 2", false).unwrap();
         match read(&j).unwrap() {
             Some(Found::Commit { commit, done, upgraded }) => {
-                assert_eq!(commit, c);
+                assert_eq!(*commit, c);
                 assert_eq!(done, 2);
                 assert!(!upgraded);
             }

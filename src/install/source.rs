@@ -65,7 +65,7 @@ enum BaseSink {
     /// A full dist's own gzipped bytes, as they are read.
     Raw(BufWriter<File>),
     /// A patch chain's output, gzipped here (level 1: a base is read once, later).
-    Gz(flate2::write::GzEncoder<BufWriter<File>>),
+    Gz(Box<flate2::write::GzEncoder<BufWriter<File>>>),
 }
 
 impl BaseSink {
@@ -78,7 +78,7 @@ impl BaseSink {
     fn finish(self) -> io::Result<()> {
         let w = match self {
             BaseSink::Raw(w) => w,
-            BaseSink::Gz(g) => g.finish()?,
+            BaseSink::Gz(g) => (*g).finish()?,
         };
         w.into_inner().map_err(|e| e.into_error())?.sync_all()
     }
@@ -87,7 +87,7 @@ impl BaseSink {
 /// The new tar becomes the base gzipped at level 1: a base is read once, at
 /// the next update, and time matters more here than size.
 fn gz_sink(out: BufWriter<File>) -> BaseSink {
-    BaseSink::Gz(flate2::GzBuilder::new().mtime(0).write(out, flate2::Compression::new(1)))
+    BaseSink::Gz(Box::new(flate2::GzBuilder::new().mtime(0).write(out, flate2::Compression::new(1))))
 }
 
 /// A reader that copies everything read through it into the base sink.
