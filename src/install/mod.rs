@@ -71,6 +71,8 @@ pub enum InstallError {
     Digest { what: String, algo: &'static str, expected: String, found: String, from: String },
     #[error("{what}: the stream holds {found}, expected {expected}")]
     WrongDist { what: String, expected: String, found: String },
+    #[error("this root has {installed} installed, for {arch}; the dist is for {found}")]
+    WrongArch { installed: String, arch: String, found: String },
     #[error("not enough room on the file system of {}: {need} bytes needed, {free} available; nothing was installed", probe.display())]
     NoSpace { probe: PathBuf, need: u64, free: u64 },
     #[error("make upgrade in {} failed ({status}); the new binaries are in place; fix the cause and run `binarydist install` again to retry it", dir.display())]
@@ -275,11 +277,7 @@ fn check_base(state: &State, source: &Source, target: &DistName) -> Result<(), I
     source.check_base(installed.as_ref().map(|i| &i.name), &state.base(&target.series))?;
     if let Some(i) = &installed {
         if i.name.arch != target.arch {
-            return Err(InstallError::WrongDist {
-                what: "arch".into(),
-                expected: format!("{} (installed {})", i.name.arch, i.name),
-                found: target.arch.clone(),
-            });
+            return Err(InstallError::WrongArch { installed: i.name.to_string(), arch: i.name.arch.clone(), found: target.arch.clone() });
         }
     }
     Ok(())

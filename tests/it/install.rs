@@ -288,7 +288,9 @@ fn install_into_empty_root_matches_gnu_tar() {
     let root = t.path().join("root");
     std::fs::create_dir(&root).unwrap();
     let log = t.path().join("upgrade.log");
-    let s = summary(&ok(install(&root, &f.dists[0]).env("UPGRADE_LOG", &log)));
+    let out = ok(install(&root, &f.dists[0]).env("UPGRADE_LOG", &log));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("staging"), "progress only on a terminal");
+    let s = summary(&out);
     assert_eq!(s["make_upgrade"], "ran");
     assert_eq!(s["reboot_needed"], true, "libc and rtld are new");
     assert_same_tree(&root, &f.refs[0]);
@@ -552,4 +554,22 @@ fn a_plain_tar_dist_installs_and_its_base_is_kept_gzipped() {
     assert_eq!(&std::fs::read(&base).unwrap()[..2], &[0x1f, 0x8b]);
     let same = Command::new("sh").arg("-c").arg(format!("gzip -dc '{}' | cmp -s - '{}'", base.display(), tar.display())).status().unwrap();
     assert!(same.success(), "the kept base is the dist's tar");
+}
+
+#[test]
+fn a_dist_for_another_arch_is_refused() {
+    let f = fixture();
+    let t = tempdir();
+    let root = t.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    ok(&mut install(&root, &f.dists[0]));
+    let before = tree(&root);
+    let mut c = bin();
+    c.args(["pack", "--series", "world", "--arch", "aarch64", "--branch", "master", "--rev", "a1", "--date", STAMPS[3]]);
+    c.arg("--stage").arg(f.dir.join("stage1")).arg("-o").arg(t.path());
+    ok(&mut c);
+    let dist = t.path().join(format!("DragonFly-world-aarch64-master-{}-a1.tar.gz", STAMPS[3]));
+    let err = fails(&mut install(&root, &dist));
+    assert!(err.contains("arch") && err.contains("x86_64") && err.contains("aarch64"), "{err}");
+    assert!(tree(&root) == before);
 }
