@@ -200,6 +200,9 @@ pub fn make(root: &Path, new: &Manifest, old: Option<&Manifest>) -> Result<Plan,
         if path == manifest_member || seen.contains_key(path) || !stored_seen.insert(stored.clone()) {
             return Err(refuse(path, "duplicate entry"));
         }
+        if path.components().any(|c| c.as_os_str().to_string_lossy().starts_with(TEMP_PREFIX)) {
+            return Err(refuse(path, format!("names starting with {TEMP_PREFIX} are the installer's temporary names")));
+        }
         if path.starts_with(super::state::STATE_DIR) && path != Path::new(super::state::STATE_DIR) {
             return Err(refuse(path, "inside the installer's state directory"));
         }

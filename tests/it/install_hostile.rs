@@ -156,6 +156,12 @@ fn hostile_duplicate_entries_are_refused() {
 }
 
 #[test]
+fn hostile_entries_named_like_the_installers_temporary_names_are_refused() {
+    refused_entries(&[file("bin/.bdtmp.0", "x")], "the installer's temporary names");
+    refused_entries(&[dir("boot"), dir("boot/.bdtmp.kernel")], "the installer's temporary names");
+}
+
+#[test]
 fn hostile_entries_in_the_installers_state_directory_are_refused() {
     refused_entries(&[file("var/db/binarydist/world/installed", "forged")], "inside the installer's state directory");
     refused_entries(&[file("var/db/binarydist/world/base.tar.gz", "forged")], "inside the installer's state directory");
