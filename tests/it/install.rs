@@ -573,3 +573,15 @@ fn a_dist_for_another_arch_is_refused() {
     assert!(err.contains("arch") && err.contains("x86_64") && err.contains("aarch64"), "{err}");
     assert!(tree(&root) == before);
 }
+
+#[test]
+fn a_root_that_is_not_a_directory_is_refused() {
+    let f = fixture();
+    let t = tempdir();
+    let not_dir = t.path().join("file");
+    std::fs::write(&not_dir, "x").unwrap();
+    let err = fails(&mut install(&not_dir, &f.dists[0]));
+    assert!(err.contains("the root is not a directory"), "{err}");
+    let err = fails(&mut install(&t.path().join("missing"), &f.dists[0]));
+    assert!(err.contains("No such file or directory"), "{err}");
+}
