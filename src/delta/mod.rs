@@ -19,6 +19,7 @@ use crate::tario::HashingWriter;
 use format::{PatchHeader, Stats, TarDigest};
 use matcher::{Choice, DataFrom};
 use scan::{ScanError, ScannedTar};
+use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -117,6 +118,10 @@ pub fn diff(opts: &DiffOptions) -> Result<Diffed, DeltaError> {
         from: from.to_string(),
         to: to.to_string(),
         old: TarDigest::from(&old.digests),
+        old_prefix: {
+            let n = format::PREFIX_LEN.min(old.digests.size);
+            format::Prefix { size: n, sha256: hex::encode(Sha256::digest(old.read_at(0, n)?)) }
+        },
         new: TarDigest::from(&new.digests),
         old_members: old.members.len() as u64,
         new_members: new.members.len() as u64,

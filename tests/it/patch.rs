@@ -435,10 +435,15 @@ fn bad_old_streams_are_refused_and_nothing_is_left_behind() {
     for cut in [old.len() / 2, old.len() - 1024, 700] {
         refused(&mut patch_cmd(&feed(&old[..cut]), &[&p]), &["old tar (standard input)"]);
     }
-    // A flipped data byte (only the digests catch it) and a flipped header byte.
+    // A flipped data byte: early, the prefix digest catches it; later, only the
+    // digests of the whole tar can. Then a flipped header byte.
     let mut v = old.clone();
     v[600] ^= 1;
-    refused(&mut patch_cmd(&feed(&v), &[&p]), &["old tar (standard input)", "SHA-256 is", "expected"]);
+    refused(&mut patch_cmd(&feed(&v), &[&p]), &["old tar (standard input)", "first 65536 bytes", "wrong base?"]);
+    let mut late = old.clone();
+    let at = late.len() - 3000;
+    late[at] ^= 1;
+    refused(&mut patch_cmd(&feed(&late), &[&p]), &["old tar (standard input)", "SHA-256 is", "expected"]);
     let mut v = old.clone();
     v[10] ^= 1;
     refused(&mut patch_cmd(&feed(&v), &[&p]), &["old tar (standard input)", "checksum"]);
