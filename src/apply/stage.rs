@@ -330,6 +330,13 @@ impl<R: Read> Applier<'_, R> {
         loop {
             let (index, member) = self.next_old(k)?;
             if let Some(keep) = self.keep.get(&index).copied() {
+                if index == k && keep.data_size == 0 {
+                    // Later ops need only its header; this one may need its data,
+                    // which streams from the old tar as for any current member.
+                    self.store(index, member.clone(), keep)?;
+                    self.used(k);
+                    return Ok(Fetched::Current(member));
+                }
                 self.store(index, member, keep)?;
                 if index == k {
                     return Ok(Fetched::Stored);

@@ -59,7 +59,7 @@ pub fn run_ordered<T: Send, E>(
         drop(tx);
         let mut done = BTreeMap::new();
         let mut result = Ok(());
-        for j in 0..costs.len() {
+        for (j, &cost) in costs.iter().enumerate() {
             let value = loop {
                 if let Some(v) = done.remove(&j) {
                     break v;
@@ -69,7 +69,7 @@ pub fn run_ordered<T: Send, E>(
             };
             {
                 let mut st = state.lock().expect("job state");
-                st.in_flight -= costs[j];
+                st.in_flight -= cost;
             }
             wake.notify_all();
             result = consume(j, value);

@@ -462,3 +462,17 @@ fn bad_old_streams_are_refused_and_nothing_is_left_behind() {
     let p2 = diff(&w[1], &w[2], t.path(), &[]);
     refused(&mut patch_cmd(&feed(&v), &[&p, &p2]), &[p.file_name().unwrap().to_str().unwrap(), "old tar (standard input)"]);
 }
+
+#[test]
+fn a_member_used_for_its_data_then_for_its_header_only() {
+    // Tars may hold a path twice. Here the second new `etc/x` has the first's
+    // header (same size and mtime) but other bytes: the applier copies old
+    // `etc/x` for the first, then needs only its header for the second.
+    let t = tempdir();
+    let old = write_world(t.path(), 1, &[file("etc/x", b"0123456789".to_vec())]);
+    let new = write_world(t.path(), 2, &[file("etc/x", b"0123456789".to_vec()), file("etc/x", b"abcdefghij".to_vec())]);
+    let p = diff(&old, &new, t.path(), &[]);
+    let h = header_json(&p);
+    assert_eq!(h["header"]["keep"][0]["data_size"], 0, "{h:#}");
+    assert_applies(&old, &[&p], &new);
+}
