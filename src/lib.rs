@@ -8,6 +8,7 @@
 pub mod apply;
 pub mod delta;
 pub mod info;
+pub mod install;
 pub mod manifest;
 pub mod names;
 pub mod os;

@@ -23,6 +23,10 @@ enum Command {
         /// The dist (.tar.gz or .tar)
         dist: PathBuf,
     },
+    /// Install a dist (or the result of patches to the kept base) onto a root:
+    /// staged, verified, journaled, then renamed into place and `make upgrade`.
+    /// Run with no dist, it finishes or undoes an interrupted install.
+    Install(InstallArgs),
     /// Make the patch from one dist to another: DIR/<old>--<new>.bdpatch
     Diff(DiffArgs),
     /// Apply a patch, or a chain of patches in one pass, as a stream
@@ -36,6 +40,27 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(clap::Args)]
+struct InstallArgs {
+    /// The root to install onto
+    #[arg(long, default_value = "/")]
+    root: PathBuf,
+    /// Apply these patches, in order, to the kept base and install the result
+    #[arg(long = "patch", num_args = 1.., conflicts_with = "dist")]
+    patches: Vec<PathBuf>,
+    /// The make program for `make upgrade` (bmake; DragonFly calls it make)
+    #[arg(long, env = "BINARYDIST_MAKE", default_value = "make")]
+    make: String,
+    /// Wait for another install on the same root instead of refusing
+    #[arg(long)]
+    wait: bool,
+    /// Print the summary as JSON
+    #[arg(long)]
+    json: bool,
+    /// The dist to install (.tar.gz or .tar, with its .tar.md5 and .tar.sha256 beside it)
+    dist: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -161,6 +186,7 @@ fn run(cli: Cli) -> Result<()> {
             println!("{}: OK ({} entries, {} bytes of tar, SHA256 {})", dist.display(), m.entries.len(), d.size, d.sha256_hex());
             Ok(())
         }
+        Command::Install(a) => run_install(a),
         Command::Diff(a) => run_diff(a),
         Command::Patch(a) => run_patch(a),
         Command::Info { file, json } if delta::format::looks_like_patch(&file) => {
@@ -184,6 +210,23 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+fn run_install(a: InstallArgs) -> Result<()> {
+    use binarydist::install::{self, Source};
+    let source = match (a.dist, a.patches.is_empty()) {
+        (Some(d), _) => Some(Source::Dist(d)),
+        (None, false) => Some(Source::Chain(a.patches)),
+        (None, true) => None,
+    };
+    let opts = install::Options { root: a.root.clone(), source, make: a.make, wait: a.wait };
+    let summary = install::install(&opts).with_context(|| format!("install onto {}", a.root.display()))?;
+    if a.json {
+        println!("{}", serde_json::to_string(&summary)?);
+    } else {
+        println!("{summary}");
+    }
+    Ok(())
 }
 
 fn read_list(path: Option<&Path>, default: &str) -> Result<String> {

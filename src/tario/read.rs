@@ -170,7 +170,9 @@ impl<R: Read> Reader<R> {
                     let link = match kind {
                         Kind::HardLink | Kind::Symlink => {
                             let l = pax_link.unwrap_or_else(|| header.link_name_bytes().map(|c| c.into_owned()).unwrap_or_default());
-                            Some(bytes_path(normalize(&l)))
+                            // A hard link names a stored path; a symlink's target is
+                            // kept as written (`.` and `./x` mean something there).
+                            Some(bytes_path(if kind == Kind::HardLink { normalize(&l) } else { l }))
                         }
                         _ => None,
                     };

@@ -3,6 +3,11 @@
 
 mod util;
 
+mod install;
+mod install_crash;
+mod install_hostile;
+mod install_patch;
+mod install_sample;
 mod bsd;
 mod pack;
 mod patch;

@@ -1,0 +1,403 @@
+//! The install journal, ROOT/var/db/binarydist/journal: what a killed install
+//! left behind and what the next run must do about it.
+//!
+//! It has two phases, told apart by its second line:
+//!
+//! - `phase staging`: appended to as staging goes, one line per thing created
+//!   *before* it is created (`staged`, `created-dir`, `staged-tree`, `base-new`),
+//!   so that an interrupted staging can always be undone: nothing it lists is in
+//!   use yet.
+//! - `phase commit`: written atomically (temporary file, fsync, rename, fsync of
+//!   the directory) once everything is staged and verified. It lists every
+//!   operation of the commit in order; each is idempotent, so the next run just
+//!   does them again from the last `done N` mark (ops `0..N` finished). `upgraded`
+//!   records that `make upgrade` succeeded, so that it runs exactly once.
+//!
+//! Paths are relative to the root and escaped like the manifest's (`\ooo`).
+
+use crate::names::DistName;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
+
+const MAGIC: &str = "#binarydist journal 1";
+
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: io::Error },
+    #[error("{}: line {line}: {what} (remove it only if you know the install it belongs to is gone)", path.display())]
+    Syntax { path: PathBuf, line: usize, what: String },
+}
+
+/// Something staging created, undone by removing it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Item {
+    /// The new base tarball being written in the state directory.
+    BaseNew(PathBuf),
+    /// A directory that did not exist and was created in place.
+    CreatedDir(PathBuf),
+    /// A file, link, fifo or device under a temporary name beside its final place.
+    Staged(PathBuf),
+    /// A whole directory tree staged under a temporary name (the kernel directory).
+    StagedTree(PathBuf),
+    /// The mtime of a directory before anything was staged in it, put back on
+    /// undo so that the root is exactly as it was.
+    DirTime(PathBuf, i64, i64),
+}
+
+/// One step of a commit; each can be done again without harm.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    /// Clear the flags of `path`, rename `temp` over it, set `flags`.
+    Rename { temp: PathBuf, path: PathBuf, flags: Option<String> },
+    /// Owner, mode, times and flags of an entry already in place.
+    Meta { path: PathBuf, mode: u32, uid: u32, gid: u32, mtime: i64, flags: Option<String> },
+    /// `dir` becomes `dir.old` (replacing an older one), `staged` becomes `dir`.
+    KernelSwap { dir: PathBuf, staged: PathBuf },
+    /// Remove an entry an earlier dist had and this one has not.
+    Remove { path: PathBuf },
+}
+
+/// Counts for the one-line summary.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Stats {
+    /// Entries written under a temporary name and renamed into place.
+    pub written: u64,
+    /// Entries whose content and metadata were already right.
+    pub unchanged: u64,
+    /// Entries whose content was right but owner, mode, time or flags were not.
+    pub metadata_only: u64,
+    /// Bytes of file data written.
+    pub bytes_written: u64,
+}
+
+/// The durable record of a verified, staged install.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Commit {
+    pub dist: DistName,
+    pub tar_size: u64,
+    pub md5: String,
+    pub sha256: String,
+    /// The new base tarball, in the state directory, relative to the root.
+    pub base_new: PathBuf,
+    pub upgrade_src: Option<PathBuf>,
+    pub reboot: bool,
+    pub stats: Stats,
+    pub ops: Vec<Op>,
+}
+
+/// What a journal found at start says.
+#[derive(Debug)]
+pub enum Found {
+    Staging(Vec<Item>),
+    Commit { commit: Box<Commit>, done: usize, upgraded: bool },
+}
+
+pub fn path(state_dir: &Path) -> PathBuf {
+    state_dir.join("journal")
+}
+
+fn io_err(path: &Path) -> impl Fn(io::Error) -> JournalError + '_ {
+    move |e| JournalError::Io { path: path.to_path_buf(), source: e }
+}
+
+/// The staging phase's log, appended to line by line.
+pub struct StagingLog {
+    file: File,
+    path: PathBuf,
+}
+
+impl StagingLog {
+    /// Starts a fresh journal in the staging phase, durably: from here on a
+    /// crash is undone by the next run.
+    pub fn create(path: &Path) -> Result<StagingLog, JournalError> {
+        let mut file = OpenOptions::new().create(true).truncate(true).write(true).open(path).map_err(io_err(path))?;
+        file.write_all(format!("{MAGIC}\nphase staging\n").as_bytes()).map_err(io_err(path))?;
+        file.sync_all().map_err(io_err(path))?;
+        if let Some(dir) = path.parent() {
+            crate::os::sync_dir(dir).map_err(io_err(path))?;
+        }
+        Ok(StagingLog { file, path: path.to_path_buf() })
+    }
+
+    /// Records `item` before it is created. One write(2) per line: a kill -9
+    /// cannot tear it, and the kernel has it even if we die right after.
+    pub fn record(&mut self, item: &Item) -> Result<(), JournalError> {
+        let line = match item {
+            Item::BaseNew(p) => format!("base-new {}\n", escape(p)),
+            Item::CreatedDir(p) => format!("created-dir {}\n", escape(p)),
+            Item::Staged(p) => format!("staged {}\n", escape(p)),
+            Item::StagedTree(p) => format!("staged-tree {}\n", escape(p)),
+            Item::DirTime(p, sec, nsec) => format!("dir-time {sec} {nsec} {}\n", escape(p)),
+        };
+        self.file.write_all(line.as_bytes()).map_err(io_err(&self.path))
+    }
+}
+
+/// Replaces the staging log by the commit record, atomically and durably.
+pub fn write_commit(path: &Path, c: &Commit) -> Result<(), JournalError> {
+    let mut s = format!("{MAGIC}\nphase commit\ndist {}\n", c.dist);
+    s.push_str(&format!("tar {} {} {}\n", c.tar_size, c.md5, c.sha256));
+    s.push_str(&format!("base-new {}\n", escape(&c.base_new)));
+    if let Some(u) = &c.upgrade_src {
+        s.push_str(&format!("upgrade-src {}\n", escape(u)));
+    }
+    s.push_str(&format!("reboot {}\n", if c.reboot { "yes" } else { "no" }));
+    let st = &c.stats;
+    s.push_str(&format!("stats {} {} {} {}\n", st.written, st.unchanged, st.metadata_only, st.bytes_written));
+    for op in &c.ops {
+        match op {
+            Op::Rename { temp, path, flags } => {
+                s.push_str(&format!("op rename {} {} {}\n", escape(temp), escape(path), flags.as_deref().unwrap_or("-")))
+            }
+            Op::Meta { path, mode, uid, gid, mtime, flags } => s.push_str(&format!(
+                "op meta {} {mode:o} {uid} {gid} {mtime} {}\n",
+                escape(path),
+                flags.as_deref().unwrap_or("-")
+            )),
+            Op::KernelSwap { dir, staged } => s.push_str(&format!("op kernel-swap {} {}\n", escape(dir), escape(staged))),
+            Op::Remove { path } => s.push_str(&format!("op remove {}\n", escape(path))),
+        }
+    }
+    s.push_str("end\n");
+    crate::os::write_atomically(path, |f| f.write_all(s.as_bytes())).map_err(io_err(path))
+}
+
+/// Appends a progress mark (`done N`, `upgraded`) to a commit journal.
+pub fn mark(path: &Path, line: &str, durable: bool) -> Result<(), JournalError> {
+    Marks::open(path)?.mark(line, durable)
+}
+
+/// The commit journal held open for a run of marks.
+pub struct Marks {
+    file: File,
+    path: PathBuf,
+}
+
+impl Marks {
+    pub fn open(path: &Path) -> Result<Marks, JournalError> {
+        let file = OpenOptions::new().append(true).open(path).map_err(io_err(path))?;
+        Ok(Marks { file, path: path.to_path_buf() })
+    }
+
+    /// One write(2) per mark: a kill -9 cannot tear it.
+    pub fn mark(&mut self, line: &str, durable: bool) -> Result<(), JournalError> {
+        self.file.write_all(format!("{line}\n").as_bytes()).map_err(io_err(&self.path))?;
+        if durable {
+            self.file.sync_all().map_err(io_err(&self.path))?;
+        }
+        Ok(())
+    }
+}
+
+/// Removes the journal once the install is recorded (or undone).
+pub fn clear(path: &Path) -> Result<(), JournalError> {
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io_err(path)(e)),
+    }
+    if let Some(dir) = path.parent() {
+        crate::os::sync_dir(dir).map_err(io_err(path))?;
+    }
+    Ok(())
+}
+
+/// Reads the journal, if there is one.
+pub fn read(path: &Path) -> Result<Option<Found>, JournalError> {
+    let text = match std::fs::read(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_err(path)(e)),
+    };
+    let text = String::from_utf8_lossy(&text);
+    let syntax = |line: usize, what: &str| JournalError::Syntax { path: path.to_path_buf(), line, what: what.to_string() };
+    let mut lines = text.lines().enumerate().map(|(i, l)| (i + 1, l));
+    if lines.next().map(|(_, l)| l) != Some(MAGIC) {
+        return Err(syntax(1, "not a binarydist journal"));
+    }
+    match lines.next().map(|(_, l)| l) {
+        Some("phase staging") => {
+            let mut body: Vec<(usize, &str)> = lines.collect();
+            // A line cut short by a crash has no newline: its item was never created.
+            if !text.ends_with('\n') {
+                body.pop();
+            }
+            let mut items = Vec::new();
+            for (no, line) in body {
+                let (key, value) = line.split_once(' ').ok_or_else(|| syntax(no, line))?;
+                if key == "dir-time" {
+                    let w: Vec<&str> = value.splitn(3, ' ').collect();
+                    let [sec, nsec, p] = w[..] else { return Err(syntax(no, line)) };
+                    let (Ok(sec), Ok(nsec), Some(p)) = (sec.parse(), nsec.parse(), unescape(p)) else { return Err(syntax(no, line)) };
+                    items.push(Item::DirTime(p, sec, nsec));
+                    continue;
+                }
+                let p = unescape(value).ok_or_else(|| syntax(no, line))?;
+                items.push(match key {
+                    "base-new" => Item::BaseNew(p),
+                    "created-dir" => Item::CreatedDir(p),
+                    "staged" => Item::Staged(p),
+                    "staged-tree" => Item::StagedTree(p),
+                    _ => return Err(syntax(no, line)),
+                });
+            }
+            Ok(Some(Found::Staging(items)))
+        }
+        Some("phase commit") => parse_commit(lines, &syntax).map(Some),
+        _ => Err(syntax(2, "no phase line")),
+    }
+}
+
+fn parse_commit<'a>(
+    lines: impl Iterator<Item = (usize, &'a str)>,
+    syntax: &dyn Fn(usize, &str) -> JournalError,
+) -> Result<Found, JournalError> {
+    let mut dist = None;
+    let (mut tar_size, mut md5, mut sha256) = (0, String::new(), String::new());
+    let mut base_new = None;
+    let mut upgrade_src = None;
+    let mut reboot = false;
+    let mut stats = Stats::default();
+    let mut ops = Vec::new();
+    let mut ended = false;
+    let mut done = 0;
+    let mut upgraded = false;
+    for (no, line) in lines {
+        let w: Vec<&str> = line.split(' ').collect();
+        let bad = || syntax(no, line);
+        let p = |i: usize| w.get(i).and_then(|s| unescape(s)).ok_or_else(bad);
+        let num = |i: usize| w.get(i).and_then(|s| s.parse::<i64>().ok()).ok_or_else(bad);
+        let flags = |i: usize| w.get(i).filter(|f| **f != "-").map(|f| f.to_string());
+        match (ended, w[0]) {
+            (false, "dist") => dist = Some(DistName::parse(w.get(1).ok_or_else(bad)?).map_err(|_| bad())?),
+            (false, "tar") => {
+                tar_size = num(1)? as u64;
+                md5 = w.get(2).ok_or_else(bad)?.to_string();
+                sha256 = w.get(3).ok_or_else(bad)?.to_string();
+            }
+            (false, "base-new") => base_new = Some(p(1)?),
+            (false, "upgrade-src") => upgrade_src = Some(p(1)?),
+            (false, "reboot") => reboot = w.get(1) == Some(&"yes"),
+            (false, "stats") => {
+                stats = Stats { written: num(1)? as u64, unchanged: num(2)? as u64, metadata_only: num(3)? as u64, bytes_written: num(4)? as u64 }
+            }
+            (false, "op") => ops.push(match w.get(1).copied() {
+                Some("rename") => Op::Rename { temp: p(2)?, path: p(3)?, flags: flags(4) },
+                Some("meta") => Op::Meta {
+                    path: p(2)?,
+                    mode: u32::from_str_radix(w.get(3).ok_or_else(bad)?, 8).map_err(|_| bad())?,
+                    uid: num(4)? as u32,
+                    gid: num(5)? as u32,
+                    mtime: num(6)?,
+                    flags: flags(7),
+                },
+                Some("kernel-swap") => Op::KernelSwap { dir: p(2)?, staged: p(3)? },
+                Some("remove") => Op::Remove { path: p(2)? },
+                _ => return Err(bad()),
+            }),
+            (false, "end") => ended = true,
+            (true, "done") => done = done.max(num(1)? as usize),
+            (true, "upgraded") => upgraded = true,
+            (true, _) if !line.is_empty() => {} // a mark torn by a crash: ignored, its op is redone
+            _ => return Err(bad()),
+        }
+    }
+    if !ended {
+        return Err(syntax(0, "commit record without its end line"));
+    }
+    let dist = dist.ok_or_else(|| syntax(0, "no dist line"))?;
+    let base_new = base_new.ok_or_else(|| syntax(0, "no base-new line"))?;
+    Ok(Found::Commit {
+        commit: Box::new(Commit { dist, tar_size, md5, sha256, base_new, upgrade_src, reboot, stats, ops }),
+        done,
+        upgraded,
+    })
+}
+
+pub fn escape(p: &Path) -> String {
+    let mut s = String::new();
+    for &b in p.as_os_str().as_bytes() {
+        if b.is_ascii_graphic() && b != b'\\' {
+            s.push(b as char);
+        } else {
+            s.push_str(&format!("\\{b:03o}"));
+        }
+    }
+    s
+}
+
+pub fn unescape(s: &str) -> Option<PathBuf> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' {
+            out.push(s.get(i + 1..i + 4).and_then(|o| u8::from_str_radix(o, 8).ok())?);
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    if out.is_empty() {
+        return None;
+    }
+    Some(PathBuf::from(std::ffi::OsString::from_vec(out)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commit_round_trips_and_marks_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = path(dir.path());
+        let c = Commit {
+            dist: DistName::parse("DragonFly-world-x86_64-master-20261128T103900Z-v1").unwrap(),
+            tar_size: 10240,
+            md5: "aa".into(),
+            sha256: "bb".into(),
+            base_new: "var/db/binarydist/world/.base.new.tar.gz".into(),
+            upgrade_src: Some("usr/share/binarydist/upgrade-src".into()),
+            reboot: true,
+            stats: Stats { written: 3, unchanged: 4, metadata_only: 1, bytes_written: 99 },
+            ops: vec![
+                Op::KernelSwap { dir: "boot/kernel".into(), staged: "boot/.bdtmp.kernel".into() },
+                Op::Rename { temp: "bin/.bdtmp.3".into(), path: "bin/a b".into(), flags: Some("schg".into()) },
+                Op::Meta { path: "bin".into(), mode: 0o755, uid: 0, gid: 5, mtime: 17, flags: None },
+                Op::Remove { path: "x".into() },
+            ],
+        };
+        write_commit(&j, &c).unwrap();
+        mark(&j, "done 2", false).unwrap();
+        match read(&j).unwrap() {
+            Some(Found::Commit { commit, done, upgraded }) => {
+                assert_eq!(*commit, c);
+                assert_eq!(done, 2);
+                assert!(!upgraded);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn staging_log_drops_a_torn_last_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = path(dir.path());
+        let mut log = StagingLog::create(&j).unwrap();
+        log.record(&Item::CreatedDir("usr".into())).unwrap();
+        log.record(&Item::Staged("usr/.bdtmp.1".into())).unwrap();
+        let mut f = OpenOptions::new().append(true).open(&j).unwrap();
+        f.write_all(b"staged usr/.bd").unwrap();
+        match read(&j).unwrap() {
+            Some(Found::Staging(items)) => {
+                assert_eq!(items, vec![Item::CreatedDir("usr".into()), Item::Staged("usr/.bdtmp.1".into())])
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

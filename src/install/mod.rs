@@ -1,0 +1,402 @@
+//! `binarydist install`: puts a dist (or a patch chain's result) onto a root
+//! without ever leaving a mix that cannot boot. The steps, in order, each a
+//! function named for it below (see "Installing on a live system" in the
+//! design notes):
+//!
+//! 1. `take_lock`, `finish_or_undo_interrupted_install`, `open_source`,
+//!    `read_new_manifest`, `check_base`, `plan::make` (hostile archives are
+//!    refused here), `check_free_space`;
+//! 2. `stage::stage_all`: one pass over the stream, tee'd into the new base and
+//!    the hashes, unchanged entries skipped;
+//! 3. `verify_stream`: MD5 and SHA-256; on failure the transaction undoes itself;
+//! 4. `make_staged_durable`, the commit record, `commit::run_ops`;
+//! 5. `run_make_upgrade`, exactly once;
+//! 6. `State::record`, journal cleared, summary.
+//!
+//! Obsolete files: entries that the installed dist had and the new one has not
+//! are left to `make upgrade`, whose TO_REMOVE lists are how DragonFly retires
+//! files (installworld never deletes either); only the installer's own upgrade-src
+//! subset is pruned here, and a kernel directory is replaced whole.
+
+mod commit;
+mod hook;
+pub mod journal;
+mod plan;
+mod source;
+mod stage;
+pub mod state;
+mod sys;
+mod transaction;
+
+pub use hook::{KILL_AT_ENV, SKIP_SPACE_CHECK_ENV};
+pub use journal::Stats;
+pub use source::Source;
+
+use crate::info::DistError;
+use crate::manifest::{self, Manifest};
+use crate::names::DistName;
+use crate::tario::{Meta, TarError};
+use journal::{Commit, Found, Item};
+use plan::Plan;
+use source::Stream;
+use state::{State, StateError};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use transaction::Transaction;
+
+#[derive(Debug, thiserror::Error)]
+pub enum InstallError {
+    #[error("{}: the root is not a directory", .0.display())]
+    RootNotDir(PathBuf),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Journal(#[from] journal::JournalError),
+    #[error(transparent)]
+    Plan(#[from] plan::PlanError),
+    #[error(transparent)]
+    Stage(#[from] stage::StageError),
+    #[error("commit: {0}")]
+    Commit(#[from] commit::CommitError),
+    #[error(transparent)]
+    Dist(#[from] DistError),
+    #[error(transparent)]
+    Source(#[from] source::SourceError),
+    #[error("{what}: {source}")]
+    Tar { what: String, source: TarError },
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: io::Error },
+    #[error("{what}: {algo} of the tar is {found}, expected {expected} (from {from}); nothing was installed")]
+    Digest { what: String, algo: &'static str, expected: String, found: String, from: String },
+    #[error("{what}: the stream holds {found}, expected {expected}")]
+    WrongDist { what: String, expected: String, found: String },
+    #[error("this root has {installed} installed, for {arch}; the dist is for {found}")]
+    WrongArch { installed: String, arch: String, found: String },
+    #[error("not enough room on the file system of {}: {need} bytes needed, {free} available; nothing was installed", probe.display())]
+    NoSpace { probe: PathBuf, need: u64, free: u64 },
+    #[error("make upgrade in {} failed ({status}); the new binaries are in place; fix the cause and run `binarydist install` again to retry it", dir.display())]
+    Upgrade { dir: PathBuf, status: String },
+}
+
+fn io_err(path: &Path) -> impl Fn(io::Error) -> InstallError + '_ {
+    move |e| InstallError::Io { path: path.to_path_buf(), source: e }
+}
+
+pub struct Options {
+    /// The root to install onto (`/` on a live system).
+    pub root: PathBuf,
+    /// What to install; `None` only finishes or undoes an interrupted install.
+    pub source: Option<Source>,
+    /// The make program for `make upgrade` (bmake on DragonFly, where it is `make`).
+    pub make: String,
+    /// Wait for another install's lock instead of refusing.
+    pub wait: bool,
+}
+
+/// What an install did, for the one-line summary and `--json`.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct Summary {
+    /// The dist now installed (by this run or by finishing an interrupted one).
+    pub dist: Option<String>,
+    /// An interrupted install found at start: `finished` or `undone`.
+    pub interrupted: Option<&'static str>,
+    /// The dist asked for was already installed.
+    pub already_installed: bool,
+    #[serde(flatten)]
+    pub stats: Stats,
+    /// `ran`, or `none` when the dist carries no upgrade subset (a kernel).
+    pub make_upgrade: &'static str,
+    pub reboot_needed: bool,
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Some(dist) = &self.dist else {
+            return match self.interrupted {
+                Some(what) => write!(f, "an interrupted install was {what}; nothing else to do"),
+                None => write!(f, "nothing to do"),
+            };
+        };
+        if self.already_installed {
+            return write!(f, "{dist} is already installed");
+        }
+        let s = &self.stats;
+        write!(
+            f,
+            "installed {dist}: {} written ({} bytes), {} unchanged, {} metadata only; make upgrade: {}",
+            s.written, s.bytes_written, s.unchanged, s.metadata_only, self.make_upgrade
+        )?;
+        if self.reboot_needed {
+            write!(f, "; reboot needed (new kernel or libc)")?;
+        }
+        Ok(())
+    }
+}
+
+pub fn install(opts: &Options) -> Result<Summary, InstallError> {
+    let root = check_root(&opts.root)?;
+    let state = State::open(&root)?;
+    let _lock = take_lock(&state, opts.wait)?;
+    let mut summary = Summary { make_upgrade: "none", ..Summary::default() };
+    finish_or_undo_interrupted_install(&root, &state, opts, &mut summary)?;
+    let Some(source) = &opts.source else {
+        return Ok(summary);
+    };
+    let target = source.target_name()?;
+    if state.installed(&target.series)?.is_some_and(|i| i.name == target) {
+        // Either this run just finished it (the summary says so), or an
+        // earlier one did.
+        if summary.dist.as_deref() != Some(&target.to_string()) {
+            summary.dist = Some(target.to_string());
+            summary.already_installed = true;
+            summary.stats = Stats::default();
+        }
+        return Ok(summary);
+    }
+    check_base(&state, source, &target)?;
+
+    let series_dir = state.series_dir(&target.series);
+    std::fs::create_dir_all(&series_dir).map_err(io_err(&series_dir))?;
+    let mut tx = Transaction::begin(&root, &state.journal())?;
+    let base_new = state.base_new_rel(&target.series);
+    tx.record(Item::BaseNew(base_new.clone()))?;
+    let installed = state.installed(&target.series)?;
+    let mut stream = source.open(&root.join(&base_new), &state.base(&target.series), installed.as_ref())?;
+    let (manifest, mut manifest_meta, manifest_text) = read_new_manifest(&mut stream, &target)?;
+    // The manifest member (+MANIFEST) is metadata, not a file of the system:
+    // it is kept in the state directory, where the next install compares with it.
+    manifest_meta.path = state.manifest_rel(&target.series);
+    let old = state.installed_manifest(&target.series);
+    let plan = plan::make(&root, &manifest, old.as_ref())?;
+    check_free_space(&root, &plan, &state, stream.base_estimate())?;
+
+    let mut stager = stage::Stager::new(&mut tx);
+    let staged = stage::stage_all(&mut stream.reader, &manifest, (&manifest_meta, &manifest_text), &plan, &mut stager)?;
+    let digests = verify_stream(stream)?;
+    hook::point("verified");
+
+    let stats = Stats {
+        written: plan.count(plan::Action::Stage) as u64 + plan.count(plan::Action::CreateDir) as u64 + plan.count(plan::Action::KernelTree) as u64,
+        unchanged: plan.count(plan::Action::Unchanged) as u64,
+        metadata_only: plan.count(plan::Action::MetaOnly) as u64,
+        bytes_written: staged.bytes_written,
+    };
+    let commit = Commit {
+        dist: manifest.name.clone(),
+        tar_size: digests.size,
+        md5: digests.md5_hex(),
+        sha256: digests.sha256_hex(),
+        base_new,
+        upgrade_src: manifest.upgrade_src.clone(),
+        reboot: plan.reboot,
+        stats,
+        ops: commit::build_ops(&manifest, &manifest_meta, &plan, &staged),
+    };
+    make_staged_durable(&root, &plan, &state)?;
+    tx.commit(&commit)?;
+    hook::point("journal");
+    finish_commit(&root, &state, opts, &commit, 0, false, &mut summary)?;
+    Ok(summary)
+}
+
+fn check_root(root: &Path) -> Result<PathBuf, InstallError> {
+    match std::fs::metadata(root) {
+        Ok(m) if m.is_dir() => std::fs::canonicalize(root).map_err(io_err(root)),
+        Ok(_) => Err(InstallError::RootNotDir(root.to_path_buf())),
+        Err(e) => Err(io_err(root)(e)),
+    }
+}
+
+fn take_lock(state: &State, wait: bool) -> Result<state::Lock, InstallError> {
+    Ok(state.lock(wait)?)
+}
+
+/// A journal at start: a commit record is finished, a staging log undone, so
+/// that running install again at any point converges.
+fn finish_or_undo_interrupted_install(root: &Path, state: &State, opts: &Options, summary: &mut Summary) -> Result<(), InstallError> {
+    let path = state.journal();
+    match journal::read(&path)? {
+        None => Ok(()),
+        Some(Found::Staging(items)) => {
+            eprintln!("binarydist: undoing an interrupted install ({} staged items)", items.len());
+            let problems = transaction::undo(root, &items);
+            if let Some(p) = problems.first() {
+                return Err(io_err(&path)(io::Error::other(format!("could not undo the interrupted install: {p}"))));
+            }
+            journal::clear(&path)?;
+            summary.interrupted = Some("undone");
+            Ok(())
+        }
+        Some(Found::Commit { commit, done, upgraded }) => {
+            eprintln!("binarydist: finishing the interrupted install of {}", commit.dist);
+            summary.interrupted = Some("finished");
+            finish_commit(root, state, opts, &commit, done, upgraded, summary)
+        }
+    }
+}
+
+/// Steps 4 (renames) to 6, from a commit record; shared by a fresh install and
+/// a rerun after a crash.
+fn finish_commit(
+    root: &Path,
+    state: &State,
+    opts: &Options,
+    c: &Commit,
+    done: usize,
+    upgraded: bool,
+    summary: &mut Summary,
+) -> Result<(), InstallError> {
+    let jpath = state.journal();
+    {
+        let _quiet = sys::ignore_interrupts();
+        commit::run_ops(root, &jpath, &c.ops, done)?;
+        sys::sync_filesystem(root).map_err(io_err(root))?;
+    }
+    summary.make_upgrade = "none";
+    if let Some(src) = &c.upgrade_src {
+        if !upgraded {
+            run_make_upgrade(root, src, &opts.make)?;
+            journal::mark(&jpath, "upgraded", true)?;
+        }
+        summary.make_upgrade = "ran";
+    }
+    state.record(c)?;
+    hook::point("recorded");
+    journal::clear(&jpath)?;
+    summary.dist = Some(c.dist.to_string());
+    summary.stats = c.stats;
+    summary.reboot_needed = c.reboot;
+    Ok(())
+}
+
+/// A chain must start from the kept base; a full dist may replace anything of
+/// its own series and arch (a reinstall, or a fresh start after drift).
+fn check_base(state: &State, source: &Source, target: &DistName) -> Result<(), InstallError> {
+    let installed = state.installed(&target.series)?;
+    source.check_base(installed.as_ref().map(|i| &i.name), &state.base(&target.series))?;
+    if let Some(i) = &installed {
+        if i.name.arch != target.arch {
+            return Err(InstallError::WrongArch { installed: i.name.to_string(), arch: i.name.arch.clone(), found: target.arch.clone() });
+        }
+    }
+    Ok(())
+}
+
+/// The manifest, first member of the stream: what the dist is and every entry.
+fn read_new_manifest(stream: &mut Stream, target: &DistName) -> Result<(Manifest, Meta, Vec<u8>), InstallError> {
+    let what = stream.what.clone();
+    let tar_err = |e| InstallError::Tar { what: what.clone(), source: e };
+    let expected = manifest::member_path(&target.series);
+    let member = stream.reader.next_member().map_err(tar_err)?;
+    let found = member.as_ref().map(|m| m.meta.path.display().to_string()).unwrap_or_else(|| "end of archive".into());
+    let member = member.filter(|m| m.meta.path == expected && m.meta.kind == crate::tario::Kind::File && m.meta.size <= 1 << 30);
+    let Some(member) = member else {
+        return Err(DistError::NoManifest { path: what.into(), expected: expected.display().to_string(), found }.into());
+    };
+    let text = stream.reader.read_data_to_vec().map_err(tar_err)?;
+    let m = std::str::from_utf8(&text)
+        .map_err(|_| manifest::ManifestError::Magic)
+        .and_then(Manifest::parse)
+        .map_err(|e| DistError::Manifest { path: stream.what.clone().into(), source: e })?;
+    if m.name != *target {
+        return Err(InstallError::WrongDist { what: stream.what.clone(), expected: target.to_string(), found: m.name.to_string() });
+    }
+    Ok((m, member.meta, text))
+}
+
+fn check_free_space(root: &Path, plan: &Plan, state: &State, base_bytes: u64) -> Result<(), InstallError> {
+    if hook::skip_space_check() {
+        return Ok(());
+    }
+    let mut needs: Vec<(u64, plan::Need)> = plan.needs.iter().map(|(d, n)| (*d, n.clone())).collect();
+    let sdev = std::os::unix::fs::MetadataExt::dev(&std::fs::metadata(state.dir()).map_err(io_err(state.dir()))?);
+    match needs.iter_mut().find(|(d, _)| *d == sdev) {
+        Some((_, n)) => n.bytes += base_bytes,
+        None => needs.push((sdev, plan::Need { probe: state.dir().to_path_buf(), bytes: base_bytes })),
+    }
+    for (_, need) in needs {
+        // A little slack for directories and the journal.
+        let want = need.bytes + (1 << 20);
+        let free = crate::os::free_bytes(&need.probe).map_err(io_err(&need.probe))?;
+        if free < want {
+            let probe = need.probe.strip_prefix(root).map(|p| Path::new("/").join(p)).unwrap_or(need.probe);
+            return Err(InstallError::NoSpace { probe, need: want, free });
+        }
+    }
+    Ok(())
+}
+
+/// Reads the stream to its end and checks size, MD5 and SHA-256.
+fn verify_stream(stream: Stream) -> Result<crate::tario::Digests, InstallError> {
+    let what = stream.what.clone();
+    let expected = stream.expected.clone();
+    let digests = stream.finish()?;
+    let size_ok = expected.size.map_or(true, |s| s == digests.size);
+    if !size_ok {
+        return Err(InstallError::Digest {
+            what,
+            algo: "size",
+            expected: expected.size.unwrap_or(0).to_string(),
+            found: digests.size.to_string(),
+            from: expected.from,
+        });
+    }
+    for (algo, want, got) in [("MD5", &expected.md5, digests.md5_hex()), ("SHA-256", &expected.sha256, digests.sha256_hex())] {
+        if *want != got {
+            return Err(InstallError::Digest { what: what.clone(), algo, expected: want.clone(), found: got, from: expected.from.clone() });
+        }
+    }
+    Ok(digests)
+}
+
+/// Staged files, their directories and the new base reach the disk before the
+/// commit record does: one syncfs per file system written.
+fn make_staged_durable(root: &Path, plan: &Plan, state: &State) -> Result<(), InstallError> {
+    let mut probes: Vec<&Path> = plan.needs.values().map(|n| n.probe.as_path()).collect();
+    probes.push(state.dir());
+    probes.push(root);
+    let mut seen = std::collections::HashSet::new();
+    for p in probes {
+        let dev = std::os::unix::fs::MetadataExt::dev(&std::fs::metadata(p).map_err(io_err(p))?);
+        if seen.insert(dev) {
+            sys::sync_filesystem(p).map_err(io_err(p))?;
+        }
+    }
+    Ok(())
+}
+
+/// Step 5: the /usr/src `upgrade` target itself, from the subset the dist
+/// shipped, against the same root. Its output goes to stderr (stdout is the
+/// summary's, which may be JSON).
+fn run_make_upgrade(root: &Path, src: &Path, make: &str) -> Result<(), InstallError> {
+    let dir = root.join(src);
+    hook::point("upgrade");
+    let destdir = if root == Path::new("/") { String::new() } else { root.display().to_string() };
+    let stdout = io::stderr().lock();
+    let stdout = std::os::fd::AsFd::as_fd(&stdout).try_clone_to_owned().map_err(io_err(&dir))?;
+    eprintln!("binarydist: {make} -C {} upgrade BINARY_UPGRADE=yes DESTDIR={destdir}", dir.display());
+    let mut child = Command::new(make)
+        .arg("-C")
+        .arg(&dir)
+        .arg("upgrade")
+        .arg("BINARY_UPGRADE=yes")
+        .arg(format!("DESTDIR={destdir}"))
+        // The subset is a source tree of its own: no object directory, and
+        // nothing inherited from a make that may have called us (installbinary).
+        .env_remove("MAKEFLAGS")
+        .env_remove("MFLAGS")
+        .env_remove("MAKEOBJDIRPREFIX")
+        .env_remove("MAKEOBJDIR")
+        .stdout(stdout)
+        .spawn()
+        .map_err(|e| InstallError::Upgrade { dir: dir.clone(), status: format!("cannot run {make}: {e}") })?;
+    hook::point("upgrading");
+    let status = child.wait().map_err(|e| InstallError::Upgrade { dir: dir.clone(), status: e.to_string() })?;
+    if !status.success() {
+        return Err(InstallError::Upgrade { dir, status: status.to_string() });
+    }
+    hook::point("upgraded");
+    Ok(())
+}
+

@@ -1,0 +1,326 @@
+//! Step 1's second half: deciding, from the new dist's manifest (the first
+//! member of the stream, so known before any content arrives), the installed
+//! dist's manifest and a look at the root, what happens to every entry, and
+//! refusing a hostile archive before anything is written.
+//!
+//! Refused: absolute paths and `..`; duplicate entries; paths through anything
+//! but a real directory, whether planted earlier in the archive or already in
+//! the root (a symlinked directory in the root is refused too, rather than
+//! written through); hard links to anything but a regular file earlier in the
+//! archive (so never outside the root); device nodes unless running as root;
+//! a directory in the dist where the root has something else, and the reverse.
+
+use super::sys;
+use crate::manifest::{self, Entry, Manifest, UPGRADE_SRC_PREFIX};
+use crate::tario::{check_relative, Kind, Meta};
+use std::collections::{HashMap, HashSet};
+use std::fs;
+use std::io;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+/// Where a kernel dist's kernel goes (DESTKERNDIR's default, /boot/${KERNEL}).
+pub const KERNEL_DIR: &str = "boot/kernel";
+/// Prefix of every name the installer stages under.
+pub const TEMP_PREFIX: &str = ".bdtmp.";
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("refusing the archive: {}: {why}", path.display())]
+    Refused { path: PathBuf, why: String },
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: io::Error },
+}
+
+fn refuse(path: &Path, why: impl Into<String>) -> PlanError {
+    PlanError::Refused { path: path.to_path_buf(), why: why.into() }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Written beside its final place under a temporary name, renamed at commit.
+    Stage,
+    /// A directory the root lacks: created in place while staging.
+    CreateDir,
+    /// Content, owner, mode, time and flags already right.
+    Unchanged,
+    /// Content right; owner, mode, time or flags set in place at commit.
+    MetaOnly,
+    /// Part of the kernel directory, which is staged whole under a temporary name.
+    KernelTree,
+}
+
+/// Room needed on one file system.
+#[derive(Debug, Clone)]
+pub struct Need {
+    /// An existing directory on that file system, for statvfs.
+    pub probe: PathBuf,
+    pub bytes: u64,
+}
+
+#[derive(Debug)]
+pub struct Plan {
+    /// One per manifest entry, in manifest order.
+    pub actions: Vec<Action>,
+    /// Whether the entry's final path existed in the root.
+    pub existed: Vec<bool>,
+    /// For a kernel dist: the kernel directory and where it is staged.
+    pub kernel: Option<(PathBuf, PathBuf)>,
+    /// Entries of the installed dist that this one drops, under the private
+    /// upgrade-src prefix (the rest is `make upgrade`'s TO_REMOVE business),
+    /// deepest first.
+    pub removals: Vec<PathBuf>,
+    /// Room needed per file system (keyed by device) for the staged entries.
+    pub needs: HashMap<u64, Need>,
+    /// A kernel dist, or a changed critical file (rtld, libc): reboot after.
+    pub reboot: bool,
+}
+
+impl Plan {
+    pub fn count(&self, a: Action) -> usize {
+        self.actions.iter().filter(|x| **x == a).count()
+    }
+}
+
+/// Round a file's size up to what it occupies, with a block for its inode and name.
+fn footprint(size: u64) -> u64 {
+    size.div_ceil(4096) * 4096 + 4096
+}
+
+struct Looker<'a> {
+    root: &'a Path,
+    /// lstat of root paths, cached (ancestors are looked at many times).
+    cache: HashMap<PathBuf, Option<fs::Metadata>>,
+    devs: HashMap<PathBuf, (u64, PathBuf)>,
+}
+
+impl Looker<'_> {
+    fn lstat(&mut self, rel: &Path) -> Result<Option<fs::Metadata>, PlanError> {
+        if let Some(m) = self.cache.get(rel) {
+            return Ok(m.clone());
+        }
+        let abs = self.root.join(rel);
+        let m = match fs::symlink_metadata(&abs) {
+            Ok(m) => Some(m),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(PlanError::Io { path: abs, source: e }),
+        };
+        self.cache.insert(rel.to_path_buf(), m.clone());
+        Ok(m)
+    }
+
+    /// The device holding `rel`'s parent, and an existing directory on it.
+    fn device_of(&mut self, rel: &Path) -> Result<(u64, PathBuf), PlanError> {
+        let parent = rel.parent().unwrap_or(Path::new("")).to_path_buf();
+        if let Some(d) = self.devs.get(&parent) {
+            return Ok(d.clone());
+        }
+        let mut p = parent.clone();
+        let found = loop {
+            if p.as_os_str().is_empty() {
+                let m = fs::metadata(self.root).map_err(|e| PlanError::Io { path: self.root.into(), source: e })?;
+                break (m.dev(), self.root.to_path_buf());
+            }
+            if let Some(m) = self.lstat(&p)? {
+                if m.is_dir() {
+                    break (m.dev(), self.root.join(&p));
+                }
+            }
+            p = p.parent().unwrap_or(Path::new("")).to_path_buf();
+        };
+        self.devs.insert(parent, found.clone());
+        Ok(found)
+    }
+}
+
+fn kind_of(ft: fs::FileType) -> &'static str {
+    if ft.is_dir() {
+        "directory"
+    } else if ft.is_symlink() {
+        "symlink"
+    } else if ft.is_file() {
+        "file"
+    } else {
+        "special file"
+    }
+}
+
+/// Whether the root's entry already has `meta`'s owner, mode, time and flags.
+fn meta_matches(meta: &Meta, m: &fs::Metadata, abs: &Path) -> bool {
+    let mode_ok = m.file_type().is_symlink() || m.mode() & 0o7777 == meta.mode;
+    let flags_ok = crate::os::file_flags(abs).ok().flatten() == meta.flags;
+    mode_ok && m.uid() == meta.uid && m.gid() == meta.gid && m.mtime() == meta.mtime && flags_ok
+}
+
+/// Whether the root's entry `m` at `rel` already has `e`'s content.
+fn content_matches(e: &Entry, m: &fs::Metadata, abs: &Path, old: Option<&Entry>) -> bool {
+    let ft = m.file_type();
+    let meta = &e.meta;
+    match meta.kind {
+        // Files are compared through the installed manifest, never read: a
+        // security update touching ten files reads and writes ten files.
+        Kind::File => {
+            ft.is_file()
+                && m.size() == meta.size
+                && old.is_some_and(|o| o.meta.kind == Kind::File && o.sha256.is_some() && o.sha256 == e.sha256 && o.meta.size == meta.size)
+        }
+        Kind::Symlink => ft.is_symlink() && fs::read_link(abs).ok().as_ref() == meta.link.as_ref(),
+        Kind::Fifo => ft.is_fifo(),
+        Kind::CharDev | Kind::BlockDev => {
+            let right_kind = if meta.kind == Kind::CharDev { ft.is_char_device() } else { ft.is_block_device() };
+            right_kind && Some(crate::os::dev_split(m.rdev())) == meta.dev
+        }
+        Kind::Dir | Kind::HardLink => false, // decided by the caller
+    }
+}
+
+pub fn make(root: &Path, new: &Manifest, old: Option<&Manifest>) -> Result<Plan, PlanError> {
+    let old_by_path: HashMap<&Path, &Entry> = old.map(|o| o.entries.iter().map(|e| (e.meta.path.as_path(), e)).collect()).unwrap_or_default();
+    let manifest_member = manifest::member_path(&new.name.series);
+    let kernel_dir = new.name.series.is_kernel().then(|| PathBuf::from(KERNEL_DIR)).filter(|k| new.entries.iter().any(|e| e.meta.path == *k));
+    let kernel_staged = kernel_dir.as_ref().map(|k| k.with_file_name(format!("{TEMP_PREFIX}{}", k.file_name().unwrap().to_string_lossy())));
+    let root_user = sys::is_root();
+
+    let mut look = Looker { root, cache: HashMap::new(), devs: HashMap::new() };
+    let mut seen: HashMap<PathBuf, Kind> = HashMap::new();
+    let mut stored_seen: HashSet<PathBuf> = HashSet::new();
+    let mut used_as_dir: HashSet<PathBuf> = HashSet::new();
+    let mut actions = Vec::with_capacity(new.entries.len());
+    let mut existed = Vec::with_capacity(new.entries.len());
+    let mut staged_files: HashSet<&Path> = HashSet::new();
+    let mut needs: HashMap<u64, Need> = HashMap::new();
+    let mut reboot = kernel_dir.is_some();
+
+    for e in &new.entries {
+        let path = e.meta.path.as_path();
+        let stored = e.stored_path();
+        for p in [path, stored.as_path()] {
+            check_relative(p).map_err(|why| refuse(p, why.to_string()))?;
+        }
+        if path == manifest_member || seen.contains_key(path) || !stored_seen.insert(stored.clone()) {
+            return Err(refuse(path, "duplicate entry"));
+        }
+        if path.starts_with(super::state::STATE_DIR) && path != Path::new(super::state::STATE_DIR) {
+            return Err(refuse(path, "inside the installer's state directory"));
+        }
+        if matches!(e.meta.kind, Kind::CharDev | Kind::BlockDev) && !root_user {
+            return Err(refuse(path, "device node, and only root may create one"));
+        }
+        if e.meta.kind != Kind::Dir && used_as_dir.contains(path) {
+            return Err(refuse(path, format!("a {} in the archive, but an earlier entry goes through it", e.meta.kind.word())));
+        }
+        if e.meta.kind == Kind::HardLink {
+            let target = e.meta.link.as_deref().unwrap_or(Path::new(""));
+            check_relative(target).map_err(|why| refuse(path, format!("hard link to {}: {why}", target.display())))?;
+            if seen.get(target) != Some(&Kind::File) {
+                return Err(refuse(path, format!("hard link to {}, which is not a regular file earlier in the archive", target.display())));
+            }
+        }
+        let in_kernel = kernel_dir.as_ref().is_some_and(|k| path.starts_with(k));
+        // Every ancestor must be a real directory: in the archive and in the root.
+        let ancestors: Vec<&Path> = path.ancestors().skip(1).filter(|a| !a.as_os_str().is_empty()).collect();
+        for anc in ancestors.into_iter().rev() {
+            if let Some(k) = seen.get(anc) {
+                if *k != Kind::Dir {
+                    return Err(refuse(path, format!("goes through {}, a {} planted earlier in the archive", anc.display(), k.word())));
+                }
+            }
+            used_as_dir.insert(anc.to_path_buf());
+            if in_kernel && anc.starts_with(kernel_dir.as_ref().unwrap()) {
+                continue; // staged in a fresh tree, never through the root's
+            }
+            match look.lstat(anc)? {
+                Some(m) if m.is_dir() => {}
+                Some(m) if m.file_type().is_symlink() => {
+                    let to = fs::read_link(root.join(anc)).map(|t| t.display().to_string()).unwrap_or_default();
+                    return Err(refuse(path, format!("goes through {}, a symlink already in the root (-> {to})", anc.display())));
+                }
+                Some(m) => return Err(refuse(path, format!("goes through {}, a {} in the root", anc.display(), kind_of(m.file_type())))),
+                None => {} // created while staging, as tar does
+            }
+        }
+        seen.insert(path.to_path_buf(), e.meta.kind);
+
+        let abs = root.join(path);
+        let here = if in_kernel && path != kernel_dir.as_deref().unwrap() { None } else { look.lstat(path)? };
+        existed.push(here.is_some());
+        if let Some(m) = &here {
+            let is_dir = m.is_dir();
+            if e.meta.kind == Kind::Dir && !is_dir {
+                return Err(refuse(path, format!("a directory in the dist, a {} in the root", kind_of(m.file_type()))));
+            }
+            if e.meta.kind != Kind::Dir && is_dir {
+                return Err(refuse(path, format!("a {} in the dist, a directory in the root", e.meta.kind.word())));
+            }
+        }
+        let action = if in_kernel {
+            Action::KernelTree
+        } else {
+            match (&here, e.meta.kind) {
+                (None, Kind::Dir) => Action::CreateDir,
+                (None, _) => Action::Stage,
+                (Some(m), Kind::Dir) => {
+                    if meta_matches(&e.meta, m, &abs) {
+                        Action::Unchanged
+                    } else {
+                        Action::MetaOnly
+                    }
+                }
+                (Some(m), Kind::HardLink) => {
+                    let target = e.meta.link.as_deref().unwrap();
+                    let same_inode = !staged_files.contains(target)
+                        && look.lstat(target)?.is_some_and(|t| t.is_file() && t.dev() == m.dev() && t.ino() == m.ino());
+                    if !same_inode {
+                        Action::Stage
+                    } else if meta_matches(&e.meta, m, &abs) {
+                        Action::Unchanged
+                    } else {
+                        Action::MetaOnly
+                    }
+                }
+                (Some(m), _) => {
+                    if !content_matches(e, m, &abs, old_by_path.get(path).copied()) {
+                        Action::Stage
+                    } else if meta_matches(&e.meta, m, &abs) {
+                        Action::Unchanged
+                    } else {
+                        Action::MetaOnly
+                    }
+                }
+            }
+        };
+        if matches!(action, Action::Stage | Action::KernelTree) {
+            if matches!(e.meta.kind, Kind::File | Kind::HardLink) {
+                staged_files.insert(path);
+            }
+            if e.critical && action == Action::Stage {
+                reboot = true;
+            }
+            let (dev, probe) = look.device_of(path)?;
+            let bytes = if e.meta.kind == Kind::File { footprint(e.meta.size) } else { 4096 };
+            needs.entry(dev).or_insert(Need { probe, bytes: 0 }).bytes += bytes;
+        }
+        actions.push(action);
+    }
+
+    let kept: HashSet<&Path> = new.entries.iter().map(|e| e.meta.path.as_path()).collect();
+    let mut removals: Vec<PathBuf> = old
+        .map(|o| {
+            o.entries
+                .iter()
+                .map(|e| e.meta.path.clone())
+                .filter(|p| p.starts_with(UPGRADE_SRC_PREFIX) && !kept.contains(p.as_path()))
+                .collect()
+        })
+        .unwrap_or_default();
+    removals.sort_by(|a, b| crate::pack::path_order(b, a));
+
+    Ok(Plan {
+        actions,
+        existed,
+        kernel: kernel_dir.zip(kernel_staged),
+        removals,
+        needs,
+        reboot,
+    })
+}

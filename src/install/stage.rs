@@ -1,0 +1,345 @@
+//! Step 2's extraction: every changed or new entry is created beside its final
+//! place under a temporary name (`.bdtmp.N`, N its manifest index), with its
+//! final owner, mode and mtime, by our own code: files, directories, symlinks,
+//! hard links, fifos and device nodes. Nothing here follows a symlink in the
+//! root (the plan refused paths through one), and nothing here replaces an
+//! entry in use: that is the commit's job.
+
+use super::journal::{Item, JournalError};
+use super::plan::{Action, Plan, TEMP_PREFIX};
+use super::transaction::Transaction;
+use super::{hook, sys};
+use crate::manifest::{self, Manifest};
+use crate::tario::{Kind, Meta, Reader, TarError};
+use std::collections::{HashMap, HashSet};
+use std::fs::{self, OpenOptions};
+use std::io::{self, IsTerminal, Read, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StageError {
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: io::Error },
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error("reading the tar stream: {0}")]
+    Tar(#[from] TarError),
+    #[error("member {index} ({member}) disagrees with the manifest: {what}")]
+    Member { index: usize, member: String, what: String },
+}
+
+fn io_err(path: &Path) -> impl Fn(io::Error) -> StageError + '_ {
+    move |e| StageError::Io { path: path.to_path_buf(), source: e }
+}
+
+/// What staging produced, for the commit.
+pub struct Staged {
+    /// Per manifest entry: where it was staged, relative to the root.
+    pub temps: Vec<Option<PathBuf>>,
+    /// The manifest member, staged beside var/db/binarydist/<series>/MANIFEST.
+    pub manifest_temp: PathBuf,
+    pub bytes_written: u64,
+}
+
+pub struct Stager<'t> {
+    tx: &'t mut Transaction,
+    root: PathBuf,
+    /// Directories known to exist (relative), so that each is looked at once.
+    dirs: HashSet<PathBuf>,
+    /// Directories whose mtime is journaled (or that we created).
+    timed: HashSet<PathBuf>,
+    /// Where the kernel tree is staged, so that its contents are not journaled one by one.
+    tree: Option<PathBuf>,
+    buf: Vec<u8>,
+    bytes_written: u64,
+}
+
+impl<'t> Stager<'t> {
+    pub fn new(tx: &'t mut Transaction) -> Self {
+        let root = tx.root().to_path_buf();
+        Stager { tx, root, dirs: HashSet::new(), timed: HashSet::new(), tree: None, buf: vec![0; 256 * 1024], bytes_written: 0 }
+    }
+
+    fn in_tree(&self, rel: &Path) -> bool {
+        self.tree.as_ref().is_some_and(|t| rel.starts_with(t))
+    }
+
+    /// Creates the missing ancestors of `rel` (root-owned, 0755, as tar does),
+    /// journaling each so that an undo removes it.
+    fn ensure_parent(&mut self, rel: &Path) -> Result<(), StageError> {
+        let ancestors: Vec<PathBuf> = rel.ancestors().skip(1).filter(|a| !a.as_os_str().is_empty()).map(Path::to_path_buf).collect();
+        for anc in ancestors.into_iter().rev() {
+            if self.dirs.contains(&anc) {
+                continue;
+            }
+            let abs = self.root.join(&anc);
+            match fs::symlink_metadata(&abs) {
+                Ok(m) if m.is_dir() => {}
+                Ok(_) => return Err(io_err(&abs)(io::Error::other("not a directory"))),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    if !self.in_tree(&anc) {
+                        self.tx.record(Item::CreatedDir(anc.clone()))?;
+                    }
+                    self.keep_parent_time(&anc)?;
+                    fs::create_dir(&abs).map_err(io_err(&abs))?;
+                    fs::set_permissions(&abs, fs::Permissions::from_mode(0o755)).map_err(io_err(&abs))?;
+                    self.timed.insert(anc.clone());
+                }
+                Err(e) => return Err(io_err(&abs)(e)),
+            }
+            self.dirs.insert(anc);
+        }
+        Ok(())
+    }
+
+    /// Journals the mtime of `rel`'s parent before the first change in it, so
+    /// that an undo leaves it exactly as it was.
+    fn keep_parent_time(&mut self, rel: &Path) -> Result<(), StageError> {
+        let parent = match rel.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."), // the root itself: "" cannot be journaled
+        };
+        if self.in_tree(rel) || self.timed.contains(parent) {
+            return Ok(());
+        }
+        let abs = self.root.join(parent);
+        let m = fs::symlink_metadata(&abs).map_err(io_err(&abs))?;
+        use std::os::unix::fs::MetadataExt;
+        self.tx.record(Item::DirTime(parent.to_path_buf(), m.mtime(), m.mtime_nsec()))?;
+        self.timed.insert(parent.to_path_buf());
+        Ok(())
+    }
+
+    /// A directory the root lacks, created in place, private until the commit
+    /// gives it its final owner and mode.
+    pub fn create_dir(&mut self, rel: &Path) -> Result<(), StageError> {
+        self.ensure_parent(rel)?;
+        let abs = self.root.join(rel);
+        if !self.in_tree(rel) && !self.dirs.contains(rel) {
+            self.keep_parent_time(rel)?;
+            self.tx.record(Item::CreatedDir(rel.to_path_buf()))?;
+        }
+        self.timed.insert(rel.to_path_buf());
+        match fs::create_dir(&abs) {
+            Ok(()) => fs::set_permissions(&abs, fs::Permissions::from_mode(0o700)).map_err(io_err(&abs))?,
+            // Created a moment ago as the ancestor of an earlier entry.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && self.dirs.contains(rel) => {}
+            Err(e) => return Err(io_err(&abs)(e)),
+        }
+        self.dirs.insert(rel.to_path_buf());
+        Ok(())
+    }
+
+    /// The kernel directory's stand-in: removed first if a crash left one.
+    pub fn create_tree(&mut self, rel: &Path) -> Result<(), StageError> {
+        self.ensure_parent(rel)?;
+        self.keep_parent_time(rel)?;
+        self.tx.record(Item::StagedTree(rel.to_path_buf()))?;
+        self.tree = Some(rel.to_path_buf());
+        let abs = self.root.join(rel);
+        match fs::remove_dir_all(&abs) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(io_err(&abs)(e)),
+            _ => {}
+        }
+        fs::create_dir(&abs).map_err(io_err(&abs))?;
+        fs::set_permissions(&abs, fs::Permissions::from_mode(0o700)).map_err(io_err(&abs))?;
+        self.dirs.insert(rel.to_path_buf());
+        Ok(())
+    }
+
+    /// Journals `rel` (outside the kernel tree) and clears a leftover of an
+    /// earlier run that a power loss kept out of its journal.
+    fn prepare(&mut self, rel: &Path) -> Result<PathBuf, StageError> {
+        self.ensure_parent(rel)?;
+        if !self.in_tree(rel) {
+            self.keep_parent_time(rel)?;
+            self.tx.record(Item::Staged(rel.to_path_buf()))?;
+        }
+        let abs = self.root.join(rel);
+        match fs::remove_file(&abs) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(io_err(&abs)(e)),
+            _ => {}
+        }
+        Ok(abs)
+    }
+
+    pub fn file(&mut self, rel: &Path, meta: &Meta, data: &mut dyn Read) -> Result<(), StageError> {
+        let abs = self.prepare(rel)?;
+        let err = io_err(&abs);
+        let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).custom_flags(libc::O_NOFOLLOW).open(&abs).map_err(&err)?;
+        loop {
+            let n = match data.read(&mut self.buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(StageError::Io { path: abs.clone(), source: io::Error::new(e.kind(), format!("reading the stream: {e}")) }),
+            };
+            f.write_all(&self.buf[..n]).map_err(&err)?;
+            self.bytes_written += n as u64;
+        }
+        sys::start_writeback(&f);
+        std::os::unix::fs::fchown(&f, Some(meta.uid), Some(meta.gid)).map_err(&err)?;
+        // After chown, which clears set-id bits.
+        f.set_permissions(fs::Permissions::from_mode(meta.mode)).map_err(&err)?;
+        let t = epoch(meta.mtime);
+        f.set_times(fs::FileTimes::new().set_accessed(t).set_modified(t)).map_err(&err)?;
+        Ok(())
+    }
+
+    pub fn symlink(&mut self, rel: &Path, meta: &Meta) -> Result<(), StageError> {
+        let abs = self.prepare(rel)?;
+        let target = meta.link.as_deref().unwrap_or(Path::new(""));
+        std::os::unix::fs::symlink(target, &abs).map_err(io_err(&abs))?;
+        self.owner_and_time(&abs, meta)
+    }
+
+    /// A hard link to `target`, relative to the root: the target's staged copy
+    /// when it changed, its installed self when it did not.
+    pub fn hard_link(&mut self, rel: &Path, target: &Path) -> Result<(), StageError> {
+        let abs = self.prepare(rel)?;
+        let t = self.root.join(target);
+        if !fs::symlink_metadata(&t).map_err(io_err(&t))?.is_file() {
+            return Err(io_err(&t)(io::Error::other("hard link target is not a regular file")));
+        }
+        fs::hard_link(&t, &abs).map_err(io_err(&abs))
+    }
+
+    pub fn special(&mut self, rel: &Path, meta: &Meta) -> Result<(), StageError> {
+        let abs = self.prepare(rel)?;
+        match meta.kind {
+            Kind::Fifo => sys::mkfifo(&abs, 0o600),
+            _ => {
+                let (maj, min) = meta.dev.unwrap_or((0, 0));
+                sys::mknod(&abs, meta.kind == Kind::BlockDev, 0o600, maj, min)
+            }
+        }
+        .map_err(io_err(&abs))?;
+        sys::lchown(&abs, meta.uid, meta.gid).map_err(io_err(&abs))?;
+        fs::set_permissions(&abs, fs::Permissions::from_mode(meta.mode)).map_err(io_err(&abs))?;
+        sys::set_mtime_nofollow(&abs, meta.mtime).map_err(io_err(&abs))
+    }
+
+    fn owner_and_time(&self, abs: &Path, meta: &Meta) -> Result<(), StageError> {
+        sys::lchown(abs, meta.uid, meta.gid).map_err(io_err(abs))?;
+        sys::set_mtime_nofollow(abs, meta.mtime).map_err(io_err(abs))
+    }
+
+    /// Sets a directory inside the kernel tree to its final state right away:
+    /// nothing renames into it later.
+    pub fn finish_tree_dir(&self, rel: &Path, meta: &Meta) -> Result<(), StageError> {
+        let abs = self.root.join(rel);
+        sys::lchown(&abs, meta.uid, meta.gid).map_err(io_err(&abs))?;
+        fs::set_permissions(&abs, fs::Permissions::from_mode(meta.mode)).map_err(io_err(&abs))
+    }
+}
+
+pub fn epoch(secs: i64) -> SystemTime {
+    if secs >= 0 {
+        UNIX_EPOCH + Duration::from_secs(secs as u64)
+    } else {
+        UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs())
+    }
+}
+
+/// `DIR/.bdtmp.TAG` beside `path`.
+pub fn temp_beside(path: &Path, tag: &str) -> PathBuf {
+    path.with_file_name(format!("{TEMP_PREFIX}{tag}"))
+}
+
+/// Where an entry of the kernel directory goes inside its staged stand-in.
+fn in_staged_tree(path: &Path, kernel: &(PathBuf, PathBuf)) -> PathBuf {
+    let rest = path.strip_prefix(&kernel.0).unwrap_or(Path::new(""));
+    if rest.as_os_str().is_empty() {
+        kernel.1.clone()
+    } else {
+        kernel.1.join(rest)
+    }
+}
+
+/// Streams every member after the manifest and stages what the plan says.
+/// Each member must be exactly what the manifest says it is.
+pub fn stage_all<R: Read>(
+    reader: &mut Reader<R>,
+    manifest: &Manifest,
+    manifest_member: (&Meta, &[u8]),
+    plan: &Plan,
+    stager: &mut Stager<'_>,
+) -> Result<Staged, StageError> {
+    let progress = io::stderr().is_terminal();
+    let total = manifest.entries.len();
+    let critical: HashSet<&Path> = manifest.critical().map(|e| e.meta.path.as_path()).collect();
+    // Where each staged regular file is now, for hard links to it.
+    let mut location: HashMap<&Path, PathBuf> = HashMap::new();
+    let mut temps = Vec::with_capacity(total);
+
+    let (mmeta, mtext) = manifest_member;
+    let manifest_temp = temp_beside(&mmeta.path, "MANIFEST");
+    stager.file(&manifest_temp, mmeta, &mut &mtext[..])?;
+
+    if let Some(k) = &plan.kernel {
+        stager.create_tree(&k.1)?;
+    }
+    for (index, entry) in manifest.entries.iter().enumerate() {
+        hook::point("stage");
+        if progress && index % 512 == 0 {
+            eprint!("\rbinarydist: staging {index}/{total}");
+        }
+        let bad = |member: String, what: String| StageError::Member { index: index + 1, member, what };
+        let member = reader.next_member()?.ok_or_else(|| bad("end of archive".into(), format!("{} entries missing", total - index)))?;
+        let mut expected = entry.meta.clone();
+        expected.path = entry.stored_path();
+        if expected.kind == Kind::HardLink {
+            let target = expected.link.clone().unwrap_or_default();
+            expected.link = Some(manifest::stored(&target, critical.contains(target.as_path())));
+        }
+        if member.meta != expected {
+            return Err(bad(member.meta.path.display().to_string(), format!("header {:?}, manifest {:?}", member.meta, expected)));
+        }
+        let path = entry.meta.path.as_path();
+        let meta = &entry.meta;
+        let dest = match plan.actions[index] {
+            Action::Unchanged | Action::MetaOnly => {
+                temps.push(None);
+                continue;
+            }
+            Action::CreateDir => {
+                stager.create_dir(path)?;
+                temps.push(None);
+                continue;
+            }
+            Action::KernelTree => in_staged_tree(path, plan.kernel.as_ref().unwrap()),
+            Action::Stage => temp_beside(path, &index.to_string()),
+        };
+        match meta.kind {
+            Kind::Dir => {
+                if dest != plan.kernel.as_ref().unwrap().1 {
+                    stager.create_dir(&dest)?;
+                }
+                stager.finish_tree_dir(&dest, meta)?;
+            }
+            Kind::File => {
+                stager.file(&dest, meta, &mut reader.data())?;
+                location.insert(path, dest.clone());
+            }
+            Kind::Symlink => stager.symlink(&dest, meta)?,
+            Kind::HardLink => {
+                let target = meta.link.as_deref().unwrap_or(Path::new(""));
+                let at = location.get(target).cloned().unwrap_or_else(|| target.to_path_buf());
+                stager.hard_link(&dest, &at)?;
+                location.insert(path, dest.clone());
+            }
+            Kind::Fifo | Kind::CharDev | Kind::BlockDev => stager.special(&dest, meta)?,
+        }
+        temps.push(Some(dest));
+    }
+    if let Some(extra) = reader.next_member()? {
+        return Err(StageError::Member { index: total + 1, member: extra.meta.path.display().to_string(), what: "not in the manifest".into() });
+    }
+    if progress {
+        eprintln!("\rbinarydist: staged {total}/{total}");
+    }
+    hook::point("staged");
+    Ok(Staged { temps, manifest_temp, bytes_written: stager.bytes_written })
+}

@@ -1,0 +1,172 @@
+//! What the installer keeps under ROOT/var/db/binarydist/:
+//!
+//! ```text
+//! lock                       flock(2)ed by a running install; holds its pid
+//! journal                    only while an install is under way (journal.rs)
+//! <series>/MANIFEST          the dist's +MANIFEST member: every entry and its SHA-256
+//! <series>/installed         name, size, MD5 and SHA-256 of the installed dist's tar
+//! <series>/base.tar.gz       that tar, gzipped: the base the next patch applies to
+//! <series>/base.prev.tar.gz  the one before, kept for rollback
+//! <series>/.base.new.tar.gz  the next base while an install is under way
+//! ```
+//!
+//! Installed binaries are never a base: only the kept tarball is.
+
+use super::journal::Commit;
+use super::sys;
+use crate::manifest::Manifest;
+use crate::names::{DistName, Series};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, Write};
+use std::path::{Path, PathBuf};
+
+pub const STATE_DIR: &str = "var/db/binarydist";
+pub const BASE: &str = "base.tar.gz";
+pub const BASE_PREV: &str = "base.prev.tar.gz";
+pub const BASE_NEW: &str = ".base.new.tar.gz";
+pub const INSTALLED: &str = "installed";
+pub const MANIFEST: &str = "MANIFEST";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: io::Error },
+    #[error("another install is running on this root (pid {pid}, holding {}); wait for it or use --wait", path.display())]
+    Locked { path: PathBuf, pid: String },
+    #[error("{}: {what}", path.display())]
+    Bad { path: PathBuf, what: String },
+}
+
+fn io_err(path: &Path) -> impl Fn(io::Error) -> StateError + '_ {
+    move |e| StateError::Io { path: path.to_path_buf(), source: e }
+}
+
+/// The installed dist of one series, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Installed {
+    pub name: DistName,
+    pub tar_size: u64,
+    pub md5: String,
+    pub sha256: String,
+}
+
+pub struct State {
+    root: PathBuf,
+    /// ROOT/var/db/binarydist
+    dir: PathBuf,
+}
+
+/// Held for the whole install; the kernel releases the flock when the process
+/// ends, however it ends.
+pub struct Lock {
+    _file: File,
+}
+
+impl State {
+    /// The state directory of `root`, created if missing (it must exist to hold the lock).
+    pub fn open(root: &Path) -> Result<State, StateError> {
+        let dir = root.join(STATE_DIR);
+        fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        Ok(State { root: root.to_path_buf(), dir })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn lock(&self, wait: bool) -> Result<Lock, StateError> {
+        let path = self.dir.join("lock");
+        let mut file = OpenOptions::new().create(true).truncate(false).read(true).write(true).open(&path).map_err(io_err(&path))?;
+        if !sys::try_lock(&file).map_err(io_err(&path))? {
+            if !wait {
+                let mut pid = String::new();
+                let _ = file.read_to_string(&mut pid);
+                let pid = if pid.trim().is_empty() { "unknown".to_string() } else { pid.trim().to_string() };
+                return Err(StateError::Locked { path, pid });
+            }
+            eprintln!("binarydist: waiting for the install running on {} to finish", self.root.display());
+            sys::lock(&file).map_err(io_err(&path))?;
+        }
+        let _ = file.set_len(0).and_then(|_| file.rewind()).and_then(|_| writeln!(file, "{}", std::process::id()));
+        Ok(Lock { _file: file })
+    }
+
+    pub fn journal(&self) -> PathBuf {
+        super::journal::path(&self.dir)
+    }
+
+    pub fn series_dir(&self, series: &Series) -> PathBuf {
+        self.dir.join(series.to_string())
+    }
+
+    /// The new base's path relative to the root, as the journal records it.
+    pub fn base_new_rel(&self, series: &Series) -> PathBuf {
+        Path::new(STATE_DIR).join(series.to_string()).join(BASE_NEW)
+    }
+
+    /// Where the installed dist's manifest is kept, relative to the root.
+    pub fn manifest_rel(&self, series: &Series) -> PathBuf {
+        Path::new(STATE_DIR).join(series.to_string()).join(MANIFEST)
+    }
+
+    pub fn base(&self, series: &Series) -> PathBuf {
+        self.series_dir(series).join(BASE)
+    }
+
+    pub fn installed(&self, series: &Series) -> Result<Option<Installed>, StateError> {
+        let path = self.series_dir(series).join(INSTALLED);
+        let text = match fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err(&path)(e)),
+        };
+        let bad = |what: &str| StateError::Bad { path: path.clone(), what: what.into() };
+        let mut name = None;
+        let mut tar = None;
+        for line in text.lines() {
+            match line.split_once(' ') {
+                Some(("name", v)) => name = Some(DistName::parse(v).map_err(|e| bad(&e.to_string()))?),
+                Some(("tar", v)) => {
+                    let w: Vec<&str> = v.split(' ').collect();
+                    let [size, md5, sha] = w[..] else { return Err(bad("bad tar line")) };
+                    tar = Some((size.parse().map_err(|_| bad("bad tar size"))?, md5.to_string(), sha.to_string()));
+                }
+                _ => {}
+            }
+        }
+        let (name, (tar_size, md5, sha256)) = name.zip(tar).ok_or_else(|| bad("no name or tar line"))?;
+        Ok(Some(Installed { name, tar_size, md5, sha256 }))
+    }
+
+    /// The installed dist's manifest, as the dist itself installed it; `None`
+    /// when there is none or it is not the recorded dist's (then nothing is
+    /// trusted to be in place and every entry is written).
+    pub fn installed_manifest(&self, series: &Series) -> Option<Manifest> {
+        let installed = self.installed(series).ok()??;
+        let path = self.root.join(self.manifest_rel(series));
+        let m = Manifest::parse(&fs::read_to_string(path).ok()?).ok()?;
+        (m.name == installed.name).then_some(m)
+    }
+
+    /// Step 6: the new base replaces the kept one (which becomes the previous
+    /// base), and the installed dist is recorded. Idempotent, so that a journal
+    /// replayed after a crash here converges.
+    pub fn record(&self, c: &Commit) -> Result<(), StateError> {
+        let series = &c.dist.series;
+        let sdir = self.series_dir(series);
+        fs::create_dir_all(&sdir).map_err(io_err(&sdir))?;
+        let new = self.root.join(&c.base_new);
+        let base = sdir.join(BASE);
+        if new.exists() {
+            if base.exists() {
+                let prev = sdir.join(BASE_PREV);
+                fs::rename(&base, &prev).map_err(io_err(&prev))?;
+            }
+            fs::rename(&new, &base).map_err(io_err(&base))?;
+        }
+        let text = format!("name {}\ntar {} {} {}\n", c.dist, c.tar_size, c.md5, c.sha256);
+        let path = sdir.join(INSTALLED);
+        crate::os::write_atomically(&path, |f| f.write_all(text.as_bytes())).map_err(io_err(&path))?;
+        crate::os::sync_dir(&sdir).map_err(io_err(&sdir))
+    }
+}

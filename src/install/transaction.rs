@@ -1,0 +1,80 @@
+//! An install that undoes itself unless committed, in the shape of rustup's
+//! `dist::component::transaction`: every thing staging creates is recorded
+//! (in memory, and in the journal before it is created), and dropping the
+//! transaction without `commit` removes them all, newest first. A process
+//! killed before commit leaves the journal, and the next run calls [`undo`]
+//! on what it lists.
+
+use super::journal::{self, Commit, Item, JournalError, StagingLog};
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+pub struct Transaction {
+    root: PathBuf,
+    journal_path: PathBuf,
+    log: StagingLog,
+    items: Vec<Item>,
+    committed: bool,
+}
+
+impl Transaction {
+    pub fn begin(root: &Path, journal_path: &Path) -> Result<Transaction, JournalError> {
+        let log = StagingLog::create(journal_path)?;
+        Ok(Transaction { root: root.to_path_buf(), journal_path: journal_path.to_path_buf(), log, items: Vec::new(), committed: false })
+    }
+
+    /// Records `item` durably enough for kill -9 *before* the caller creates it.
+    pub fn record(&mut self, item: Item) -> Result<(), JournalError> {
+        self.log.record(&item)?;
+        self.items.push(item);
+        Ok(())
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Replaces the staging log by the commit record: from here on the install
+    /// is finished, by this process or the next run, never undone.
+    pub fn commit(mut self, c: &Commit) -> Result<(), JournalError> {
+        journal::write_commit(&self.journal_path, c)?;
+        self.committed = true;
+        Ok(())
+    }
+}
+
+impl Drop for Transaction {
+    fn drop(&mut self) {
+        if self.committed {
+            return;
+        }
+        for problem in undo(&self.root, &self.items) {
+            eprintln!("binarydist: while undoing: {problem}");
+        }
+        if let Err(e) = journal::clear(&self.journal_path) {
+            eprintln!("binarydist: while undoing: {e}");
+        }
+    }
+}
+
+/// Removes what staging created, newest first. Things already gone are fine
+/// (the journal records an item before creating it). Returns what could not
+/// be removed, for the caller to report.
+pub fn undo(root: &Path, items: &[Item]) -> Vec<String> {
+    let mut problems = Vec::new();
+    for item in items.iter().rev() {
+        let (path, res) = match item {
+            Item::Staged(p) | Item::BaseNew(p) => (p, fs::remove_file(root.join(p))),
+            Item::StagedTree(p) => (p, fs::remove_dir_all(root.join(p))),
+            Item::CreatedDir(p) => (p, fs::remove_dir(root.join(p))),
+            Item::DirTime(p, sec, nsec) => (p, super::sys::restore_mtime(&root.join(p), *sec, *nsec)),
+        };
+        match res {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => problems.push(format!("{}: {e}", root.join(path).display())),
+        }
+    }
+    problems
+}

@@ -1,0 +1,226 @@
+//! Interrupted installs: kill -9 at every step (through the test-only
+//! BINARYDIST_TEST_KILL_AT hook, which makes the process SIGKILL itself), a
+//! full disk, a read-only root. The next run must converge on the new dist's
+//! tree, or the root must be as it was.
+
+use crate::install::{assert_same_tree, assert_same_tree_but, fixture, gnu_tar_reference, install, tree, STAMPS, V2_UPGRADED_DIRS};
+use crate::util::{bin, fails, ok, sh, tempdir};
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Runs `install` with the kill hook at `point`; true if it died by SIGKILL,
+/// false if it never reached the point and finished normally.
+fn killed_at(root: &Path, dist: &Path, point: &str) -> bool {
+    let out = install(root, dist).env("BINARYDIST_TEST_KILL_AT", point).output().unwrap();
+    match out.status.signal() {
+        Some(9) => true,
+        _ => {
+            assert!(out.status.success(), "{point}: {}", String::from_utf8_lossy(&out.stderr));
+            false
+        }
+    }
+}
+
+fn assert_no_leftovers(root: &Path) {
+    let found = sh(&format!("find '{}' -name '.bdtmp.*' -o -name journal -o -name '.base.new*'", root.display()));
+    assert!(found.is_empty(), "left behind: {found}");
+}
+
+/// For each point: a copy of `template`, an install of `dist` killed there,
+/// a plain rerun, and a check against `reference`. Points with a count run
+/// from 1 up until the install no longer reaches them. Returns how many
+/// kills there were.
+fn crash_everywhere(template: &Path, dist: &Path, reference: &Path, points: &[&str], counted: &[(&str, usize)], upgraded: &[&str]) -> usize {
+    let t = tempdir();
+    let mut kills = 0;
+    let mut run = |point: String| -> bool {
+        let root = t.path().join("root");
+        let _ = Command::new("rm").arg("-rf").arg(&root).status();
+        sh(&format!("cp -a '{}' '{}'", template.display(), root.display()));
+        let killed = killed_at(&root, dist, &point);
+        if killed {
+            kills += 1;
+            let out = ok(&mut install(&root, dist));
+            let again = crate::install::summary(&out);
+            assert!(!again["dist"].is_null(), "{point}: {again}");
+        }
+        assert_no_leftovers(&root);
+        let (g, w) = (&root, reference);
+        if upgraded.is_empty() {
+            assert_same_tree(g, w);
+        } else {
+            assert_same_tree_but(g, w, upgraded);
+        }
+        killed
+    };
+    for p in points {
+        assert!(run(p.to_string()), "{p} was never reached");
+    }
+    for (step, stride) in counted {
+        let mut n = 1;
+        while run(format!("{step}:{n}")) {
+            n += stride;
+        }
+        assert!(n > 1, "{step} was never reached");
+    }
+    kills
+}
+
+fn template_with(dists: &[&Path]) -> (tempfile::TempDir, PathBuf) {
+    let t = tempdir();
+    let root = t.path().join("template");
+    std::fs::create_dir(&root).unwrap();
+    for d in dists {
+        ok(&mut install(&root, d));
+    }
+    (t, root)
+}
+
+#[test]
+fn crash_during_an_update_at_every_step_converges() {
+    let f = fixture();
+    let (_t, template) = template_with(&[&f.dists[0]]);
+    let kills = crash_everywhere(
+        &template,
+        &f.dists[1],
+        &f.refs[1],
+        &["staged:1", "verified:1", "journal:1", "upgrade:1", "upgrading:1", "upgraded:1", "recorded:1"],
+        &[("stage", 2), ("op", 1), ("flags", 3)],
+        V2_UPGRADED_DIRS,
+    );
+    assert!(kills >= 30, "only {kills} kill points");
+    eprintln!("{kills} kill points");
+}
+
+#[test]
+fn crash_during_a_first_install_converges() {
+    let f = fixture();
+    let t = tempdir();
+    let empty = t.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let kills = crash_everywhere(&empty, &f.dists[0], &f.refs[0], &["journal:1", "upgrade:1"], &[("stage", 5), ("op", 4)], &[]);
+    assert!(kills >= 8, "only {kills} kill points");
+}
+
+#[test]
+fn crash_during_a_kernel_swap_converges() {
+    let t = tempdir();
+    let mut dists = Vec::new();
+    std::fs::create_dir(t.path().join("out")).unwrap();
+    for (i, rev) in ["k1", "k2"].iter().enumerate() {
+        let stage = t.path().join(rev);
+        sh(&format!(
+            "set -e; mkdir -p '{0}/boot/kernel'; printf 'kernel {1}\\n' > '{0}/boot/kernel/kernel'; \
+             printf 'mod {1}\\n' > '{0}/boot/kernel/{1}.ko'; find '{0}' -exec touch -h -d @1700000000 {{}} +",
+            stage.display(),
+            rev
+        ));
+        dists.push(crate::util::pack(&stage, &t.path().join("out"), "kernel.GENERIC", STAMPS[i], rev));
+    }
+    let (_tt, template) = template_with(&[&dists[0]]);
+    // The reference: a clean install of k1 then k2, kernel.old and all.
+    let (_tr, reference) = template_with(&[&dists[0], &dists[1]]);
+    let kills = crash_everywhere(&template, &dists[1], &reference, &["kernel-old:1", "journal:1"], &[("stage", 1), ("op", 1)], &[]);
+    assert!(kills >= 6, "only {kills} kill points");
+    assert!(reference.join("boot/kernel.old/k1.ko").exists());
+    let r = t.path().join("gnutar");
+    gnu_tar_reference(&dists[1], &r);
+    assert_eq!(std::fs::read(reference.join("boot/kernel/kernel")).unwrap(), std::fs::read(r.join("boot/kernel/kernel")).unwrap());
+}
+
+#[test]
+fn a_rerun_without_a_dist_finishes_a_committed_install() {
+    let f = fixture();
+    let (_t, root) = template_with(&[&f.dists[0]]);
+    assert!(killed_at(&root, &f.dists[1], "op:3"));
+    let out = ok(bin().arg("install").arg("--root").arg(&root).args(["--make", "bmake", "--json"]));
+    let s = crate::install::summary(&out);
+    assert_eq!(s["interrupted"], "finished");
+    assert_eq!(s["dist"], f.dists[1].file_name().unwrap().to_str().unwrap().trim_end_matches(".tar.gz"));
+    assert_same_tree_but(&root, &f.refs[1], V2_UPGRADED_DIRS);
+    // And one killed while staging is undone: the root is v2 still.
+    let before = tree(&root);
+    assert!(killed_at(&root, &f.dists[2], "stage:3"));
+    let s = crate::install::summary(&ok(bin().arg("install").arg("--root").arg(&root).arg("--json")));
+    assert_eq!(s["interrupted"], "undone");
+    assert!(tree(&root) == before);
+    assert_no_leftovers(&root);
+}
+
+/// A tmpfs of `size` mounted at `dir`; None (and a message) where mounting is
+/// not allowed. Unmounted on drop.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(dir).unwrap();
+        let st = Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"]).arg(dir).output().ok()?;
+        if !st.status.success() {
+            eprintln!("skipped: cannot mount a tmpfs here: {}", String::from_utf8_lossy(&st.stderr).trim());
+            return None;
+        }
+        Some(Tmpfs(dir.to_path_buf()))
+    }
+    fn remount(&self, opts: &str) {
+        ok(Command::new("mount").args(["-o", &format!("remount,{opts}")]).arg(&self.0));
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_is_refused_up_front_or_undone_while_staging_and_a_rerun_finishes() {
+    let f = fixture();
+    let t = tempdir();
+    // v1 plus a file that does not fit.
+    let stage = t.path().join("stage");
+    sh(&format!("cp -a '{}' '{}' && seq 1 600000 > '{}/usr/share/big'", f.dir.join("stage1").display(), stage.display(), stage.display()));
+    let dist = crate::install::pack_with_upgrade(&stage, &t.path().join("out"), STAMPS[3], "big", &{
+        let src = t.path().join("src");
+        crate::install::upgrade_src(&src, &[]);
+        src
+    });
+    let reference = t.path().join("ref");
+    gnu_tar_reference(&dist, &reference);
+    let Some(fs) = Tmpfs::mount(&t.path().join("root"), "2m") else { return };
+    let root = fs.0.clone();
+    ok(&mut install(&root, &f.dists[0]));
+    let before = tree(&root);
+
+    let err = fails(&mut install(&root, &dist));
+    assert!(err.contains("not enough room") && err.contains("nothing was installed"), "{err}");
+    assert!(tree(&root) == before);
+    assert_no_leftovers(&root);
+
+    let err = fails(install(&root, &dist).env("BINARYDIST_TEST_SKIP_SPACE_CHECK", "1"));
+    assert!(err.contains("No space left on device"), "{err}");
+    assert!(tree(&root) == before, "ENOSPC while staging must leave the root as it was");
+    assert_no_leftovers(&root);
+
+    fs.remount("size=16m");
+    ok(&mut install(&root, &dist));
+    assert_same_tree(&root, &reference);
+}
+
+#[test]
+fn a_read_only_root_is_refused_and_left_alone() {
+    let f = fixture();
+    let t = tempdir();
+    let Some(fs) = Tmpfs::mount(&t.path().join("root"), "16m") else { return };
+    let root = fs.0.clone();
+    ok(&mut install(&root, &f.dists[0]));
+    let before = tree(&root);
+    fs.remount("ro");
+    let err = fails(&mut install(&root, &f.dists[1]));
+    assert!(err.contains("Read-only file system"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(tree(&root) == before);
+    fs.remount("rw");
+    ok(&mut install(&root, &f.dists[1]));
+    assert_same_tree_but(&root, &f.refs[1], V2_UPGRADED_DIRS);
+}

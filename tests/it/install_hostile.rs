@@ -1,0 +1,209 @@
+//! Hostile archives: each is refused with a clear message before anything is
+//! renamed into place (in fact before anything is staged), and the root and
+//! everything outside it are left as they were.
+
+use crate::install::{install, tree};
+use crate::util::{fails, sh, tempdir};
+use binarydist::manifest::{member_path, Entry, Manifest};
+use binarydist::names::{DistName, Series};
+use binarydist::tario::{self, hash, Digests, Kind, Meta};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const NAME: &str = "DragonFly-world-x86_64-master-20261128T100000Z-evil";
+
+fn file(path: &str, data: &str) -> (Meta, Vec<u8>) {
+    let mut m = Meta::new(path, Kind::File);
+    m.size = data.len() as u64;
+    (m, data.as_bytes().to_vec())
+}
+
+fn dir(path: &str) -> (Meta, Vec<u8>) {
+    (Meta::new(path, Kind::Dir), Vec::new())
+}
+
+fn link(path: &str, kind: Kind, target: &str) -> (Meta, Vec<u8>) {
+    let mut m = Meta::new(path, kind);
+    m.link = Some(target.into());
+    (m, Vec::new())
+}
+
+/// A dist whose manifest lists exactly `entries` and whose members are
+/// `members` (the same, unless a test wants them to disagree), with sidecars.
+fn craft(out: &Path, entries: &[(Meta, Vec<u8>)], members: &[(Meta, Vec<u8>)]) -> PathBuf {
+    let manifest = Manifest {
+        name: DistName::parse(NAME).unwrap(),
+        upgrade_src: None,
+        entries: entries
+            .iter()
+            .map(|(m, d)| Entry { meta: m.clone(), sha256: (m.kind == Kind::File).then(|| hash::sha256_of(&d[..]).unwrap()), critical: false })
+            .collect(),
+    };
+    let text = manifest.to_text();
+    let mut w = tario::Writer::new(Vec::new());
+    let mut mm = Meta::new(member_path(&Series::World), Kind::File);
+    mm.size = text.len() as u64;
+    mm.mode = 0o444;
+    w.append(&mm, text.as_bytes()).unwrap();
+    for (m, d) in members {
+        w.append(m, &d[..]).unwrap();
+    }
+    let tar = w.finish().unwrap();
+    let digests = Digests::of(&tar);
+    std::fs::create_dir_all(out).unwrap();
+    let dist = out.join(format!("{NAME}.tar.gz"));
+    let mut gz = tario::gz::encoder(std::fs::File::create(&dist).unwrap());
+    gz.write_all(&tar).unwrap();
+    gz.finish().unwrap();
+    std::fs::write(out.join(format!("{NAME}.tar.md5")), format!("MD5 ({NAME}.tar) = {}\n", digests.md5_hex())).unwrap();
+    std::fs::write(out.join(format!("{NAME}.tar.sha256")), format!("SHA256 ({NAME}.tar) = {}\n", digests.sha256_hex())).unwrap();
+    dist
+}
+
+struct Scene {
+    _t: tempfile::TempDir,
+    root: PathBuf,
+    outside: PathBuf,
+    out: PathBuf,
+}
+
+/// A root holding a few files and the state directory of an earlier install,
+/// and a directory beside it that nothing may touch.
+fn scene() -> Scene {
+    let t = tempdir();
+    let root = t.path().join("root");
+    let outside = t.path().join("outside");
+    sh(&format!(
+        "mkdir -p '{0}/etc/motd.d' '{0}/bin' '{0}/var/db/binarydist/world' '{1}' && echo hi > '{0}/etc/motd' && echo x > '{0}/bin/sh' && echo keep > '{1}/f'",
+        root.display(),
+        outside.display()
+    ));
+    let out = t.path().join("dist");
+    Scene { _t: t, root, outside, out }
+}
+
+/// Installs `dist`, expects a refusal mentioning `why`, and checks that
+/// nothing changed inside or outside the root.
+fn refused(s: &Scene, dist: &Path, why: &str) {
+    let before = tree(&s.root);
+    let err = fails(&mut install(&s.root, dist));
+    assert!(err.contains(why), "expected {why:?} in: {err}");
+    assert_eq!(err.trim().lines().count(), 1, "one clear line: {err}");
+    assert!(tree(&s.root) == before, "the root changed after: {err}");
+    assert_eq!(sh(&format!("ls -A '{}'", s.outside.display())), "f\n", "outside the root changed");
+    let leftovers = sh(&format!("find '{}' -name '.bdtmp.*' -o -name journal", s.root.display()));
+    assert!(leftovers.is_empty(), "{leftovers}");
+}
+
+fn refused_entries(entries: &[(Meta, Vec<u8>)], why: &str) {
+    let s = scene();
+    let dist = craft(&s.out, entries, entries);
+    refused(&s, &dist, why);
+}
+
+#[test]
+fn hostile_dotdot_path_is_refused() {
+    refused_entries(&[dir("usr"), file("usr/../../outside/evil", "x")], "'..'");
+}
+
+#[test]
+fn hostile_absolute_path_is_refused() {
+    let s = scene();
+    let evil = s.outside.join("evil").display().to_string();
+    let entries = [file(&evil, "x")];
+    let dist = craft(&s.out, &entries, &entries);
+    refused(&s, &dist, "absolute path");
+}
+
+#[test]
+fn hostile_path_through_a_symlink_planted_in_the_archive_is_refused() {
+    let s = scene();
+    let entries = [dir("usr"), link("usr/lnk", Kind::Symlink, &s.outside.display().to_string()), file("usr/lnk/evil", "x")];
+    let dist = craft(&s.out, &entries, &entries);
+    refused(&s, &dist, "a link planted earlier in the archive");
+}
+
+#[test]
+fn hostile_path_through_a_symlink_already_in_the_root_is_refused() {
+    let s = scene();
+    std::os::unix::fs::symlink(&s.outside, s.root.join("usr")).unwrap();
+    refused_entries_in(&s, &[file("usr/evil", "x")], "a symlink already in the root");
+}
+
+fn refused_entries_in(s: &Scene, entries: &[(Meta, Vec<u8>)], why: &str) {
+    let dist = craft(&s.out, entries, entries);
+    refused(s, &dist, why);
+}
+
+#[test]
+fn hostile_entry_after_one_that_goes_through_it_is_refused() {
+    refused_entries(&[file("lib/x/evil", "x"), link("lib/x", Kind::Symlink, "/etc")], "an earlier entry goes through it");
+}
+
+#[test]
+fn hostile_hard_links_out_of_the_root_are_refused() {
+    refused_entries(&[file("bin/a", "a"), link("bin/x", Kind::HardLink, "/etc/passwd")], "absolute path");
+    refused_entries(&[file("bin/a", "a"), link("bin/x", Kind::HardLink, "../outside/f")], "'..'");
+    refused_entries(&[link("bin/s", Kind::Symlink, "/etc/passwd"), link("bin/x", Kind::HardLink, "bin/s")], "not a regular file earlier");
+    refused_entries(&[link("bin/x", Kind::HardLink, "etc/motd")], "not a regular file earlier");
+}
+
+#[test]
+fn hostile_duplicate_entries_are_refused() {
+    refused_entries(&[file("etc/motd", "a"), file("etc/motd", "b")], "duplicate entry");
+    refused_entries(&[file("+MANIFEST", "forged")], "duplicate entry");
+}
+
+#[test]
+fn hostile_entries_in_the_installers_state_directory_are_refused() {
+    refused_entries(&[file("var/db/binarydist/world/installed", "forged")], "inside the installer's state directory");
+    refused_entries(&[file("var/db/binarydist/world/base.tar.gz", "forged")], "inside the installer's state directory");
+}
+
+#[test]
+fn hostile_file_over_a_directory_and_directory_over_a_file_are_refused() {
+    refused_entries(&[file("etc/motd.d", "x")], "a file in the dist, a directory in the root");
+    refused_entries(&[dir("etc/motd")], "a directory in the dist, a file in the root");
+}
+
+#[test]
+fn hostile_members_that_disagree_with_the_manifest_leave_the_root_as_it_was() {
+    let s = scene();
+    let entries = [dir("usr"), file("usr/a", "a"), file("usr/b", "b")];
+    let members = [dir("usr"), file("usr/a", "a"), file("usr/c", "b")];
+    let dist = craft(&s.out, &entries, &members);
+    refused(&s, &dist, "disagrees with the manifest");
+}
+
+#[test]
+fn hostile_device_node_is_refused_when_not_root() {
+    let s = scene();
+    let mut dev = Meta::new("dev/evil", Kind::CharDev);
+    dev.dev = Some((1, 3));
+    let entries = [(dev, Vec::new())];
+    let dist = craft(&s.out, &entries, &entries);
+    // An unprivileged user who owns the root and can read the dist.
+    sh(&format!(
+        "chown -R 65534:65534 '{}' && chmod -R a+rX '{}' '{}'",
+        s.root.display(),
+        s._t.path().display(),
+        s.out.display()
+    ));
+    let bin = env!("CARGO_BIN_EXE_binarydist");
+    let probe = Command::new("setpriv").args(["--reuid=65534", "--regid=65534", "--clear-groups", bin, "--version"]).output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        eprintln!("skipped: cannot run the binary as an unprivileged user here");
+        return;
+    }
+    let before = tree(&s.root);
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", bin, "install", "--root"])
+        .arg(&s.root)
+        .arg(&dist)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("only root may create one"), "{err}");
+    assert!(tree(&s.root) == before);
+}
