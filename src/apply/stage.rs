@@ -15,19 +15,41 @@
 use super::ApplyError;
 use crate::delta::format::{self, Keep, PatchFile};
 use crate::tario::{self, Digests, HashingReader, HashingWriter, Member, TarError, BLOCK};
+use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 
-/// The old stream, hashed and refused past the size the patch expects.
+/// The old stream, hashed, checked against the patch's prefix digest as soon as
+/// that much has passed, and refused past the size the patch expects.
 struct OldStream<R> {
     inner: HashingReader<R>,
     expected: u64,
+    prefix_len: u64,
+    prefix_sha256: String,
+    prefix_hash: Sha256,
 }
 
 impl<R: Read> Read for OldStream<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let before = self.inner.bytes_read();
         let n = self.inner.read(buf)?;
+        if before < self.prefix_len {
+            let take = (self.prefix_len - before).min(n as u64) as usize;
+            self.prefix_hash.update(&buf[..take]);
+            if before + take as u64 == self.prefix_len {
+                let found = hex::encode(std::mem::take(&mut self.prefix_hash).finalize());
+                if found != self.prefix_sha256 {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!(
+                            "its first {} bytes are not those of the tar the patch applies to (SHA-256 {found}, expected {}): wrong base?",
+                            self.prefix_len, self.prefix_sha256
+                        ),
+                    ));
+                }
+            }
+        }
         if self.inner.bytes_read() > self.expected {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -87,7 +109,13 @@ pub fn apply_one<R: Read, W: Write>(p: &PatchFile, label: &str, old: R, out: &mu
     let mut a = Applier {
         p,
         label,
-        old: tario::Reader::new(OldStream { inner: HashingReader::new(old), expected: h.old.size }),
+        old: tario::Reader::new(OldStream {
+            inner: HashingReader::new(old),
+            expected: h.old.size,
+            prefix_len: h.old_prefix.size,
+            prefix_sha256: h.old_prefix.sha256.clone(),
+            prefix_hash: Sha256::new(),
+        }),
         cursor: 0,
         keep: h.keep.iter().map(|k| (k.index, k)).collect(),
         kept: HashMap::new(),
@@ -155,6 +183,9 @@ pub fn apply_one<R: Read, W: Write>(p: &PatchFile, label: &str, old: R, out: &mu
         };
         match data_op {
             format::DATA_NONE if size == 0 => {}
+            format::DATA_NONE if header_op == format::HDR_SAME => {
+                return Err(a.old_err(format!("old member {path} has {size} bytes of data, the patch expects none: wrong base?")))
+            }
             format::DATA_NONE => return Err(op_err(format!("{path}: {size} bytes of data but no data op"))),
             format::DATA_COPY => {
                 let src = source.as_ref().expect("copy has a source");
@@ -299,6 +330,13 @@ impl<R: Read> Applier<'_, R> {
         loop {
             let (index, member) = self.next_old(k)?;
             if let Some(keep) = self.keep.get(&index).copied() {
+                if index == k && keep.data_size == 0 {
+                    // Later ops need only its header; this one may need its data,
+                    // which streams from the old tar as for any current member.
+                    self.store(index, member.clone(), keep)?;
+                    self.used(k);
+                    return Ok(Fetched::Current(member));
+                }
                 self.store(index, member, keep)?;
                 if index == k {
                     return Ok(Fetched::Stored);

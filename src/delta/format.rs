@@ -83,6 +83,16 @@ impl TarDigest {
     }
 }
 
+/// Size and SHA-256 of the first bytes of a tar.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Prefix {
+    pub size: u64,
+    pub sha256: String,
+}
+
+/// How much of the old tar [`Prefix`] covers, at most.
+pub const PREFIX_LEN: u64 = 64 * 1024;
+
 /// An old member the applier must keep in memory once it has read it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Keep {
@@ -116,6 +126,10 @@ pub struct PatchHeader {
     pub to: String,
     pub old: TarDigest,
     pub new: TarDigest,
+    /// The first bytes of the old tar: the applier checks them as soon as it has
+    /// read them, so a wrong base is refused early (a dist starts with its manifest,
+    /// which names it).
+    pub old_prefix: Prefix,
     pub old_members: u64,
     pub new_members: u64,
     /// Old members to keep once read, in old-index order.
@@ -275,6 +289,7 @@ fn check_bounds(h: &PatchHeader) -> Result<(), String> {
     over("kept set", h.kept_bytes, MAX_DECLARED_MEMORY)?;
     over("largest raw header", h.max_raw_header, MAX_RAW_HEADER)?;
     over("tail", h.tail_size, crate::tario::read::MAX_TAIL)?;
+    over("old prefix", h.old_prefix.size, PREFIX_LEN.min(h.old.size))?;
     let mut sum = 0u64;
     let mut last = None;
     for k in &h.keep {

@@ -10,6 +10,7 @@
 
 pub mod format;
 pub mod matcher;
+pub mod ordered;
 pub mod plan;
 pub mod scan;
 
@@ -19,12 +20,10 @@ use crate::tario::HashingWriter;
 use format::{PatchHeader, Stats, TarDigest};
 use matcher::{Choice, DataFrom};
 use scan::{ScanError, ScannedTar};
-use std::collections::BTreeMap;
+use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Mutex};
 
 /// Default cap on the old members an applier keeps in memory: 64 MiB.
 pub const DEFAULT_KEEP_CAP: u64 = 64 << 20;
@@ -117,6 +116,10 @@ pub fn diff(opts: &DiffOptions) -> Result<Diffed, DeltaError> {
         from: from.to_string(),
         to: to.to_string(),
         old: TarDigest::from(&old.digests),
+        old_prefix: {
+            let n = format::PREFIX_LEN.min(old.digests.size);
+            format::Prefix { size: n, sha256: hex::encode(Sha256::digest(old.read_at(0, n)?)) }
+        },
         new: TarDigest::from(&new.digests),
         old_members: old.members.len() as u64,
         new_members: new.members.len() as u64,
@@ -142,6 +145,92 @@ pub fn diff(opts: &DiffOptions) -> Result<Diffed, DeltaError> {
     Ok(Diffed { patch: out_path, size, header })
 }
 
+/// New-member bytes whose deltas may be in flight at once (being computed or
+/// waiting for their turn to be written).
+const DELTA_BUDGET: u64 = 512 << 20;
+
+/// Writes ops into the zstd stream, in member order.
+struct Emitter<'a, W: Write> {
+    z: zstd::stream::write::Encoder<'static, W>,
+    old: &'a ScannedTar,
+    new: &'a ScannedTar,
+    choices: &'a [Choice],
+    out_dir: &'a Path,
+    /// The applier's cursor, as it will be: the next old member it reads.
+    cursor: usize,
+    /// The next op to write.
+    next: usize,
+    stats: Stats,
+    max_delta: u64,
+}
+
+impl<W: Write> Emitter<'_, W> {
+    fn out_err(&self, e: io::Error) -> DeltaError {
+        DeltaError::Output { path: self.out_dir.into(), source: e }
+    }
+
+    /// Writes the ops before op `until`, none of which is a delta.
+    fn until(&mut self, until: usize) -> Result<(), DeltaError> {
+        while self.next < until {
+            self.op(None)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the next op; `delta` is its delta when it is one.
+    fn op(&mut self, delta: Option<Vec<u8>>) -> Result<(), DeltaError> {
+        let i = self.next;
+        self.next += 1;
+        let (c, m) = (self.choices[i], &self.new.members[i]);
+        let header_op = if c.header_from.is_some() { format::HDR_SAME } else { format::HDR_LITERAL };
+        let data_op = match c.data {
+            DataFrom::None => format::DATA_NONE,
+            DataFrom::Copy(_) => format::DATA_COPY,
+            DataFrom::Delta(_) => format::DATA_DELTA,
+            DataFrom::Literal => format::DATA_LITERAL,
+        };
+        let z = &mut self.z;
+        let written = (|| {
+            z.write_all(&[format::tag(header_op, data_op)])?;
+            if let Some((k, _)) = c.source() {
+                format::write_varint(z, format::zigzag(k as i64 - self.cursor as i64))?;
+                self.cursor = self.cursor.max(k + 1);
+            }
+            if c.header_from.is_none() {
+                format::write_varint(z, m.raw_header.len() as u64)?;
+                z.write_all(&m.raw_header)?;
+            }
+            if let Some(d) = &delta {
+                format::write_varint(z, d.len() as u64)?;
+                z.write_all(d)?;
+            }
+            Ok(())
+        })();
+        written.map_err(|e| self.out_err(e))?;
+        self.stats.same_headers += c.header_from.is_some() as u64;
+        match c.data {
+            DataFrom::None => {}
+            DataFrom::Copy(_) => {
+                self.stats.copies += 1;
+                self.stats.copy_bytes += m.size();
+            }
+            DataFrom::Delta(k) => {
+                let len = delta.as_ref().map_or(0, |d| d.len() as u64);
+                self.stats.deltas += 1;
+                self.stats.delta_bytes += len;
+                self.stats.delta_source_bytes += self.old.members[k].size();
+                self.max_delta = self.max_delta.max(len);
+            }
+            DataFrom::Literal => {
+                self.new.copy_data(i, &mut self.z)?;
+                self.stats.literals += 1;
+                self.stats.literal_bytes += m.size();
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Writes the ops stream; returns the writer, the stats and the longest delta.
 fn write_ops<W: Write + Send>(
     old: &ScannedTar,
@@ -155,103 +244,30 @@ fn write_ops<W: Write + Send>(
     z.window_log(format::WINDOW_LOG).map_err(out_err)?;
     z.include_checksum(true).map_err(out_err)?;
     z.include_contentsize(false).map_err(out_err)?;
+    let mut e = Emitter { z, old, new, choices, out_dir: &opts.out_dir, cursor: 0, next: 0, stats: Stats::default(), max_delta: 0 };
 
     let jobs: Vec<(usize, usize)> =
         choices.iter().enumerate().filter_map(|(i, c)| if let DataFrom::Delta(k) = c.data { Some((i, k)) } else { None }).collect();
-    let threads = opts.threads.max(1);
-    // Each worker may run this many jobs ahead of the writer: bounds the deltas in memory.
-    let window = 2 * threads;
-    let next_job = AtomicUsize::new(0);
-    let (permit_tx, permit_rx) = mpsc::sync_channel::<()>(window);
-    let permit_rx = Mutex::new(permit_rx);
-    let (result_tx, result_rx) = mpsc::channel::<(usize, Result<Vec<u8>, DeltaError>)>();
-    for _ in 0..window {
-        permit_tx.send(()).expect("permit channel open");
-    }
-
-    std::thread::scope(|s| {
-        for _ in 0..threads.min(jobs.len()) {
-            let result_tx = result_tx.clone();
-            let (next_job, permit_rx, jobs) = (&next_job, &permit_rx, &jobs);
-            s.spawn(move || loop {
-                if permit_rx.lock().expect("permit lock").recv().is_err() {
-                    return;
-                }
-                let j = next_job.fetch_add(1, Ordering::SeqCst);
-                let Some(&(i, k)) = jobs.get(j) else { return };
-                if result_tx.send((j, make_delta(old, new, k, i))).is_err() {
-                    return;
-                }
-            });
-        }
-        drop(result_tx);
-        let mut stats = Stats::default();
-        let mut max_delta = 0u64;
-        let mut done: BTreeMap<usize, Result<Vec<u8>, DeltaError>> = BTreeMap::new();
-        let mut next_result = 0usize;
-        let mut cursor = 0usize;
-        let result: Result<(Stats, u64), DeltaError> = (|| {
-            for (i, c) in choices.iter().enumerate() {
-                let m = &new.members[i];
-                let header_op = if c.header_from.is_some() { format::HDR_SAME } else { format::HDR_LITERAL };
-                let data_op = match c.data {
-                    DataFrom::None => format::DATA_NONE,
-                    DataFrom::Copy(_) => format::DATA_COPY,
-                    DataFrom::Delta(_) => format::DATA_DELTA,
-                    DataFrom::Literal => format::DATA_LITERAL,
-                };
-                z.write_all(&[format::tag(header_op, data_op)]).map_err(out_err)?;
-                if let Some((k, _)) = c.source() {
-                    format::write_varint(&mut z, format::zigzag(k as i64 - cursor as i64)).map_err(out_err)?;
-                    cursor = cursor.max(k + 1);
-                }
-                if c.header_from.is_some() {
-                    stats.same_headers += 1;
-                } else {
-                    format::write_varint(&mut z, m.raw_header.len() as u64).map_err(out_err)?;
-                    z.write_all(&m.raw_header).map_err(out_err)?;
-                }
-                match c.data {
-                    DataFrom::None => {}
-                    DataFrom::Copy(_) => {
-                        stats.copies += 1;
-                        stats.copy_bytes += m.size();
-                    }
-                    DataFrom::Delta(k) => {
-                        let delta = loop {
-                            if let Some(d) = done.remove(&next_result) {
-                                break d?;
-                            }
-                            let (j, d) = result_rx.recv().expect("delta workers stopped early");
-                            done.insert(j, d);
-                        };
-                        next_result += 1;
-                        let _ = permit_tx.send(());
-                        format::write_varint(&mut z, delta.len() as u64).map_err(out_err)?;
-                        z.write_all(&delta).map_err(out_err)?;
-                        stats.deltas += 1;
-                        stats.delta_bytes += delta.len() as u64;
-                        stats.delta_source_bytes += old.members[k].size();
-                        max_delta = max_delta.max(delta.len() as u64);
-                    }
-                    DataFrom::Literal => {
-                        new.copy_data(i, &mut z)?;
-                        stats.literals += 1;
-                        stats.literal_bytes += m.size();
-                    }
-                }
-            }
-            z.write_all(&[format::TAG_END]).map_err(out_err)?;
-            format::write_varint(&mut z, new.tail.len() as u64).map_err(out_err)?;
-            z.write_all(&new.tail).map_err(out_err)?;
-            Ok((stats, max_delta))
-        })();
-        // Stop the workers whatever happened: no more permits.
-        drop(permit_tx);
-        let stats = result?;
-        let w = z.finish().map_err(out_err)?;
-        Ok((w, stats))
-    })
+    let costs: Vec<u64> = jobs.iter().map(|&(i, k)| new.members[i].size() + old.members[k].size()).collect();
+    ordered::run_ordered(
+        &costs,
+        opts.threads,
+        DELTA_BUDGET,
+        |j| make_delta(old, new, jobs[j].1, jobs[j].0),
+        |j, delta| {
+            e.until(jobs[j].0)?;
+            e.op(Some(delta?))
+        },
+    )?;
+    e.until(choices.len())?;
+    let end = (|| {
+        e.z.write_all(&[format::TAG_END])?;
+        format::write_varint(&mut e.z, new.tail.len() as u64)?;
+        e.z.write_all(&new.tail)?;
+        e.z.finish()
+    })();
+    let w = end.map_err(out_err)?;
+    Ok((w, (e.stats, e.max_delta)))
 }
 
 /// The bsdiff delta (bidiff's format, which bipatch reads) of new member `i`

@@ -435,10 +435,15 @@ fn bad_old_streams_are_refused_and_nothing_is_left_behind() {
     for cut in [old.len() / 2, old.len() - 1024, 700] {
         refused(&mut patch_cmd(&feed(&old[..cut]), &[&p]), &["old tar (standard input)"]);
     }
-    // A flipped data byte (only the digests catch it) and a flipped header byte.
+    // A flipped data byte: early, the prefix digest catches it; later, only the
+    // digests of the whole tar can. Then a flipped header byte.
     let mut v = old.clone();
     v[600] ^= 1;
-    refused(&mut patch_cmd(&feed(&v), &[&p]), &["old tar (standard input)", "SHA-256 is", "expected"]);
+    refused(&mut patch_cmd(&feed(&v), &[&p]), &["old tar (standard input)", "first 65536 bytes", "wrong base?"]);
+    let mut late = old.clone();
+    let at = late.len() - 3000;
+    late[at] ^= 1;
+    refused(&mut patch_cmd(&feed(&late), &[&p]), &["old tar (standard input)", "SHA-256 is", "expected"]);
     let mut v = old.clone();
     v[10] ^= 1;
     refused(&mut patch_cmd(&feed(&v), &[&p]), &["old tar (standard input)", "checksum"]);
@@ -456,4 +461,18 @@ fn bad_old_streams_are_refused_and_nothing_is_left_behind() {
     // In the middle of a chain, the message names the stage that saw it.
     let p2 = diff(&w[1], &w[2], t.path(), &[]);
     refused(&mut patch_cmd(&feed(&v), &[&p, &p2]), &[p.file_name().unwrap().to_str().unwrap(), "old tar (standard input)"]);
+}
+
+#[test]
+fn a_member_used_for_its_data_then_for_its_header_only() {
+    // Tars may hold a path twice. Here the second new `etc/x` has the first's
+    // header (same size and mtime) but other bytes: the applier copies old
+    // `etc/x` for the first, then needs only its header for the second.
+    let t = tempdir();
+    let old = write_world(t.path(), 1, &[file("etc/x", b"0123456789".to_vec())]);
+    let new = write_world(t.path(), 2, &[file("etc/x", b"0123456789".to_vec()), file("etc/x", b"abcdefghij".to_vec())]);
+    let p = diff(&old, &new, t.path(), &[]);
+    let h = header_json(&p);
+    assert_eq!(h["header"]["keep"][0]["data_size"], 0, "{h:#}");
+    assert_applies(&old, &[&p], &new);
 }
