@@ -585,3 +585,19 @@ fn a_root_that_is_not_a_directory_is_refused() {
     let err = fails(&mut install(&t.path().join("missing"), &f.dists[0]));
     assert!(err.contains("No such file or directory"), "{err}");
 }
+
+#[test]
+fn progress_is_shown_on_a_terminal() {
+    let f = fixture();
+    let t = tempdir();
+    let root = t.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    // script(1) gives the install a pseudo-terminal.
+    let cmd = format!("'{}' install --root '{}' --make bmake '{}'", env!("CARGO_BIN_EXE_binarydist"), root.display(), f.dists[0].display());
+    let Ok(out) = Command::new("script").args(["-qec", &cmd, "/dev/null"]).output() else {
+        eprintln!("skipped: no script(1)");
+        return;
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("staging 0/") && text.contains("staged"), "{text}");
+}
