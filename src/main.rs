@@ -1,7 +1,7 @@
 //! The `binarydist` command: parses arguments and calls the library.
 
 use anyhow::{Context, Result};
-use binarydist::names::{self, DistName, Series};
+use binarydist::names::{DistName, Series};
 use binarydist::{apply, delta, info, pack};
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
