@@ -1,7 +1,7 @@
 //! The `binarydist` command: parses arguments and calls the library.
 
 use anyhow::{Context, Result};
-use binarydist::names::{self, DistName, Series};
+use binarydist::names::{DistName, Series};
 use binarydist::{apply, delta, info, pack};
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
@@ -237,16 +237,8 @@ fn read_list(path: Option<&Path>, default: &str) -> Result<String> {
 }
 
 fn run_pack(a: PackArgs) -> Result<()> {
-    let clamp = match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(s) if !s.is_empty() => Some(s.trim().parse::<i64>().with_context(|| format!("SOURCE_DATE_EPOCH {s:?} is not a number"))?),
-        _ => None,
-    };
-    let stamp = match a.date {
-        Some(d) => d,
-        None => names::stamp_from_epoch(clamp.unwrap_or_else(|| {
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
-        })),
-    };
+    let clamp = pack::source_date_epoch()?;
+    let stamp = a.date.unwrap_or_else(|| pack::default_stamp(clamp));
     let series = Series::from_parts(&a.series, a.kernconf.as_deref())?;
     let name = DistName::new(series, &a.arch, &a.branch, &stamp, &a.rev)?;
     let opts = pack::PackOptions {

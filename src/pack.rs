@@ -37,6 +37,8 @@ pub enum PackError {
     Pattern { list: String, pattern: String, why: String },
     #[error("upgrade subset: {} is missing (listed in the upgrade-subset list)", .0.display())]
     MissingSubset(PathBuf),
+    #[error("SOURCE_DATE_EPOCH {0:?} is not a number of seconds")]
+    Epoch(String),
     #[error("{}: the stage already has an entry at the manifest's place", .0.display())]
     ManifestClash(PathBuf),
 }
@@ -53,6 +55,21 @@ pub struct PackOptions {
     /// SOURCE_DATE_EPOCH: mtimes later than this are clamped to it.
     pub clamp_mtime: Option<i64>,
     pub out_dir: PathBuf,
+}
+
+/// SOURCE_DATE_EPOCH, as reproducible-builds.org defines it: when set, the
+/// build time and the latest mtime a dist may carry.
+pub fn source_date_epoch() -> Result<Option<i64>, PackError> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(s) if !s.trim().is_empty() => s.trim().parse().map(Some).map_err(|_| PackError::Epoch(s)),
+        _ => Ok(None),
+    }
+}
+
+/// The build stamp when none is given: SOURCE_DATE_EPOCH, else now.
+pub fn default_stamp(clamp: Option<i64>) -> String {
+    let now = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    crate::names::stamp_from_epoch(clamp.unwrap_or_else(now))
 }
 
 /// What `pack` made.
