@@ -4,7 +4,6 @@
 use crate::manifest::{self, Manifest, ManifestError};
 use crate::names::{DistName, MD5_SUFFIX, SHA256_SUFFIX};
 use crate::tario::{self, Digests, HashingReader, Kind, TarError};
-use sha2::{Digest, Sha256};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
@@ -82,7 +81,6 @@ pub fn scan_dist(path: &Path) -> Result<(Manifest, Digests, u64), DistError> {
         }
     }
     let mut file_bytes = 0;
-    let mut buf = vec![0u8; 256 * 1024];
     for (index, entry) in manifest.entries.iter().enumerate() {
         let member = reader.next_member().map_err(tar_err)?;
         let bad = |member: &str, what: String| DistError::Member { path: path.into(), index: index + 1, member: member.into(), what };
@@ -101,16 +99,7 @@ pub fn scan_dist(path: &Path) -> Result<(Manifest, Digests, u64), DistError> {
             return Err(bad(&name, format!("header {:?} disagrees with manifest {:?}", member.meta, expected)));
         }
         if entry.meta.kind == Kind::File {
-            let mut h = Sha256::new();
-            loop {
-                let n = reader.read_data(&mut buf).map_err(tar_err)?;
-                if n == 0 {
-                    break;
-                }
-                h.update(&buf[..n]);
-            }
-            let got: [u8; 32] = h.finalize().into();
-            if Some(got) != entry.sha256 {
+            if Some(reader.sha256_data().map_err(tar_err)?) != entry.sha256 {
                 return Err(bad(&name, "content does not match the manifest's SHA-256".into()));
             }
             file_bytes += entry.meta.size;

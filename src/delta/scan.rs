@@ -5,7 +5,6 @@
 //! a plain `.tar` is read in place.
 
 use crate::tario::{self, Digests, HashingReader, Meta, TarError};
-use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::os::unix::fs::FileExt;
@@ -121,18 +120,10 @@ fn scan_stream<R: Read>(path: &Path, stream: R) -> Result<Scanned<R>, ScanError>
     let tar_err = |e| ScanError::Tar { path: path.into(), source: e };
     let mut reader = tario::Reader::new(HashingReader::new(stream));
     let mut members = Vec::new();
-    let mut buf = vec![0u8; 256 * 1024];
     while let Some(member) = reader.next_member().map_err(tar_err)? {
         let data_offset = reader.offset();
-        let mut h = Sha256::new();
-        loop {
-            let n = reader.read_data(&mut buf).map_err(tar_err)?;
-            if n == 0 {
-                break;
-            }
-            h.update(&buf[..n]);
-        }
-        members.push(ScannedMember { raw_header: member.raw_header, meta: member.meta, data_offset, content: h.finalize().into() });
+        let content = reader.sha256_data().map_err(tar_err)?;
+        members.push(ScannedMember { raw_header: member.raw_header, meta: member.meta, data_offset, content });
     }
     let (tail, hashing) = reader.finish().map_err(tar_err)?;
     let (stream, digests) = hashing.finish();

@@ -228,6 +228,20 @@ impl<R: Read> Reader<R> {
         DataReader { reader: self }
     }
 
+    /// Reads the rest of the current member's data, returning its SHA-256.
+    pub fn sha256_data(&mut self) -> Result<[u8; 32], TarError> {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = self.read_data(&mut buf)?;
+            if n == 0 {
+                return Ok(h.finalize().into());
+            }
+            h.update(&buf[..n]);
+        }
+    }
+
     /// Reads all of the current member's data into memory. The caller bounds the
     /// size (it knows `meta.size` before calling).
     pub fn read_data_to_vec(&mut self) -> Result<Vec<u8>, TarError> {
