@@ -63,6 +63,16 @@ pub fn build_ops(manifest: &Manifest, manifest_meta: &Meta, plan: &Plan, staged:
     touched.extend(manifest_meta.path.parent());
     touched.extend(plan.removals.iter().filter_map(|p| p.parent()));
     touched.extend(plan.kernel.as_ref().and_then(|k| k.0.parent()));
+    // A file with staged hard links gets its flags after every rename: on BSD
+    // rename(2) of a link to an schg inode fails with EPERM.
+    let link_targets: HashSet<&Path> = manifest
+        .entries
+        .iter()
+        .enumerate()
+        .filter(|(i, e)| e.meta.kind == Kind::HardLink && plan.actions[*i] == Action::Stage)
+        .filter_map(|(_, e)| e.meta.link.as_deref())
+        .collect();
+    let mut deferred_flags = Vec::new();
     for (i, e) in manifest.entries.iter().enumerate() {
         let m = &e.meta;
         match plan.actions[i] {
@@ -78,6 +88,12 @@ pub fn build_ops(manifest: &Manifest, manifest_meta: &Meta, plan: &Plan, staged:
                 let temp = staged.temps[i].clone().expect("a staged entry has a temporary name");
                 // A hard link shares its target's inode: flags are the target's.
                 let flags = if m.kind == Kind::HardLink { None } else { m.flags.clone() };
+                let flags = if flags.is_some() && link_targets.contains(m.path.as_path()) {
+                    deferred_flags.push(meta_op(m));
+                    None
+                } else {
+                    flags
+                };
                 let op = Op::Rename { temp, path: m.path.clone(), flags };
                 if !e.critical {
                     middle.push(op);
@@ -102,6 +118,7 @@ pub fn build_ops(manifest: &Manifest, manifest_meta: &Meta, plan: &Plan, staged:
         .chain(late)
         .chain(rtld)
         .chain(libc)
+        .chain(deferred_flags)
         .chain(removals)
         .chain(dirs)
         .collect()
@@ -218,6 +235,11 @@ fn remove_tree(abs: &Path) -> Result<(), CommitError> {
 }
 
 fn remove(root: &Path, path: &Path) -> Result<(), CommitError> {
+    // A symlink the new dist (or an admin) put where a directory was would
+    // carry the removal out of the root.
+    if !super::plan::through_real_dirs(root, path) {
+        return Ok(());
+    }
     let p = root.join(path);
     match fs::symlink_metadata(&p) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),

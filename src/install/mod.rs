@@ -371,6 +371,10 @@ fn make_staged_durable(root: &Path, plan: &Plan, state: &State) -> Result<(), In
 /// summary's, which may be JSON).
 fn run_make_upgrade(root: &Path, src: &Path, make: &str) -> Result<(), InstallError> {
     let dir = root.join(src);
+    // Checked at plan time too; a journal read back is checked again here.
+    if src != Path::new(manifest::UPGRADE_SRC_PREFIX) || !plan::through_real_dirs(root, &src.join("Makefile")) {
+        return Err(io_err(&dir)(io::Error::other(format!("not the shipped upgrade subset under {}", manifest::UPGRADE_SRC_PREFIX))));
+    }
     hook::point("upgrade");
     let destdir = if root == Path::new("/") { String::new() } else { root.display().to_string() };
     let stdout = io::stderr().lock();

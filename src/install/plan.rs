@@ -32,6 +32,16 @@ pub enum PlanError {
     Io { path: PathBuf, source: io::Error },
 }
 
+/// True when every directory leading to `rel` under `root` is a real directory,
+/// not a symlink: what a removal or `make -C` must check at the time it acts,
+/// since the dist just renamed its own entries into place.
+pub fn through_real_dirs(root: &Path, rel: &Path) -> bool {
+    rel.ancestors()
+        .skip(1)
+        .filter(|a| !a.as_os_str().is_empty())
+        .all(|a| fs::symlink_metadata(root.join(a)).is_ok_and(|m| m.is_dir()))
+}
+
 fn refuse(path: &Path, why: impl Into<String>) -> PlanError {
     PlanError::Refused { path: path.to_path_buf(), why: why.into() }
 }
@@ -190,6 +200,14 @@ pub fn make(root: &Path, new: &Manifest, old: Option<&Manifest>) -> Result<Plan,
     let mut staged_files: HashSet<&Path> = HashSet::new();
     let mut needs: HashMap<u64, Need> = HashMap::new();
     let mut reboot = kernel_dir.is_some();
+
+    // The manifest names the directory `make upgrade` runs in, as root: only
+    // the dist's own subset directory will do, never a path of its choosing.
+    if let Some(src) = &new.upgrade_src {
+        if src != Path::new(UPGRADE_SRC_PREFIX) || !new.entries.iter().any(|e| e.meta.path == *src && e.meta.kind == Kind::Dir) {
+            return Err(refuse(src, format!("the upgrade subset must be the dist's own directory {UPGRADE_SRC_PREFIX}")));
+        }
+    }
 
     for e in &new.entries {
         let path = e.meta.path.as_path();

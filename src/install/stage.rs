@@ -79,10 +79,12 @@ impl<'t> Stager<'t> {
                 Ok(m) if m.is_dir() => {}
                 Ok(_) => return Err(io_err(&abs)(io::Error::other("not a directory"))),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    // The parent's time first: undo runs newest first, so the
+                    // rmdir comes before the parent's mtime is put back.
+                    self.keep_parent_time(&anc)?;
                     if !self.in_tree(&anc) {
                         self.tx.record(Item::CreatedDir(anc.clone()))?;
                     }
-                    self.keep_parent_time(&anc)?;
                     fs::create_dir(&abs).map_err(io_err(&abs))?;
                     fs::set_permissions(&abs, fs::Permissions::from_mode(0o755)).map_err(io_err(&abs))?;
                     self.timed.insert(anc.clone());

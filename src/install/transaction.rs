@@ -58,6 +58,28 @@ impl Drop for Transaction {
     }
 }
 
+/// Removes a directory staging created. After a power loss the journal may
+/// have lost the line of a temporary file in it that did reach the disk; only
+/// the installer makes such names (a dist may not), so they go too.
+fn remove_created_dir(dir: &Path) -> io::Result<()> {
+    match fs::remove_dir(dir) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOTEMPTY) => {
+            for entry in fs::read_dir(dir)? {
+                let entry = entry?;
+                if entry.file_name().to_string_lossy().starts_with(super::plan::TEMP_PREFIX) {
+                    if entry.file_type()?.is_dir() {
+                        fs::remove_dir_all(entry.path())?;
+                    } else {
+                        fs::remove_file(entry.path())?;
+                    }
+                }
+            }
+            fs::remove_dir(dir)
+        }
+        r => r,
+    }
+}
+
 /// Removes what staging created, newest first. Things already gone are fine
 /// (the journal records an item before creating it). Returns what could not
 /// be removed, for the caller to report.
@@ -67,7 +89,7 @@ pub fn undo(root: &Path, items: &[Item]) -> Vec<String> {
         let (path, res) = match item {
             Item::Staged(p) | Item::BaseNew(p) => (p, fs::remove_file(root.join(p))),
             Item::StagedTree(p) => (p, fs::remove_dir_all(root.join(p))),
-            Item::CreatedDir(p) => (p, fs::remove_dir(root.join(p))),
+            Item::CreatedDir(p) => (p, remove_created_dir(&root.join(p))),
             Item::DirTime(p, sec, nsec) => (p, super::sys::restore_mtime(&root.join(p), *sec, *nsec)),
         };
         match res {

@@ -32,9 +32,13 @@ fn link(path: &str, kind: Kind, target: &str) -> (Meta, Vec<u8>) {
 /// A dist whose manifest lists exactly `entries` and whose members are
 /// `members` (the same, unless a test wants them to disagree), with sidecars.
 fn craft(out: &Path, entries: &[(Meta, Vec<u8>)], members: &[(Meta, Vec<u8>)]) -> PathBuf {
+    craft_named(out, NAME, entries, members, None)
+}
+
+fn craft_named(out: &Path, name: &str, entries: &[(Meta, Vec<u8>)], members: &[(Meta, Vec<u8>)], upgrade_src: Option<&str>) -> PathBuf {
     let manifest = Manifest {
-        name: DistName::parse(NAME).unwrap(),
-        upgrade_src: None,
+        name: DistName::parse(name).unwrap(),
+        upgrade_src: upgrade_src.map(PathBuf::from),
         entries: entries
             .iter()
             .map(|(m, d)| Entry { meta: m.clone(), sha256: (m.kind == Kind::File).then(|| hash::sha256_of(&d[..]).unwrap()), critical: false })
@@ -52,12 +56,12 @@ fn craft(out: &Path, entries: &[(Meta, Vec<u8>)], members: &[(Meta, Vec<u8>)]) -
     let tar = w.finish().unwrap();
     let digests = Digests::of(&tar);
     std::fs::create_dir_all(out).unwrap();
-    let dist = out.join(format!("{NAME}.tar.gz"));
+    let dist = out.join(format!("{name}.tar.gz"));
     let mut gz = tario::gz::encoder(std::fs::File::create(&dist).unwrap());
     gz.write_all(&tar).unwrap();
     gz.finish().unwrap();
-    std::fs::write(out.join(format!("{NAME}.tar.md5")), format!("MD5 ({NAME}.tar) = {}\n", digests.md5_hex())).unwrap();
-    std::fs::write(out.join(format!("{NAME}.tar.sha256")), format!("SHA256 ({NAME}.tar) = {}\n", digests.sha256_hex())).unwrap();
+    std::fs::write(out.join(format!("{name}.tar.md5")), format!("MD5 ({name}.tar) = {}\n", digests.md5_hex())).unwrap();
+    std::fs::write(out.join(format!("{name}.tar.sha256")), format!("SHA256 ({name}.tar) = {}\n", digests.sha256_hex())).unwrap();
     dist
 }
 
@@ -212,4 +216,104 @@ fn hostile_device_node_is_refused_when_not_root() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("only root may create one"), "{err}");
     assert!(tree(&s.root) == before);
+}
+
+const SUBSET: &str = "usr/share/binarydist/upgrade-src";
+
+/// The directories leading to the upgrade subset, and its Makefile.
+fn subset_entries() -> Vec<(Meta, Vec<u8>)> {
+    vec![dir("usr"), dir("usr/share"), dir("usr/share/binarydist"), dir(SUBSET), file(&format!("{SUBSET}/Makefile"), "upgrade:\n\t@true\n")]
+}
+
+#[test]
+fn hostile_upgrade_subset_outside_the_dist_is_refused() {
+    // make upgrade runs as root in the directory the manifest names.
+    let s = scene();
+    let evil = s.out.parent().unwrap().join("evil");
+    sh(&format!("mkdir -p '{0}/src' && printf 'upgrade:\n\ttouch {0}/ran\n' > '{0}/src/Makefile'", evil.display()));
+    for src in [evil.join("src").display().to_string(), "../evil/src".to_string(), "usr".to_string()] {
+        let entries = subset_entries();
+        let dist = craft_named(&s.out, NAME, &entries, &entries, Some(&src));
+        refused(&s, &dist, "upgrade subset");
+    }
+    assert!(!evil.join("ran").exists());
+}
+
+#[test]
+fn hostile_symlink_where_a_dropped_subset_directory_was_does_not_carry_removals_out() {
+    // Files the new dist drops from the subset are removed; a symlink the new
+    // dist puts where their directory was must not take the removal elsewhere.
+    let s = scene();
+    sh(&format!("rm -rf '{0}/var/db/binarydist/world' && echo precious > '{1}/b'", s.root.display(), s.outside.display()));
+    let mut first = subset_entries();
+    first.extend([dir(&format!("{SUBSET}/a")), file(&format!("{SUBSET}/a/b"), "bbb")]);
+    let d1 = craft_named(&s.out.join("1"), NAME, &first, &first, Some(SUBSET));
+    crate::util::ok(&mut install(&s.root, &d1));
+    sh(&format!("rm -rf '{}/{SUBSET}/a'", s.root.display()));
+    let mut second = subset_entries();
+    second.push(link(&format!("{SUBSET}/a"), Kind::Symlink, &s.outside.display().to_string()));
+    let name2 = "DragonFly-world-x86_64-master-20261128T110000Z-evil2";
+    let d2 = craft_named(&s.out.join("2"), name2, &second, &second, Some(SUBSET));
+    let _ = install(&s.root, &d2).output().unwrap();
+    assert_eq!(sh(&format!("cat '{}/b'", s.outside.display())), "precious\n", "a removal went through the symlink");
+}
+
+/// Corrupts a dist's SHA-256 sidecar, so that the install fails at verification,
+/// after staging.
+fn break_sidecar(dist: &Path) {
+    let side = PathBuf::from(dist.to_string_lossy().replace(".tar.gz", ".tar.sha256"));
+    let text = std::fs::read_to_string(&side).unwrap();
+    std::fs::write(&side, format!("{}0000000000\n", &text[..text.len() - 11])).unwrap();
+}
+
+#[test]
+fn undo_puts_back_the_mtime_of_a_parent_whose_new_directory_had_no_entry() {
+    // The dist lists etc/new/f but not etc/new: staging makes etc/new, and the
+    // undo must leave etc's mtime as it was after removing it.
+    let s = scene();
+    sh(&format!("touch -d @1577836800 '{}/etc'", s.root.display()));
+    let entries = [file("etc/new/f", "x")];
+    let dist = craft(&s.out, &entries, &entries);
+    break_sidecar(&dist);
+    refused(&s, &dist, "SHA-256 of the tar");
+}
+
+#[test]
+fn a_file_with_hard_links_gets_its_flags_after_every_rename() {
+    // On BSD rename(2) of a link to an schg inode fails: set flags last.
+    let s = scene();
+    let flags = s.out.parent().unwrap().join("flags");
+    std::fs::create_dir_all(&flags).unwrap();
+    let (mut chfn, data) = file("usr/bin/chfn", "prog");
+    chfn.flags = Some("schg".into());
+    let mut chpass = link("usr/bin/chpass", Kind::HardLink, "usr/bin/chfn");
+    chpass.0.flags = Some("schg".into());
+    let entries = [dir("usr"), dir("usr/bin"), (chfn, data), chpass];
+    let dist = craft(&s.out, &entries, &entries);
+    crate::util::ok(install(&s.root, &dist).env("BINARYDIST_TEST_FLAGS", &flags));
+    let calls = std::fs::read_to_string(flags.join("calls")).unwrap();
+    let at = |l: String| calls.lines().position(|x| x == l).unwrap_or_else(|| panic!("no {l:?} in\n{calls}"));
+    let root = s.root.display();
+    assert!(at(format!("rename\t{root}/usr/bin/chpass")) < at(format!("set\t{root}/usr/bin/chfn\tschg")), "{calls}");
+}
+
+#[test]
+fn undo_finishes_even_when_the_journal_lost_a_temporary_file() {
+    // After a power loss a staged file may be on disk while its journal line
+    // is not: the undo of its new directory must still succeed.
+    let s = scene();
+    let entries = [dir("etc/sub"), file("etc/sub/a", "a"), file("etc/sub/b", "b"), file("etc/sub/c", "c")];
+    let dist = craft(&s.out, &entries, &entries);
+    let before = tree(&s.root);
+    let killed = install(&s.root, &dist).env("BINARYDIST_TEST_KILL_AT", "stage:3").output().unwrap();
+    assert!(!killed.status.success());
+    let journal = s.root.join("var/db/binarydist/journal");
+    let text = std::fs::read_to_string(&journal).unwrap();
+    let lost: String = text.lines().filter(|l| !l.contains("etc/sub/")).map(|l| format!("{l}\n")).collect();
+    assert_ne!(lost, text, "no staged file of etc/sub in the journal:\n{text}");
+    std::fs::write(&journal, lost).unwrap();
+    let mut rerun = crate::util::bin();
+    rerun.arg("install").arg("--root").arg(&s.root);
+    crate::util::ok(&mut rerun);
+    assert!(tree(&s.root) == before, "the root is not as it was");
 }
