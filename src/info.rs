@@ -19,7 +19,7 @@ pub enum DistError {
     Manifest { path: PathBuf, source: ManifestError },
     #[error("{}: manifest names {manifest}, file name says {file}", path.display())]
     NameMismatch { path: PathBuf, manifest: String, file: String },
-    #[error("{}: member {index} ({member}): {what}", path.display())]
+    #[error("{}: member {index} ({member:?}): {what}", path.display())]
     Member { path: PathBuf, index: usize, member: String, what: String },
     #[error("{}: {what}", path.display())]
     Sidecar { path: PathBuf, what: String },
@@ -54,7 +54,7 @@ pub fn read_manifest<R: Read>(reader: &mut tario::Reader<R>, path: &Path) -> Res
     let member = reader.next_member().map_err(tar_err)?;
     let found = member.as_ref().map(|m| m.meta.path.display().to_string()).unwrap_or_else(|| "end of archive".into());
     let member = member.filter(|m| {
-        m.meta.kind == Kind::File && m.meta.path.as_os_str() == manifest::MEMBER && m.meta.size <= 1 << 30
+        m.meta.kind == Kind::File && m.meta.path.as_os_str() == manifest::MEMBER && m.meta.size <= manifest::MAX_SIZE
     });
     if member.is_none() {
         return Err(DistError::NoManifest { path: path.into(), expected: manifest::MEMBER.into(), found });

@@ -26,6 +26,10 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
 const MAGIC: &str = "#binarydist manifest 1";
+/// Largest manifest member read (a whole world's is about 5 MB).
+pub const MAX_SIZE: u64 = 64 << 20;
+/// Most entries a manifest may declare: bounds what parsing allocates.
+pub const MAX_ENTRIES: usize = 4 << 20;
 /// Suffix a critical file carries inside the tar.
 pub const NEW_SUFFIX: &str = ".new";
 /// Where shipped /usr/src subsets live inside a dist: never under usr/src.
@@ -154,10 +158,17 @@ impl Manifest {
                 match key {
                     "name" => name = Some(DistName::parse(value)?),
                     "upgrade-src" => upgrade_src = Some(unescape(value).map_err(|w| syntax(no, w))?),
-                    "entries" => declared = Some(value.parse::<usize>().map_err(|_| syntax(no, format!("entries {value:?}")))?),
+                    "entries" => {
+                        let n = value.parse::<usize>().ok().filter(|&n| n <= MAX_ENTRIES);
+                        declared = Some(n.ok_or_else(|| syntax(no, format!("entries {value:?} (at most {MAX_ENTRIES})")))?);
+                        entries.reserve(declared.unwrap_or(0).min(1 << 16));
+                    }
                     _ => {} // series, arch, ... are in the name; unknown keys are for later versions
                 }
                 continue;
+            }
+            if Some(entries.len()) == declared {
+                return Err(ManifestError::Count { declared: entries.len(), found: entries.len() + 1 });
             }
             entries.push(parse_entry(line).map_err(|w| syntax(no, w))?);
         }
@@ -278,5 +289,10 @@ mod tests {
         assert!(matches!(Manifest::parse(&t), Err(ManifestError::Count { declared: 2, found: 1 })));
         let t = format!("{MAGIC}\nname DragonFly-world-x86_64-master-20261128T103900Z-v1\nentries 1\nbin type=blob\n");
         assert!(matches!(Manifest::parse(&t), Err(ManifestError::Syntax { line: 4, .. })));
+        // More lines than declared stop at the first extra one; an absurd count is refused.
+        let t = format!("{MAGIC}\nname DragonFly-world-x86_64-master-20261128T103900Z-v1\nentries 1\n{}", "a type=dir\n".repeat(1000));
+        assert!(matches!(Manifest::parse(&t), Err(ManifestError::Count { declared: 1, found: 2 })));
+        let t = format!("{MAGIC}\nname DragonFly-world-x86_64-master-20261128T103900Z-v1\nentries 99999999999\n");
+        assert!(matches!(Manifest::parse(&t), Err(ManifestError::Syntax { line: 3, .. })));
     }
 }

@@ -174,7 +174,7 @@ pub fn apply_one<R: Read, W: Write>(p: &PatchFile, label: &str, old: R, out: &mu
             Err(e) => return Err(op_err(format!("raw header: {e}"))),
         };
         let size = new_member.meta.size;
-        let path = new_member.meta.path.display().to_string();
+        let path = format!("{:?}", new_member.meta.path);
         w.write_all(raw).map_err(|e| output_err(&path, e))?;
 
         let source_size = |a: &Applier<R>, f: &(u64, Fetched)| match f {
@@ -214,8 +214,8 @@ pub fn apply_one<R: Read, W: Write>(p: &PatchFile, label: &str, old: R, out: &mu
                     (k, Fetched::Current(m)) => {
                         if m.meta.size > h.max_source {
                             return Err(a.old_err(format!(
-                                "old member {k} ({}) is {} bytes, the patch expects delta sources of at most {}: wrong base?",
-                                m.meta.path.display(),
+                                "old member {k} ({:?}) is {} bytes, the patch expects delta sources of at most {}: wrong base?",
+                                m.meta.path,
                                 m.meta.size,
                                 h.max_source
                             )));

@@ -49,7 +49,7 @@ pub const WINDOW_LOG: u32 = 24;
 pub const MAX_DECLARED_MEMORY: u64 = 16 << 30;
 /// Raw header blocks of one member: extension headers up to tario's limit, twice
 /// (path and link), plus a few blocks.
-pub const MAX_RAW_HEADER: u64 = 2 * crate::tario::read::MAX_EXTENSION + 8 * 512;
+pub const MAX_RAW_HEADER: u64 = crate::tario::read::MAX_RAW_HEADER;
 
 pub const HDR_LITERAL: u8 = 0;
 pub const HDR_SAME: u8 = 1;

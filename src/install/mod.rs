@@ -290,7 +290,7 @@ fn read_new_manifest(stream: &mut Stream, target: &DistName) -> Result<(Manifest
     let expected = manifest::member_path(&target.series);
     let member = stream.reader.next_member().map_err(tar_err)?;
     let found = member.as_ref().map(|m| m.meta.path.display().to_string()).unwrap_or_else(|| "end of archive".into());
-    let member = member.filter(|m| m.meta.path == expected && m.meta.kind == crate::tario::Kind::File && m.meta.size <= 1 << 30);
+    let member = member.filter(|m| m.meta.path == expected && m.meta.kind == crate::tario::Kind::File && m.meta.size <= manifest::MAX_SIZE);
     let Some(member) = member else {
         return Err(DistError::NoManifest { path: what.into(), expected: expected.display().to_string(), found }.into());
     };

@@ -20,6 +20,9 @@ use std::path::PathBuf;
 /// legitimate path or flag list comes near it, and it bounds what a hostile
 /// header can make us allocate.
 pub const MAX_EXTENSION: u64 = 1 << 20;
+/// All header blocks of one member together (extension headers included):
+/// bounds how many extension headers a hostile stream can pile up.
+pub const MAX_RAW_HEADER: u64 = 2 * MAX_EXTENSION + 8 * BLOCK as u64;
 /// Bytes after the end-of-archive block that are kept as the tail.
 pub const MAX_TAIL: u64 = 1 << 20;
 
@@ -33,9 +36,9 @@ pub enum TarError {
     Checksum { offset: u64 },
     #[error("bad header at byte {offset}: {what}")]
     BadHeader { offset: u64, what: String },
-    #[error("{path}: unsupported entry type {flag:?} at byte {offset}")]
+    #[error("{path:?}: unsupported entry type {flag:?} at byte {offset}")]
     Unsupported { offset: u64, path: String, flag: char },
-    #[error("{path}: non-zero padding after its data at byte {offset}")]
+    #[error("{path:?}: non-zero padding after its data at byte {offset}")]
     Padding { offset: u64, path: String },
     #[error("more than {MAX_TAIL} bytes after the end-of-archive block")]
     LongTail,
@@ -100,6 +103,7 @@ impl<R: Read> Reader<R> {
             }
             check_checksum(&block, self.offset - BLOCK as u64)?;
             raw.extend_from_slice(&block);
+            self.check_raw_len(&raw, start)?;
             let header = tar::Header::from_byte_slice(&block);
             let flag = block[156];
             match flag {
@@ -111,6 +115,7 @@ impl<R: Read> Reader<R> {
                     let mut body = vec![0u8; size as usize + super::write::padding(size)];
                     self.read_exact_at(&mut body, "extension header")?;
                     raw.extend_from_slice(&body);
+                    self.check_raw_len(&raw, start)?;
                     body.truncate(size as usize);
                     match flag {
                         b'x' => {
@@ -245,7 +250,8 @@ impl<R: Read> Reader<R> {
     /// Reads all of the current member's data into memory. The caller bounds the
     /// size (it knows `meta.size` before calling).
     pub fn read_data_to_vec(&mut self) -> Result<Vec<u8>, TarError> {
-        let mut v = Vec::with_capacity(self.data_left.min(1 << 30) as usize);
+        // Grown as data arrives: a size field alone reserves no more than 1 MiB.
+        let mut v = Vec::with_capacity(self.data_left.min(1 << 20) as usize);
         let mut buf = vec![0u8; 256 * 1024];
         loop {
             let n = self.read_data(&mut buf)?;
@@ -269,6 +275,13 @@ impl<R: Read> Reader<R> {
             return Err(TarError::LongTail);
         }
         Ok((tail, self.inner))
+    }
+
+    fn check_raw_len(&self, raw: &[u8], start: u64) -> Result<(), TarError> {
+        if raw.len() as u64 > MAX_RAW_HEADER {
+            return Err(TarError::BadHeader { offset: start, what: format!("member header over {MAX_RAW_HEADER} bytes") });
+        }
+        Ok(())
     }
 
     fn skip_data(&mut self) -> Result<(), TarError> {
@@ -432,5 +445,43 @@ mod tests {
         let mut bad = tar.clone();
         bad[10] ^= 1;
         assert!(matches!(Reader::new(&bad[..]).next_member(), Err(TarError::Checksum { .. })));
+    }
+
+    /// A global PAX header block with a `size`-byte body of zeros.
+    fn global_header(size: usize) -> Vec<u8> {
+        let mut m = Meta::new("g", Kind::File);
+        m.size = size as u64;
+        let mut h = super::super::write::header_bytes(&m);
+        h[156] = b'g';
+        h[148..156].fill(b' ');
+        let sum: u32 = h.iter().map(|&b| b as u32).sum();
+        h[148..154].copy_from_slice(format!("{sum:06o}").as_bytes());
+        h[154] = 0;
+        h.resize(BLOCK + size + super::super::write::padding(size as u64), 0);
+        h
+    }
+
+    #[test]
+    fn piled_up_extension_headers_are_refused_not_buffered() {
+        // Each is within MAX_EXTENSION; together they would grow without bound.
+        let one = global_header(MAX_EXTENSION as usize);
+        let stream: Vec<u8> = std::iter::repeat(one).take(4).flatten().collect();
+        let mut r = Reader::new(&stream[..]);
+        let err = r.next_member().unwrap_err().to_string();
+        assert!(err.contains("member header over"), "{err}");
+    }
+
+    #[test]
+    fn hostile_names_stay_on_one_line_in_errors() {
+        let mut m = Meta::new("bin\nFAKE: ok", Kind::File);
+        m.size = 0;
+        let mut h = super::super::write::header_bytes(&m);
+        h[156] = b'S';
+        h[148..156].fill(b' ');
+        let sum: u32 = h.iter().map(|&b| b as u32).sum();
+        h[148..154].copy_from_slice(format!("{sum:06o}").as_bytes());
+        h[154] = 0;
+        let err = Reader::new(&h[..]).next_member().unwrap_err().to_string();
+        assert_eq!(err.lines().count(), 1, "{err}");
     }
 }

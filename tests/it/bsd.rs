@@ -67,7 +67,7 @@ fn built() -> &'static Built {
         let (src, obj, dist, stage) = (root.join("usr/src"), root.join("obj"), root.join("dist"), root.join("stage"));
         for (rev, gitrev) in REVS {
             sample_tree(&src, rev);
-            let args = vec![
+            let args = [
                 "binarydist".to_string(),
                 "binarykernel".to_string(),
                 format!("KERNCONFS={KERNCONFS}"),
