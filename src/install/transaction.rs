@@ -49,8 +49,13 @@ impl Drop for Transaction {
         if self.committed {
             return;
         }
-        for problem in undo(&self.root, &self.items) {
+        let problems = undo(&self.root, &self.items);
+        for problem in &problems {
             eprintln!("binarydist: while undoing: {problem}");
+        }
+        // What could not be undone stays listed, for the next run to retry.
+        if !problems.is_empty() {
+            return;
         }
         if let Err(e) = journal::clear(&self.journal_path) {
             eprintln!("binarydist: while undoing: {e}");
