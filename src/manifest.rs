@@ -195,11 +195,12 @@ fn parse_entry(line: &str) -> Result<Entry, String> {
         }
         let (k, v) = w.split_once('=').ok_or_else(|| format!("bad field {w:?}"))?;
         let num = |v: &str| v.parse::<i64>().map_err(|_| format!("bad {k} {v:?}"));
+        let id = |v: &str| v.parse::<u32>().map_err(|_| format!("bad {k} {v:?}"));
         match k {
             "type" => kind = Some(Kind::from_word(v).ok_or_else(|| format!("bad type {v:?}"))?),
             "mode" => meta.mode = u32::from_str_radix(v, 8).map_err(|_| format!("bad mode {v:?}"))?,
-            "uid" => meta.uid = num(v)? as u32,
-            "gid" => meta.gid = num(v)? as u32,
+            "uid" => meta.uid = id(v)?,
+            "gid" => meta.gid = id(v)?,
             "mtime" => meta.mtime = num(v)?,
             "size" => meta.size = v.parse().map_err(|_| format!("bad size {v:?}"))?,
             "sha256" => {
@@ -210,7 +211,7 @@ fn parse_entry(line: &str) -> Result<Entry, String> {
             "link" => meta.link = Some(unescape(v)?),
             "dev" => {
                 let (a, b) = v.split_once(',').ok_or_else(|| format!("bad dev {v:?}"))?;
-                meta.dev = Some((num(a)? as u32, num(b)? as u32));
+                meta.dev = Some((id(a)?, id(b)?));
             }
             "flags" => meta.flags = Some(v.to_string()),
             _ => {}
