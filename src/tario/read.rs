@@ -447,16 +447,22 @@ mod tests {
         assert!(matches!(Reader::new(&bad[..]).next_member(), Err(TarError::Checksum { .. })));
     }
 
-    /// A global PAX header block with a `size`-byte body of zeros.
-    fn global_header(size: usize) -> Vec<u8> {
-        let mut m = Meta::new("g", Kind::File);
-        m.size = size as u64;
-        let mut h = super::super::write::header_bytes(&m);
-        h[156] = b'g';
+    /// The header block of `meta` with another type flag, checksum fixed.
+    fn retyped(meta: &Meta, flag: u8) -> Vec<u8> {
+        let mut h = super::super::write::header_bytes(meta);
+        h[156] = flag;
         h[148..156].fill(b' ');
         let sum: u32 = h.iter().map(|&b| b as u32).sum();
         h[148..154].copy_from_slice(format!("{sum:06o}").as_bytes());
         h[154] = 0;
+        h
+    }
+
+    /// A global PAX header block with a `size`-byte body of zeros.
+    fn global_header(size: usize) -> Vec<u8> {
+        let mut m = Meta::new("g", Kind::File);
+        m.size = size as u64;
+        let mut h = retyped(&m, b'g');
         h.resize(BLOCK + size + super::super::write::padding(size as u64), 0);
         h
     }
@@ -473,14 +479,7 @@ mod tests {
 
     #[test]
     fn hostile_names_stay_on_one_line_in_errors() {
-        let mut m = Meta::new("bin\nFAKE: ok", Kind::File);
-        m.size = 0;
-        let mut h = super::super::write::header_bytes(&m);
-        h[156] = b'S';
-        h[148..156].fill(b' ');
-        let sum: u32 = h.iter().map(|&b| b as u32).sum();
-        h[148..154].copy_from_slice(format!("{sum:06o}").as_bytes());
-        h[154] = 0;
+        let h = retyped(&Meta::new("bin\nFAKE: ok", Kind::File), b'S');
         let err = Reader::new(&h[..]).next_member().unwrap_err().to_string();
         assert_eq!(err.lines().count(), 1, "{err}");
     }
