@@ -1,6 +1,6 @@
 #!/bin/sh
 #
-# make demo: the build machine's side on the bundled sample source tree.
+# make demo: the whole story on the bundled sample source tree.
 # Builds revisions 1, 2 and 3 of examples/src (a DragonFly-shaped /usr/src
 # that builds in seconds) with
 #
@@ -8,7 +8,9 @@
 #
 # through binarydists/Makefile, as an admin would in /usr/src, into one
 # DISTDIR (tools/sample-dists.sh); then shows the dists and the patches
-# made, each patch's size against the full dist it stands in for.
+# made, each patch's size against the full dist it stands in for; then, as
+# a target machine, installs revision 1 into demo/root and updates it to
+# revision 3 by patches, make upgrade included.
 #
 # DEMO_DIR=dir keeps everything there (default: demo/ in this checkout,
 # emptied first).
@@ -46,5 +48,22 @@ if ls "$dist"/*.bdpatch >/dev/null 2>&1; then
 else
 	echo "No patches: this binarydist has no diff command yet."
 fi
+
+# The target machine's side: a first install of revision 1 into an empty
+# root, then the update to revision 3 by the chain of patches r1->r2, r2->r3,
+# with make upgrade run from the /usr/src subset inside the dist (the sample
+# tree is not used: a target has none).
+root=$work/root
+rm -rf "$root" && mkdir -p "$root"
+first=$(ls "$dist"/DragonFly-world-*-r1.tar.gz)
+p12=$(ls "$dist"/DragonFly-world-*-r1--DragonFly-world-*-r2.bdpatch)
+p23=$(ls "$dist"/DragonFly-world-*-r2--DragonFly-world-*-r3.bdpatch)
 echo
-echo "demo: everything is in $work (build logs: build-N.log; the sample tree: usr/src)"
+echo "Target: binarydist install --root $root ${first##*/}"
+binarydist install --root "$root" --make "${BMAKE:-bmake}" "$first" 2>"$work/install-1.log"
+echo "Target: binarydist install --root $root --patch (r1->r2) (r2->r3)"
+binarydist install --root "$root" --make "${BMAKE:-bmake}" --patch "$p12" "$p23" 2>"$work/install-2.log"
+echo "Installed: $(sed -n 's/^name //p' "$root/var/db/binarydist/world/installed")"
+LD_LIBRARY_PATH=$root/lib "$root/bin/hello" || true
+echo
+echo "demo: everything is in $work (build logs: build-N.log, install logs: install-N.log; the sample tree: usr/src; the target: root)"
