@@ -271,6 +271,17 @@ pub fn fixture() -> &'static Fixture {
     })
 }
 
+/// A temporary directory holding `root`, with `dists` installed into it in turn.
+pub fn root_with(dists: &[&Path]) -> (tempfile::TempDir, PathBuf) {
+    let t = tempdir();
+    let root = t.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    for d in dists {
+        ok(&mut install(&root, d));
+    }
+    (t, root)
+}
+
 pub fn install(root: &Path, dist: &Path) -> Command {
     let mut c = bin();
     c.arg("install").arg("--root").arg(root).arg("--make").arg("bmake").arg("--json").arg(dist);
@@ -331,10 +342,7 @@ fn update_matches_gnu_tar_and_runs_make_upgrade_once() {
 #[test]
 fn update_of_one_file_writes_that_file_only() {
     let f = fixture();
-    let t = tempdir();
-    let root = t.path().join("root");
-    std::fs::create_dir(&root).unwrap();
-    ok(&mut install(&root, &f.dists[1]));
+    let (_t, root) = root_with(&[&f.dists[1]]);
     let before = tree_inodes(&root);
     let usr_bin = std::fs::metadata(root.join("usr/bin")).unwrap().mtime();
     let s = summary(&ok(&mut install(&root, &f.dists[2])));
@@ -361,10 +369,7 @@ fn tree_inodes(root: &Path) -> BTreeMap<PathBuf, u64> {
 #[test]
 fn flags_are_cleared_then_renamed_then_set_and_rtld_libc_go_last() {
     let f = fixture();
-    let t = tempdir();
-    let root = t.path().join("root");
-    std::fs::create_dir(&root).unwrap();
-    ok(&mut install(&root, &f.dists[0]));
+    let (t, root) = root_with(&[&f.dists[0]]);
     let flags = t.path().join("flags");
     std::fs::create_dir(&flags).unwrap();
     let libc = root.join("lib/libc.so.8");
@@ -493,10 +498,7 @@ fn a_failing_make_upgrade_is_reported_and_retried_by_the_next_run() {
 #[test]
 fn a_dist_that_does_not_match_its_sidecar_leaves_the_root_as_it_was() {
     let f = fixture();
-    let t = tempdir();
-    let root = t.path().join("root");
-    std::fs::create_dir(&root).unwrap();
-    ok(&mut install(&root, &f.dists[0]));
+    let (t, root) = root_with(&[&f.dists[0]]);
     let before = tree(&root);
     let d = t.path().join("d");
     std::fs::create_dir(&d).unwrap();
@@ -559,10 +561,7 @@ fn a_plain_tar_dist_installs_and_its_base_is_kept_gzipped() {
 #[test]
 fn a_dist_for_another_arch_is_refused() {
     let f = fixture();
-    let t = tempdir();
-    let root = t.path().join("root");
-    std::fs::create_dir(&root).unwrap();
-    ok(&mut install(&root, &f.dists[0]));
+    let (t, root) = root_with(&[&f.dists[0]]);
     let before = tree(&root);
     let mut c = bin();
     c.args(["pack", "--series", "world", "--arch", "aarch64", "--branch", "master", "--rev", "a1", "--date", STAMPS[3]]);

@@ -3,7 +3,7 @@
 //! full disk, a read-only root. The next run must converge on the new dist's
 //! tree, or the root must be as it was.
 
-use crate::install::{assert_same_tree, assert_same_tree_but, fixture, gnu_tar_reference, install, tree, STAMPS, V2_UPGRADED_DIRS};
+use crate::install::{assert_same_tree, assert_same_tree_but, fixture, gnu_tar_reference, install, root_with, tree, STAMPS, V2_UPGRADED_DIRS};
 use crate::util::{bin, fails, ok, sh, tempdir};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -67,20 +67,11 @@ fn crash_everywhere(template: &Path, dist: &Path, reference: &Path, points: &[&s
     kills
 }
 
-fn template_with(dists: &[&Path]) -> (tempfile::TempDir, PathBuf) {
-    let t = tempdir();
-    let root = t.path().join("template");
-    std::fs::create_dir(&root).unwrap();
-    for d in dists {
-        ok(&mut install(&root, d));
-    }
-    (t, root)
-}
 
 #[test]
 fn crash_during_an_update_at_every_step_converges() {
     let f = fixture();
-    let (_t, template) = template_with(&[&f.dists[0]]);
+    let (_t, template) = root_with(&[&f.dists[0]]);
     let kills = crash_everywhere(
         &template,
         &f.dists[1],
@@ -118,9 +109,9 @@ fn crash_during_a_kernel_swap_converges() {
         ));
         dists.push(crate::util::pack(&stage, &t.path().join("out"), "kernel.GENERIC", STAMPS[i], rev));
     }
-    let (_tt, template) = template_with(&[&dists[0]]);
+    let (_tt, template) = root_with(&[&dists[0]]);
     // The reference: a clean install of k1 then k2, kernel.old and all.
-    let (_tr, reference) = template_with(&[&dists[0], &dists[1]]);
+    let (_tr, reference) = root_with(&[&dists[0], &dists[1]]);
     let kills = crash_everywhere(&template, &dists[1], &reference, &["kernel-old:1", "journal:1"], &[("stage", 1), ("op", 1)], &[]);
     assert!(kills >= 6, "only {kills} kill points");
     assert!(reference.join("boot/kernel.old/k1.ko").exists());
@@ -132,7 +123,7 @@ fn crash_during_a_kernel_swap_converges() {
 #[test]
 fn a_rerun_without_a_dist_finishes_a_committed_install() {
     let f = fixture();
-    let (_t, root) = template_with(&[&f.dists[0]]);
+    let (_t, root) = root_with(&[&f.dists[0]]);
     assert!(killed_at(&root, &f.dists[1], "op:3"));
     let out = ok(bin().arg("install").arg("--root").arg(&root).args(["--make", "bmake", "--json"]));
     let s = crate::install::summary(&out);

@@ -1,7 +1,7 @@
 //! `binarydist install --patch P1 P2...`: the kept base run through a patch
 //! chain, staged, verified against the last patch's header, installed.
 
-use crate::install::{assert_same_tree_but, fixture, install, summary, tree, V2_UPGRADED_DIRS};
+use crate::install::{assert_same_tree_but, fixture, root_with, summary, tree, V2_UPGRADED_DIRS};
 use crate::util::{bin, fails, ok, sh, tempdir};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -31,15 +31,6 @@ fn install_patches(root: &Path, patches: &[&Path]) -> Command {
     c
 }
 
-fn root_with(dists: &[&Path]) -> (tempfile::TempDir, PathBuf) {
-    let t = tempdir();
-    let root = t.path().join("root");
-    std::fs::create_dir(&root).unwrap();
-    for d in dists {
-        ok(&mut install(&root, d));
-    }
-    (t, root)
-}
 
 #[test]
 fn update_by_a_patch_chain_equals_a_fresh_install_of_the_last_dist() {
