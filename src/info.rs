@@ -53,9 +53,8 @@ pub fn read_manifest<R: Read>(reader: &mut tario::Reader<R>, path: &Path) -> Res
     let tar_err = |e| DistError::Tar { path: path.into(), source: e };
     let member = reader.next_member().map_err(tar_err)?;
     let found = member.as_ref().map(|m| m.meta.path.display().to_string()).unwrap_or_else(|| "end of archive".into());
-    let member = member.filter(|m| {
-        m.meta.kind == Kind::File && m.meta.path.as_os_str() == manifest::MEMBER && m.meta.size <= manifest::MAX_SIZE
-    });
+    let member =
+        member.filter(|m| m.meta.kind == Kind::File && m.meta.path.as_os_str() == manifest::MEMBER && m.meta.size <= manifest::MAX_SIZE);
     if member.is_none() {
         return Err(DistError::NoManifest { path: path.into(), expected: manifest::MEMBER.into(), found });
     }

@@ -102,7 +102,8 @@ impl Manifest {
     pub fn to_text(&self) -> String {
         let mut s = String::with_capacity(64 + self.entries.len() * 120);
         let n = &self.name;
-        let _ = writeln!(s, "{MAGIC}\nname {n}\nseries {}\narch {}\nbranch {}\ndate {}\nrev {}", n.series, n.arch, n.branch, n.stamp, n.rev);
+        let _ =
+            writeln!(s, "{MAGIC}\nname {n}\nseries {}\narch {}\nbranch {}\ndate {}\nrev {}", n.series, n.arch, n.branch, n.stamp, n.rev);
         if let Some(src) = &self.upgrade_src {
             let _ = writeln!(s, "upgrade-src {}", escape(src.as_os_str().as_bytes()));
         }

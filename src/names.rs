@@ -109,13 +109,7 @@ impl DistName {
         check_field("branch", branch)?;
         check_stamp("build stamp", stamp)?;
         check_field("git revision", rev)?;
-        Ok(DistName {
-            series,
-            arch: arch.to_string(),
-            branch: branch.to_string(),
-            stamp: stamp.to_string(),
-            rev: rev.to_string(),
-        })
+        Ok(DistName { series, arch: arch.to_string(), branch: branch.to_string(), stamp: stamp.to_string(), rev: rev.to_string() })
     }
 
     pub fn parse(name: &str) -> Result<Self, NameError> {
@@ -133,10 +127,8 @@ impl DistName {
 
     /// Parses a file name such as `NAME.tar.gz` or `NAME.tar`.
     pub fn from_file_name(file: &str) -> Result<Self, NameError> {
-        let base = file
-            .strip_suffix(DIST_SUFFIX)
-            .or_else(|| file.strip_suffix(".tar"))
-            .ok_or_else(|| NameError::NotDist(file.to_string()))?;
+        let base =
+            file.strip_suffix(DIST_SUFFIX).or_else(|| file.strip_suffix(".tar")).ok_or_else(|| NameError::NotDist(file.to_string()))?;
         DistName::parse(base)
     }
 
@@ -329,10 +321,8 @@ mod tests {
 
     #[test]
     fn names_sort_chronologically_within_a_series() {
-        let mut v: Vec<DistName> = ["20261128T000000Z", "20251231T235959Z", "20261001T120000Z"]
-            .iter()
-            .map(|s| dist(Series::World, s))
-            .collect();
+        let mut v: Vec<DistName> =
+            ["20261128T000000Z", "20251231T235959Z", "20261001T120000Z"].iter().map(|s| dist(Series::World, s)).collect();
         v.sort();
         let stamps: Vec<&str> = v.iter().map(|d| d.stamp.as_str()).collect();
         assert_eq!(stamps, ["20251231T235959Z", "20261001T120000Z", "20261128T000000Z"]);

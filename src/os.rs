@@ -70,12 +70,7 @@ mod test_backend {
             Err(e) => return Err(e),
         };
         let want = path.to_string_lossy();
-        Ok(table
-            .lines()
-            .filter_map(|l| l.split_once('\t'))
-            .find(|(p, _)| *p == want)
-            .map(|(_, f)| f.to_string())
-            .filter(|f| !f.is_empty()))
+        Ok(table.lines().filter_map(|l| l.split_once('\t')).find(|(p, _)| *p == want).map(|(_, f)| f.to_string()).filter(|f| !f.is_empty()))
     }
 
     pub fn log(dir: &Path, line: &str) -> io::Result<()> {

@@ -130,9 +130,7 @@ pub fn path_order(a: &Path, b: &Path) -> std::cmp::Ordering {
 
 fn patterns(text: &str, list: &str) -> Result<Vec<glob::Pattern>, PackError> {
     list_lines(text)
-        .map(|l| {
-            glob::Pattern::new(l).map_err(|e| PackError::Pattern { list: list.into(), pattern: l.into(), why: e.msg.into() })
-        })
+        .map(|l| glob::Pattern::new(l).map_err(|e| PackError::Pattern { list: list.into(), pattern: l.into(), why: e.msg.into() }))
         .collect()
 }
 

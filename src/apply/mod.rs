@@ -274,7 +274,8 @@ pub fn apply_to_file<R: Read + Send>(base: R, base_label: &str, patches: &[Patch
     });
     match written {
         Ok(()) => Ok(digests.expect("set when the write succeeded")),
-        Err(e) => Err(ApplyError::from_io(e)
-            .unwrap_or_else(|e| ApplyError::Output { what: format!("writing {}", path.display()), source: e })),
+        Err(e) => {
+            Err(ApplyError::from_io(e).unwrap_or_else(|e| ApplyError::Output { what: format!("writing {}", path.display()), source: e }))
+        }
     }
 }

@@ -215,9 +215,7 @@ pub fn apply_one<R: Read, W: Write>(p: &PatchFile, label: &str, old: R, out: &mu
                         if m.meta.size > h.max_source {
                             return Err(a.old_err(format!(
                                 "old member {k} ({:?}) is {} bytes, the patch expects delta sources of at most {}: wrong base?",
-                                m.meta.path,
-                                m.meta.size,
-                                h.max_source
+                                m.meta.path, m.meta.size, h.max_source
                             )));
                         }
                         held = a.read_data(m.meta.size)?;
@@ -226,8 +224,8 @@ pub fn apply_one<R: Read, W: Write>(p: &PatchFile, label: &str, old: R, out: &mu
                     (k, Fetched::Stored) => &a.kept[k].data,
                 };
                 let mut delta = (&mut dec).take(len);
-                let mut patched = bipatch::Reader::new(&mut delta, io::Cursor::new(old_data))
-                    .map_err(|e| op_err(format!("{path}: delta: {e}")))?;
+                let mut patched =
+                    bipatch::Reader::new(&mut delta, io::Cursor::new(old_data)).map_err(|e| op_err(format!("{path}: delta: {e}")))?;
                 match copy_exact(&mut patched, &mut w, size, &mut copy_buf) {
                     Ok(()) => {}
                     Err(CopyError::Write(e)) => return Err(output_err(&path, e)),
@@ -280,7 +278,11 @@ pub fn apply_one<R: Read, W: Write>(p: &PatchFile, label: &str, old: R, out: &mu
         return Err(ApplyError::Old { patch: p.path.clone(), label: label.into(), what: digest_mismatch(&h.old, &old_digests) });
     }
     let (buffered, new_digests) = w.finish();
-    buffered.into_inner().map_err(|e| output_err("end of archive", e.into_error()))?.flush().map_err(|e| output_err("end of archive", e))?;
+    buffered
+        .into_inner()
+        .map_err(|e| output_err("end of archive", e.into_error()))?
+        .flush()
+        .map_err(|e| output_err("end of archive", e))?;
     if !h.new.matches(&new_digests) {
         return Err(ApplyError::New { patch: p.path.clone(), what: digest_mismatch(&h.new, &new_digests) });
     }

@@ -212,7 +212,10 @@ pub fn read_header(path: &Path) -> Result<PatchFile, FormatError> {
         if !MAGIC.starts_with(&start[..start.len().min(8)]) || start.is_empty() {
             return Err(magic_err(path, &start));
         }
-        return Err(FormatError::Truncated { path: path.into(), what: format!("{file_len} bytes, shorter than the {PREAMBLE_LEN}-byte preamble") });
+        return Err(FormatError::Truncated {
+            path: path.into(),
+            what: format!("{file_len} bytes, shorter than the {PREAMBLE_LEN}-byte preamble"),
+        });
     }
     f.read_exact(&mut pre).map_err(io_err)?;
     if &pre[..8] != MAGIC {
@@ -261,11 +264,7 @@ pub fn read_header(path: &Path) -> Result<PatchFile, FormatError> {
     if let Some(file) = path.file_name().and_then(|f| f.to_str()) {
         if let Ok(named) = PatchName::from_file_name(file) {
             if named.from != from || named.to != to {
-                return Err(FormatError::NameMismatch {
-                    path: path.into(),
-                    expected: named.to_string(),
-                    found: format!("{from}--{to}"),
-                });
+                return Err(FormatError::NameMismatch { path: path.into(), expected: named.to_string(), found: format!("{from}--{to}") });
             }
         }
     }

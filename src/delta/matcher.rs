@@ -103,7 +103,12 @@ pub fn choose(old: &[ScannedMember], new: &[ScannedMember]) -> Vec<Choice> {
 }
 
 /// The old member that a new one is most likely a re-versioned copy of.
-fn renamed(old: &[ScannedMember], by_blurred: &HashMap<String, Vec<usize>>, new_paths: &HashSet<&Path>, m: &ScannedMember) -> Option<usize> {
+fn renamed(
+    old: &[ScannedMember],
+    by_blurred: &HashMap<String, Vec<usize>>,
+    new_paths: &HashSet<&Path>,
+    m: &ScannedMember,
+) -> Option<usize> {
     let candidates = by_blurred.get(&blur(&m.meta.path))?;
     candidates.iter().copied().min_by_key(|&k| {
         let still_there = new_paths.contains(old[k].meta.path.as_path());
@@ -149,13 +154,8 @@ mod tests {
     #[test]
     fn prefers_same_path_then_content_then_renames() {
         let old = vec![member("a", 1, 100), member("b", 2, 100), member("lib/libfoo.so.5", 3, 1000), member("c", 4, 100)];
-        let new = vec![
-            member("a", 1, 100),
-            member("b", 9, 100),
-            member("d", 4, 100),
-            member("lib/libfoo.so.6", 7, 1100),
-            member("e", 8, 100),
-        ];
+        let new =
+            vec![member("a", 1, 100), member("b", 9, 100), member("d", 4, 100), member("lib/libfoo.so.6", 7, 1100), member("e", 8, 100)];
         let c = choose(&old, &new);
         assert_eq!(c[0], Choice { header_from: Some(0), data: DataFrom::Copy(0) });
         assert_eq!(c[1].data, DataFrom::Delta(1));

@@ -92,11 +92,17 @@ mod tests {
         let costs: Vec<u64> = (0..50).map(|i| (i * 37 % 11) as u64 * 100).collect();
         for (threads, budget) in [(1, 0), (2, 500), (4, 100_000)] {
             let mut seen = Vec::new();
-            run_ordered(&costs, threads, budget, |j| j * 2, |j, v| {
-                assert_eq!(v, j * 2);
-                seen.push(j);
-                Ok::<(), ()>(())
-            })
+            run_ordered(
+                &costs,
+                threads,
+                budget,
+                |j| j * 2,
+                |j, v| {
+                    assert_eq!(v, j * 2);
+                    seen.push(j);
+                    Ok::<(), ()>(())
+                },
+            )
             .unwrap();
             assert_eq!(seen, (0..50).collect::<Vec<_>>());
         }

@@ -152,11 +152,9 @@ pub fn write_commit(path: &Path, c: &Commit) -> Result<(), JournalError> {
             Op::Rename { temp, path, flags } => {
                 s.push_str(&format!("op rename {} {} {}\n", escape(temp), escape(path), flags.as_deref().unwrap_or("-")))
             }
-            Op::Meta { path, mode, uid, gid, mtime, flags } => s.push_str(&format!(
-                "op meta {} {mode:o} {uid} {gid} {mtime} {}\n",
-                escape(path),
-                flags.as_deref().unwrap_or("-")
-            )),
+            Op::Meta { path, mode, uid, gid, mtime, flags } => {
+                s.push_str(&format!("op meta {} {mode:o} {uid} {gid} {mtime} {}\n", escape(path), flags.as_deref().unwrap_or("-")))
+            }
             Op::KernelSwap { dir, staged } => s.push_str(&format!("op kernel-swap {} {}\n", escape(dir), escape(staged))),
             Op::Remove { path } => s.push_str(&format!("op remove {}\n", escape(path))),
         }
@@ -282,7 +280,12 @@ fn parse_commit<'a>(
             (false, "upgrade-src") => upgrade_src = Some(p(1)?),
             (false, "reboot") => reboot = w.get(1) == Some(&"yes"),
             (false, "stats") => {
-                stats = Stats { written: num(1)? as u64, unchanged: num(2)? as u64, metadata_only: num(3)? as u64, bytes_written: num(4)? as u64 }
+                stats = Stats {
+                    written: num(1)? as u64,
+                    unchanged: num(2)? as u64,
+                    metadata_only: num(3)? as u64,
+                    bytes_written: num(4)? as u64,
+                }
             }
             (false, "op") => ops.push(match w.get(1).copied() {
                 Some("rename") => Op::Rename { temp: p(2)?, path: p(3)?, flags: flags(4) },

@@ -177,7 +177,9 @@ pub fn install(opts: &Options) -> Result<Summary, InstallError> {
     hook::point("verified");
 
     let stats = Stats {
-        written: plan.count(plan::Action::Stage) as u64 + plan.count(plan::Action::CreateDir) as u64 + plan.count(plan::Action::KernelTree) as u64,
+        written: plan.count(plan::Action::Stage) as u64
+            + plan.count(plan::Action::CreateDir) as u64
+            + plan.count(plan::Action::KernelTree) as u64,
         unchanged: plan.count(plan::Action::Unchanged) as u64,
         metadata_only: plan.count(plan::Action::MetaOnly) as u64,
         bytes_written: staged.bytes_written,
@@ -403,4 +405,3 @@ fn run_make_upgrade(root: &Path, src: &Path, make: &str) -> Result<(), InstallEr
     hook::point("upgraded");
     Ok(())
 }
-

@@ -36,10 +36,7 @@ pub enum PlanError {
 /// not a symlink: what a removal or `make -C` must check at the time it acts,
 /// since the dist just renamed its own entries into place.
 pub fn through_real_dirs(root: &Path, rel: &Path) -> bool {
-    rel.ancestors()
-        .skip(1)
-        .filter(|a| !a.as_os_str().is_empty())
-        .all(|a| fs::symlink_metadata(root.join(a)).is_ok_and(|m| m.is_dir()))
+    rel.ancestors().skip(1).filter(|a| !a.as_os_str().is_empty()).all(|a| fs::symlink_metadata(root.join(a)).is_ok_and(|m| m.is_dir()))
 }
 
 fn refuse(path: &Path, why: impl Into<String>) -> PlanError {
@@ -185,9 +182,11 @@ fn content_matches(e: &Entry, m: &fs::Metadata, abs: &Path, old: Option<&Entry>)
 }
 
 pub fn make(root: &Path, new: &Manifest, old: Option<&Manifest>) -> Result<Plan, PlanError> {
-    let old_by_path: HashMap<&Path, &Entry> = old.map(|o| o.entries.iter().map(|e| (e.meta.path.as_path(), e)).collect()).unwrap_or_default();
+    let old_by_path: HashMap<&Path, &Entry> =
+        old.map(|o| o.entries.iter().map(|e| (e.meta.path.as_path(), e)).collect()).unwrap_or_default();
     let manifest_member = manifest::member_path(&new.name.series);
-    let kernel_dir = new.name.series.is_kernel().then(|| PathBuf::from(KERNEL_DIR)).filter(|k| new.entries.iter().any(|e| e.meta.path == *k));
+    let kernel_dir =
+        new.name.series.is_kernel().then(|| PathBuf::from(KERNEL_DIR)).filter(|k| new.entries.iter().any(|e| e.meta.path == *k));
     let kernel_staged = kernel_dir.as_ref().map(|k| k.with_file_name(format!("{TEMP_PREFIX}{}", k.file_name().unwrap().to_string_lossy())));
     let root_user = sys::is_root();
 
@@ -336,12 +335,5 @@ pub fn make(root: &Path, new: &Manifest, old: Option<&Manifest>) -> Result<Plan,
         .unwrap_or_default();
     removals.sort_by(|a, b| crate::pack::path_order(b, a));
 
-    Ok(Plan {
-        actions,
-        existed,
-        kernel: kernel_dir.zip(kernel_staged),
-        removals,
-        needs,
-        reboot,
-    })
+    Ok(Plan { actions, existed, kernel: kernel_dir.zip(kernel_staged), removals, needs, reboot })
 }

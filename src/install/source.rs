@@ -313,7 +313,11 @@ impl Source {
                 Ok(Stream {
                     reader: tario::Reader::new(chan),
                     thread,
-                    what: format!("{} applied to {}", paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" + "), kept_base.display()),
+                    what: format!(
+                        "{} applied to {}",
+                        paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" + "),
+                        kept_base.display()
+                    ),
                     expected: Expected {
                         size: Some(new.size),
                         md5: new.md5.clone(),

@@ -176,7 +176,9 @@ impl<'t> Stager<'t> {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(StageError::Io { path: abs.clone(), source: io::Error::new(e.kind(), format!("reading the stream: {e}")) }),
+                Err(e) => {
+                    return Err(StageError::Io { path: abs.clone(), source: io::Error::new(e.kind(), format!("reading the stream: {e}")) })
+                }
             };
             f.write_all(&self.buf[..n]).map_err(&err)?;
             self.bytes_written += n as u64;
@@ -337,7 +339,11 @@ pub fn stage_all<R: Read>(
         temps.push(Some(dest));
     }
     if let Some(extra) = reader.next_member()? {
-        return Err(StageError::Member { index: total + 1, member: extra.meta.path.display().to_string(), what: "not in the manifest".into() });
+        return Err(StageError::Member {
+            index: total + 1,
+            member: extra.meta.path.display().to_string(),
+            what: "not in the manifest".into(),
+        });
     }
     if progress {
         eprintln!("\rbinarydist: staged {total}/{total}");

@@ -41,7 +41,8 @@ pub fn set_mtime_nofollow(path: &Path, mtime: i64) -> io::Result<()> {
 /// access time alone.
 pub fn restore_mtime(path: &Path, sec: i64, nsec: i64) -> io::Result<()> {
     let c = cpath(path)?;
-    let times = [libc::timespec { tv_sec: 0, tv_nsec: libc::UTIME_OMIT }, libc::timespec { tv_sec: sec as libc::time_t, tv_nsec: nsec as _ }];
+    let times =
+        [libc::timespec { tv_sec: 0, tv_nsec: libc::UTIME_OMIT }, libc::timespec { tv_sec: sec as libc::time_t, tv_nsec: nsec as _ }];
     // SAFETY: valid C string and a two-element timespec array.
     check(unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), times.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) })
 }

@@ -99,7 +99,10 @@ impl<R: Read> Reader<R> {
                     self.done = true;
                     return Ok(None);
                 }
-                return Err(TarError::BadHeader { offset: self.offset - BLOCK as u64, what: "end of archive inside extension headers".into() });
+                return Err(TarError::BadHeader {
+                    offset: self.offset - BLOCK as u64,
+                    what: "end of archive inside extension headers".into(),
+                });
             }
             check_checksum(&block, self.offset - BLOCK as u64)?;
             raw.extend_from_slice(&block);
@@ -182,10 +185,9 @@ impl<R: Read> Reader<R> {
                         _ => None,
                     };
                     let dev = match kind {
-                        Kind::CharDev | Kind::BlockDev => Some((
-                            header.device_major().ok().flatten().unwrap_or(0),
-                            header.device_minor().ok().flatten().unwrap_or(0),
-                        )),
+                        Kind::CharDev | Kind::BlockDev => {
+                            Some((header.device_major().ok().flatten().unwrap_or(0), header.device_minor().ok().flatten().unwrap_or(0)))
+                        }
                         _ => None,
                     };
                     // Regular files carry data, and so may a PAX hard link (POSIX
@@ -267,10 +269,7 @@ impl<R: Read> Reader<R> {
     pub fn finish(mut self) -> Result<(Vec<u8>, R), TarError> {
         while self.next_member()?.is_some() {}
         let mut tail = Vec::new();
-        let n = (&mut self.inner)
-            .take(MAX_TAIL + 1)
-            .read_to_end(&mut tail)
-            .map_err(|e| TarError::Io { offset: self.offset, source: e })?;
+        let n = (&mut self.inner).take(MAX_TAIL + 1).read_to_end(&mut tail).map_err(|e| TarError::Io { offset: self.offset, source: e })?;
         if n as u64 > MAX_TAIL {
             return Err(TarError::LongTail);
         }

@@ -112,10 +112,7 @@ fn dists_by_series(dist: &Path) -> BTreeMap<String, Vec<DistName>> {
 fn extract(dist: &Path, root: &Path) {
     std::fs::create_dir_all(root).unwrap();
     ok(Command::new("tar").arg("-xpzf").arg(dist).arg("-C").arg(root));
-    sh(&format!(
-        "cd '{}' && find . -name '*.new' | while read -r f; do mv \"$f\" \"${{f%.new}}\"; done",
-        root.display()
-    ));
+    sh(&format!("cd '{}' && find . -name '*.new' | while read -r f; do mv \"$f\" \"${{f%.new}}\"; done", root.display()));
 }
 
 fn dist_file(b: &Built, series: &str, rev: usize) -> PathBuf {
@@ -255,7 +252,14 @@ fn bsd_prune_keeps_the_newest_dists_and_drops_patches_from_the_rest() {
     let out = ok(&mut bmake(
         &frag,
         &b.root.join("obj"),
-        &["prune.world", "prune.kernel.GENERIC", "KERNCONFS=GENERIC CUSTOM", "BINDIST_KEEP=1", "BRANCH=master", &format!("DISTDIR={}", dist.display())],
+        &[
+            "prune.world",
+            "prune.kernel.GENERIC",
+            "KERNCONFS=GENERIC CUSTOM",
+            "BINDIST_KEEP=1",
+            "BRANCH=master",
+            &format!("DISTDIR={}", dist.display()),
+        ],
     ));
     let log = String::from_utf8_lossy(&out.stdout);
     let by_series = dists_by_series(&dist);

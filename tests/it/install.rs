@@ -176,7 +176,9 @@ pub fn upgrade_src(dir: &Path, to_remove: &[&str]) {
         mk.push_str(&format!("TO_REMOVE+={f}\n"));
     }
     mk.push_str("TO_REMOVE?=\nupgrade:\n.for f in ${TO_REMOVE}\n\trm -f ${DESTDIR}${f}\n.endfor\n");
-    mk.push_str("\t@if [ -n \"$${UPGRADE_LOG}\" ]; then echo \"BINARY_UPGRADE=${BINARY_UPGRADE} DESTDIR=${DESTDIR}\" >> \"$${UPGRADE_LOG}\"; fi\n");
+    mk.push_str(
+        "\t@if [ -n \"$${UPGRADE_LOG}\" ]; then echo \"BINARY_UPGRADE=${BINARY_UPGRADE} DESTDIR=${DESTDIR}\" >> \"$${UPGRADE_LOG}\"; fi\n",
+    );
     std::fs::write(dir.join("Makefile"), mk).unwrap();
 }
 

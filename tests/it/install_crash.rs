@@ -3,7 +3,9 @@
 //! full disk, a read-only root. The next run must converge on the new dist's
 //! tree, or the root must be as it was.
 
-use crate::install::{assert_same_tree, assert_same_tree_but, fixture, gnu_tar_reference, install, root_with, tree, STAMPS, V2_UPGRADED_DIRS};
+use crate::install::{
+    assert_same_tree, assert_same_tree_but, fixture, gnu_tar_reference, install, root_with, tree, STAMPS, V2_UPGRADED_DIRS,
+};
 use crate::util::{bin, fails, ok, sh, tempdir};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -31,7 +33,14 @@ fn assert_no_leftovers(root: &Path) {
 /// a plain rerun, and a check against `reference`. Points with a count run
 /// from 1 up until the install no longer reaches them. Returns how many
 /// kills there were.
-fn crash_everywhere(template: &Path, dist: &Path, reference: &Path, points: &[&str], counted: &[(&str, usize)], upgraded: &[&str]) -> usize {
+fn crash_everywhere(
+    template: &Path,
+    dist: &Path,
+    reference: &Path,
+    points: &[&str],
+    counted: &[(&str, usize)],
+    upgraded: &[&str],
+) -> usize {
     let t = tempdir();
     let mut kills = 0;
     let mut run = |point: String| -> bool {
@@ -66,7 +75,6 @@ fn crash_everywhere(template: &Path, dist: &Path, reference: &Path, points: &[&s
     }
     kills
 }
-
 
 #[test]
 fn crash_during_an_update_at_every_step_converges() {

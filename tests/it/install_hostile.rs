@@ -41,7 +41,11 @@ fn craft_named(out: &Path, name: &str, entries: &[(Meta, Vec<u8>)], members: &[(
         upgrade_src: upgrade_src.map(PathBuf::from),
         entries: entries
             .iter()
-            .map(|(m, d)| Entry { meta: m.clone(), sha256: (m.kind == Kind::File).then(|| hash::sha256_of(&d[..]).unwrap()), critical: false })
+            .map(|(m, d)| Entry {
+                meta: m.clone(),
+                sha256: (m.kind == Kind::File).then(|| hash::sha256_of(&d[..]).unwrap()),
+                critical: false,
+            })
             .collect(),
     };
     let text = manifest.to_text();
@@ -194,12 +198,7 @@ fn hostile_device_node_is_refused_when_not_root() {
     let entries = [(dev, Vec::new())];
     let dist = craft(&s.out, &entries, &entries);
     // An unprivileged user who owns the root and can read the dist.
-    sh(&format!(
-        "chown -R 65534:65534 '{}' && chmod -R a+rX '{}' '{}'",
-        s.root.display(),
-        s._t.path().display(),
-        s.out.display()
-    ));
+    sh(&format!("chown -R 65534:65534 '{}' && chmod -R a+rX '{}' '{}'", s.root.display(), s._t.path().display(), s.out.display()));
     let bin = env!("CARGO_BIN_EXE_binarydist");
     let probe = Command::new("setpriv").args(["--reuid=65534", "--regid=65534", "--clear-groups", bin, "--version"]).output();
     if !probe.is_ok_and(|o| o.status.success()) {

@@ -31,7 +31,6 @@ fn install_patches(root: &Path, patches: &[&Path]) -> Command {
     c
 }
 
-
 #[test]
 fn update_by_a_patch_chain_equals_a_fresh_install_of_the_last_dist() {
     let f = fixture();
@@ -46,10 +45,9 @@ fn update_by_a_patch_chain_equals_a_fresh_install_of_the_last_dist() {
     // The kept base is now v3's tar, whatever the compression.
     let base = root.join("var/db/binarydist/world/base.tar.gz");
     let got = sh(&format!("gzip -dc '{}' | sha256sum", base.display()));
-    let want = std::fs::read_to_string(f.dists[2].with_file_name(format!(
-        "{}.tar.sha256",
-        f.dists[2].file_name().unwrap().to_str().unwrap().trim_end_matches(".tar.gz")
-    )))
+    let want = std::fs::read_to_string(
+        f.dists[2].with_file_name(format!("{}.tar.sha256", f.dists[2].file_name().unwrap().to_str().unwrap().trim_end_matches(".tar.gz"))),
+    )
     .unwrap();
     assert!(want.contains(got.split_whitespace().next().unwrap()), "{got} vs {want}");
     // And it is the base of the next patch: installing it again is a no-op.

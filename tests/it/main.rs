@@ -3,12 +3,12 @@
 
 mod util;
 
+mod bsd;
 mod install;
 mod install_crash;
 mod install_hostile;
 mod install_patch;
 mod install_sample;
-mod bsd;
 mod pack;
 mod patch;
 mod patch_memory;

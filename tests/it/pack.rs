@@ -24,7 +24,11 @@ fn data(seed: u64, len: usize) -> Vec<u8> {
     (0..len)
         .map(|i| {
             x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
-            if i % 7 == 0 { (x >> 59) as u8 + b'a' } else { b"the quick brown fox "[i % 20] }
+            if i % 7 == 0 {
+                (x >> 59) as u8 + b'a'
+            } else {
+                b"the quick brown fox "[i % 20]
+            }
         })
         .collect()
 }
@@ -261,12 +265,16 @@ fn file_flags_are_written_as_bsdtar_writes_them() {
     let flagdir = t.path().join("flags");
     fs::create_dir_all(&flagdir).unwrap();
     let abs = |p: &str| stage.join(p).display().to_string();
-    fs::write(flagdir.join("flags"), format!("{}\tschg\n{}\tschg,nodump\n{}\tuappnd\n", abs("lib/libc.so.8"), abs("bin/sh"), abs("usr/share/empty")))
-        .unwrap();
+    fs::write(
+        flagdir.join("flags"),
+        format!("{}\tschg\n{}\tschg,nodump\n{}\tuappnd\n", abs("lib/libc.so.8"), abs("bin/sh"), abs("usr/share/empty")),
+    )
+    .unwrap();
     let out = t.path().join("out");
     ok(pack_cmd(&stage, &out).env("BINARYDIST_TEST_FLAGS", &flagdir));
     let mtree = sh(&format!("bsdtar -cf - --format=mtree '@{}'", dist_in(&out).display()));
-    let line = |p: &str| mtree.lines().find(|l| l.starts_with(&format!("./{p} "))).unwrap_or_else(|| panic!("{p} not in:\n{mtree}")).to_string();
+    let line =
+        |p: &str| mtree.lines().find(|l| l.starts_with(&format!("./{p} "))).unwrap_or_else(|| panic!("{p} not in:\n{mtree}")).to_string();
     assert!(line("lib/libc.so.8.new").contains("flags=schg"), "{}", line("lib/libc.so.8.new"));
     assert!(line("usr/share/empty").contains("flags=uappnd"), "{}", line("usr/share/empty"));
     // schg in the stage makes a file critical, listed or not.
@@ -281,7 +289,19 @@ fn source_date_epoch_clamps_mtimes_and_names_the_build() {
     sh(&format!("touch -d @{} '{}'", T + 5000, stage.join("bin/sh").display()));
     let out = t.path().join("out");
     let mut c = bin();
-    c.args(["pack", "--series", "kernel", "--kernconf", "X86_64_GENERIC", "--arch", "x86_64", "--branch", "DragonFly_RELEASE_6_4", "--rev", "v6.4.2"]);
+    c.args([
+        "pack",
+        "--series",
+        "kernel",
+        "--kernconf",
+        "X86_64_GENERIC",
+        "--arch",
+        "x86_64",
+        "--branch",
+        "DragonFly_RELEASE_6_4",
+        "--rev",
+        "v6.4.2",
+    ]);
     c.arg("--stage").arg(&stage).arg("-o").arg(&out).env("SOURCE_DATE_EPOCH", (T + 100).to_string());
     ok(&mut c);
     let name = "DragonFly-kernel.X86_64_GENERIC-x86_64-DragonFly_RELEASE_6_4-20231114T221500Z-v6.4.2";

@@ -219,7 +219,8 @@ fn identical_and_empty_worlds() {
 
 /// Four generations of a world; returns the tars.
 fn generations(dir: &Path) -> Vec<PathBuf> {
-    let base: Vec<(String, Vec<u8>)> = (0..40).map(|i| (format!("usr/bin/prog{i:02}"), binary(100 + i, 20_000 + i as usize * 500))).collect();
+    let base: Vec<(String, Vec<u8>)> =
+        (0..40).map(|i| (format!("usr/bin/prog{i:02}"), binary(100 + i, 20_000 + i as usize * 500))).collect();
     (1..=4u32)
         .map(|g| {
             let entries: Vec<Entry> = base
@@ -374,7 +375,10 @@ fn bad_patches_and_bad_bases_are_refused_clearly() {
 
     // A patch for another base, through stdin and through --base.
     refused(&mut patch_cmd(&w[2], &[&p[0]]), &["old tar (standard input)", "expect"]);
-    refused(bin().arg("patch").arg(&p[0]).arg("--base").arg(&w[2]), &["applies to DragonFly-world-x86_64-master-20260101T000000Z-v1", "is DragonFly-world-x86_64-master-20260103T000000Z-v3"]);
+    refused(
+        bin().arg("patch").arg(&p[0]).arg("--base").arg(&w[2]),
+        &["applies to DragonFly-world-x86_64-master-20260101T000000Z-v1", "is DragonFly-world-x86_64-master-20260103T000000Z-v3"],
+    );
     // A chain in the wrong order, before streaming anything.
     refused(&mut patch_cmd(&w[0], &[&p[1], &p[0]]), &["out of order", "makes"]);
     // Truncated patches.
@@ -413,7 +417,9 @@ fn bad_patches_and_bad_bases_are_refused_clearly() {
         rewrite_header(&p[0], &bad_p, |j| j[field] = value.into());
         refused(&mut patch_cmd(&w[0], &[&bad_p]), &["absurd header", &value.to_string()]);
     }
-    rewrite_header(&p[0], &bad_p, |j| j["keep"] = serde_json::json!([{"index": 1u64 << 50, "header_size": 512, "data_size": 0, "uses": 1}]));
+    rewrite_header(&p[0], &bad_p, |j| {
+        j["keep"] = serde_json::json!([{"index": 1u64 << 50, "header_size": 512, "data_size": 0, "uses": 1}])
+    });
     refused(&mut patch_cmd(&w[0], &[&bad_p]), &["absurd header", "keep list"]);
     // A header that lies within its bounds: caught while streaming.
     rewrite_header(&p[0], &bad_p, |j| j["max_source"] = 10.into());
