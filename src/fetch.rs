@@ -32,7 +32,7 @@ pub enum FetchError {
     State(#[from] StateDirError),
     #[error("{name}: {}", summary(.tried))]
     AllFailed { name: String, tried: Vec<(String, String)> },
-    #[error("{name}: larger than the {max} bytes a {name} may have; refused")]
+    #[error("{name}: more than {max} bytes; refused (an endless or hostile file)")]
     TooLarge { name: String, max: u64 },
     #[error("not enough room in {}: {need} bytes to download, {free} available; nothing was downloaded", dir.display())]
     NoSpace { dir: PathBuf, need: u64, free: u64 },
@@ -194,6 +194,8 @@ impl Fetcher {
                 }
                 let resp = req.call().map_err(|e| match e {
                     ureq::Error::Timeout(_) => Fault::Transient("timed out".into()),
+                    // A certificate refused is refused again: not worth a retry.
+                    ureq::Error::Io(e) if e.kind() == io::ErrorKind::InvalidData => Fault::Final(e.to_string()),
                     ureq::Error::Io(e) => Fault::Transient(e.to_string()),
                     ureq::Error::ConnectionFailed => Fault::Transient("connection failed".into()),
                     ureq::Error::HostNotFound => Fault::Final("host not found".into()),
@@ -360,7 +362,10 @@ impl Fetcher {
                 Err(e) => {
                     progress.done();
                     let _ = f.sync_data();
-                    return Err(read_fault(&e));
+                    return Err(match read_fault(&e) {
+                        Fault::Transient(why) => Fault::Transient(format!("{why} after {have} of {size} bytes")),
+                        other => other,
+                    });
                 }
             };
             f.write_all(&buf[..n]).map_err(io_local)?;

@@ -330,8 +330,10 @@ pub fn verify_index(chain: &Chain, local_revoked: &[String], data: &[u8], serial
     let key = chain.key_for(serial);
     let found = signature_key_id(sig).map_err(|detail| SignError::Bad { what: what.clone(), detail })?;
     if found != key.id {
-        let why = match chain.keys.iter().find(|(_, k)| k.id == found) {
-            Some((from, _)) => format!(" (key {found} signs only from serial {from}, and was replaced later)"),
+        let why = match chain.keys.iter().position(|(_, k)| k.id == found) {
+            Some(i) => {
+                format!(" (key {found} signs only serials below {}, where key {} took over)", chain.keys[i + 1].0, chain.keys[i + 1].1.id)
+            }
             None if chain.keys.len() > 1 => format!(" (reached through KEYS from the pinned key {})", chain.keys[0].1.id),
             None => " (the pinned key; no rotation in KEYS leads to another)".to_string(),
         };

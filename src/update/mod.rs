@@ -160,6 +160,10 @@ pub fn run(opts: &Options, mode: Mode) -> Result<Report, UpdateError> {
         }
         for e in &p.files {
             downloads.remove(&e.file)?;
+            if let Kind::Dist(name) = &e.kind {
+                downloads.remove(&format!("{name}{}", crate::names::MD5_SUFFIX))?;
+                downloads.remove(&format!("{name}{}", crate::names::SHA256_SUFFIX))?;
+            }
         }
     }
     Ok(report)
