@@ -171,7 +171,7 @@ fn mirror_update_from_rev1_walks_the_chain_and_from_rev2_takes_one_patch() {
     let srv = Server::start(&m.dir);
     let root = root_with(&m, &[(WORLD, 1)]);
     assert!(root.join("usr/bin/oldtool").is_file());
-    let plan = ok(&mut cmd("plan", &root, &m, &[&srv.url]).arg("--json"));
+    let plan = ok(cmd("plan", &root, &m, &[&srv.url]).arg("--json"));
     let plan: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
     assert_eq!(plan["plans"][0]["way"], "patches", "{plan}");
     ok(&mut cmd("update", &root, &m, &[&srv.url]));
@@ -192,7 +192,7 @@ fn mirror_plan_takes_the_full_dist_when_the_chain_costs_more_or_the_kept_base_is
     let srv = Server::start(&m.dir);
     let root = root_with(&m, &[(KERNEL, 1)]);
     let plan = |root: &Path| -> serde_json::Value {
-        let out = ok(&mut cmd("plan", root, &m, &[&srv.url]).arg("--json"));
+        let out = ok(cmd("plan", root, &m, &[&srv.url]).arg("--json"));
         serde_json::from_slice(&out.stdout).unwrap()
     };
     let p = plan(&root);
@@ -348,7 +348,7 @@ fn mirror_a_held_series_is_left_alone_until_update_to() {
     let srv = Server::start(&m.dir);
     let root = root_with(&m, &[(KERNEL, 1)]);
     std::fs::write(root.join("var/db/binarydist/kernel.GENERIC/hold"), "rollback to r1 on 2026-12-01\n").unwrap();
-    let out = ok(&mut cmd("update", &root, &m, &[&srv.url]).arg("--check"));
+    let out = ok(cmd("update", &root, &m, &[&srv.url]).arg("--check"));
     assert!(stderr(&out).contains("kernel.GENERIC is held (rollback to r1 on 2026-12-01)"), "{}", stderr(&out));
     let out = ok(&mut cmd("update", &root, &m, &[&srv.url]));
     assert!(stderr(&out).contains("is held"));
