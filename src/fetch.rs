@@ -431,6 +431,7 @@ struct Progress {
     on: bool,
     name: String,
     size: u64,
+    have: u64,
     last: Instant,
     shown: bool,
 }
@@ -438,7 +439,7 @@ struct Progress {
 impl Progress {
     fn new(name: &str, size: u64, have: u64, wanted: bool) -> Progress {
         let on = wanted && io::stderr().is_terminal();
-        let mut p = Progress { on, name: name.to_string(), size, last: Instant::now(), shown: false };
+        let mut p = Progress { on, name: name.to_string(), size, have, last: Instant::now(), shown: false };
         if have > 0 && on {
             eprintln!("binarydist: {name}: resuming at {have} of {size} bytes");
         }
@@ -447,17 +448,24 @@ impl Progress {
     }
 
     fn update(&mut self, have: u64) {
+        self.have = have;
         if !self.on || (self.shown && self.last.elapsed() < Duration::from_millis(200)) {
             return;
         }
-        self.last = Instant::now();
-        self.shown = true;
-        let pct = (have * 100).checked_div(self.size).unwrap_or(100);
-        eprint!("\r{}: {:.1} of {:.1} MiB ({pct}%)\x1b[K", self.name, have as f64 / 1048576.0, self.size as f64 / 1048576.0);
+        self.draw();
     }
 
+    fn draw(&mut self) {
+        self.last = Instant::now();
+        self.shown = true;
+        let pct = (self.have * 100).checked_div(self.size).unwrap_or(100);
+        eprint!("\r{}: {:.1} of {:.1} MiB ({pct}%)\x1b[K", self.name, self.have as f64 / 1048576.0, self.size as f64 / 1048576.0);
+    }
+
+    /// The last state drawn, then a new line.
     fn done(&mut self) {
         if self.on && self.shown {
+            self.draw();
             eprintln!();
             self.shown = false;
         }

@@ -95,7 +95,15 @@ mod tests {
     fn the_installed_example_parses_with_every_setting_uncommented() {
         let sample = include_str!("../../etc/binarydist.conf.sample");
         assert!(Config::parse(Path::new("sample"), sample).unwrap().values.is_empty());
-        let on: String = sample.lines().map(|l| format!("{}\n", l.strip_prefix('#').filter(|r| r.starts_with(|c: char| c.is_ascii_uppercase()) && r.contains("=\"")).unwrap_or(l))).collect();
+        let on: String = sample
+            .lines()
+            .map(|l| {
+                format!(
+                    "{}\n",
+                    l.strip_prefix('#').filter(|r| r.starts_with(|c: char| c.is_ascii_uppercase()) && r.contains("=\"")).unwrap_or(l)
+                )
+            })
+            .collect();
         let c = Config::parse(Path::new("sample"), &on).unwrap();
         assert_eq!(c.values.len(), KNOWN.len(), "{:?}", c.values.keys());
         assert_eq!(c.get("TIMEOUT"), Some("30"));

@@ -337,3 +337,81 @@ fn handle(s: &Shared, mut r: impl BufRead, mut w: impl Write + Close) {
     let _ = w.flush();
     w.close();
 }
+
+/// An HTTP proxy that answers CONNECT (to 127.0.0.1 only) and pipes the bytes
+/// both ways; it records the targets it was asked for.
+pub struct Proxy {
+    pub url: String,
+    pub targets: Arc<Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+    addr: std::net::SocketAddr,
+    accept: Option<JoinHandle<()>>,
+}
+
+impl Proxy {
+    pub fn start() -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let targets: Arc<Mutex<Vec<String>>> = Arc::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (t, st) = (targets.clone(), stop.clone());
+        let accept = std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if st.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(client) = stream else { continue };
+                let t = t.clone();
+                std::thread::spawn(move || tunnel(client, &t));
+            }
+        });
+        Proxy { url: format!("http://127.0.0.1:{}", addr.port()), targets, stop, addr, accept: Some(accept) }
+    }
+}
+
+fn tunnel(client: TcpStream, targets: &Mutex<Vec<String>>) {
+    let _ = client.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut r = BufReader::new(client.try_clone().unwrap());
+    let mut first = String::new();
+    if r.read_line(&mut first).is_err() {
+        return;
+    }
+    loop {
+        let mut l = String::new();
+        if r.read_line(&mut l).unwrap_or(0) == 0 || l == "\r\n" {
+            break;
+        }
+    }
+    let target = first.split(' ').nth(1).unwrap_or("").to_string();
+    targets.lock().unwrap().push(target.clone());
+    let mut client = client;
+    if !first.starts_with("CONNECT ") || !target.starts_with("127.0.0.1:") {
+        let _ = client.write_all(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n");
+        return;
+    }
+    let Ok(upstream) = TcpStream::connect(&target) else {
+        let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n");
+        return;
+    };
+    let _ = client.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n");
+    let (mut up_r, mut up_w) = (upstream.try_clone().unwrap(), upstream);
+    let mut client_w = client.try_clone().unwrap();
+    let down = std::thread::spawn(move || {
+        let _ = std::io::copy(&mut up_r, &mut client_w);
+        let _ = client_w.shutdown(Shutdown::Both);
+    });
+    // What the client already sent past the CONNECT head is in r's buffer.
+    let _ = std::io::copy(&mut r, &mut up_w);
+    let _ = up_w.shutdown(Shutdown::Write);
+    let _ = down.join();
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(self.addr);
+        if let Some(h) = self.accept.take() {
+            let _ = h.join();
+        }
+    }
+}

@@ -465,3 +465,50 @@ fn mirror_a_disk_that_fills_during_the_download_fails_in_one_line_and_installs_n
     assert!(installed(&root, WORLD).is_none());
     assert!(!downloads.join(&name).exists(), "an unverified file under its final name");
 }
+
+#[test]
+fn mirror_proxies_are_taken_from_the_environment_as_fetch_does() {
+    let m = mirror();
+    let srv = Server::start(&m.dir);
+    let proxy = crate::httpd::Proxy::start();
+    let root = m.t.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    let port = srv.url.trim_end_matches('/').rsplit(':').next().unwrap().to_string();
+    let plan = |env: &[(&str, &str)]| {
+        let mut c = cmd("plan", &root, &m, &[&srv.url]);
+        c.args(["--series", KERNEL]);
+        for v in ["http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "ALL_PROXY", "all_proxy", "no_proxy", "NO_PROXY"] {
+            c.env_remove(v);
+        }
+        c.envs(env.iter().copied());
+        ok(&mut c);
+        std::mem::take(&mut *proxy.targets.lock().unwrap())
+    };
+    let through = plan(&[("http_proxy", &proxy.url)]);
+    assert!(!through.is_empty() && through.iter().all(|t| *t == format!("127.0.0.1:{port}")), "{through:?}");
+    assert!(plan(&[("HTTP_PROXY", &proxy.url), ("no_proxy", "127.0.0.1")]).is_empty(), "no_proxy bypasses it");
+    assert!(plan(&[("https_proxy", &proxy.url)]).is_empty(), "https_proxy is for https mirrors only");
+}
+
+#[test]
+fn mirror_download_progress_shows_on_a_terminal_only() {
+    let m = mirror();
+    let srv = Server::start(&m.dir);
+    let root = m.t.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    let c = cmd("update", &root, &m, &[&srv.url]);
+    let line: Vec<String> = std::iter::once(c.get_program()).chain(c.get_args()).map(|a| format!("'{}'", a.to_string_lossy())).collect();
+    // script(1) gives the update a pseudo-terminal.
+    let run = format!("{} --series {KERNEL}", line.join(" "));
+    let Ok(out) = Command::new("script").args(["-qec", &run, "/dev/null"]).output() else {
+        eprintln!("skipped: no script(1)");
+        return;
+    };
+    let seen = String::from_utf8_lossy(&out.stdout);
+    assert!(seen.contains(&format!("{}: 0.0 of 0.0 MiB", m.dist(KERNEL, 3).file_name())) && seen.contains("(100%)"), "{seen}");
+    // Off a terminal (every other test), no progress line.
+    let root = m.t.path().join("root2");
+    std::fs::create_dir(&root).unwrap();
+    let out = ok(cmd("update", &root, &m, &[&srv.url]).args(["--series", KERNEL]));
+    assert!(!stderr(&out).contains("MiB ("), "{}", stderr(&out));
+}
