@@ -56,7 +56,7 @@ enum Command {
     Update(cmd::UpdateArgs),
 }
 
-/// The exit codes of every command (docs/exit-codes.md).
+/// The exit codes of every command (docs/update.md, "Exit status").
 const EXIT_HELP: &str = "\
 Exit status, for every command: 0 done (or up to date), 1 error, 2 usage, \
 3 an update is available (update --check).";
@@ -261,16 +261,17 @@ fn run_install(a: InstallArgs) -> Result<()> {
         (None, false) => Some(Source::Chain(a.patches)),
         (None, true) => None,
     };
-    match (&a.index, files.is_empty()) {
-        (Some(index), false) => cmd::verify_local(&a.root, index, &files, &a.trust)?,
-        (None, false) => eprintln!(
-            "binarydist: warning: {} not authenticated: only sidecars and headers from the same place vouch for it; give --index INDEX to check it against a signed INDEX",
-            what
-        ),
-        _ => {}
+    if let (Some(index), false) = (&a.index, files.is_empty()) {
+        cmd::verify_local(&a.root, index, &files, &a.trust)?;
     }
     let opts = install::Options { root: a.root.clone(), source, make: a.make, wait: a.wait };
     let summary = install::install(&opts).with_context(|| format!("install onto {}", a.root.display()))?;
+    // Said once it is installed: a refusal stays the one line that says why.
+    if a.index.is_none() && !files.is_empty() && !summary.already_installed {
+        eprintln!(
+            "binarydist: warning: {what} not authenticated: only sidecars and headers from the same place vouch for it; give --index INDEX to check it against a signed INDEX"
+        );
+    }
     if a.json {
         println!("{}", serde_json::to_string(&summary)?);
     } else {

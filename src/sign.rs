@@ -159,7 +159,7 @@ impl Signer {
         let sk_box = SecretKeyBox::from_string(&text).map_err(|e| bad(e.to_string()))?;
         let sk = match password.read()? {
             Some(pw) => sk_box.into_secret_key(Some(pw)).map_err(|e| bad(format!("{e} (wrong password?)")))?,
-            None => sk_box.into_unencrypted_secret_key().map_err(|e| bad(e.to_string()))?,
+            None => sk_box.into_unencrypted_secret_key().map_err(|e| bad(format!("{e} (a key with a password needs --password-file)")))?,
         };
         if sk.is_encrypted() {
             return Err(bad("the secret key is encrypted: give its password with --password-file".into()));

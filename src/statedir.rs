@@ -215,15 +215,39 @@ impl Dir {
         Ok(())
     }
 
-    /// The names in this directory (not `.` and `..`), sorted.
+    /// The names in this directory (not `.` and `..`), sorted; read through
+    /// the descriptor (fdopendir of a duplicate), not the path, so a swapped
+    /// symlink in the path cannot make us list another directory.
     pub fn names(&self) -> Result<Vec<String>, StateDirError> {
         let io = |source| StateDirError::Io { path: self.path.clone(), source };
-        // Through /dev/fd would follow nothing either, but read_dir on the path
-        // is enough for listing: every name is then opened with openat.
-        let mut v: Vec<String> = std::fs::read_dir(&self.path)
-            .map_err(io)?
-            .filter_map(|e| e.ok().and_then(|e| e.file_name().to_str().map(String::from)))
-            .collect();
+        // SAFETY: duplicating a valid descriptor; fdopendir takes the duplicate
+        // over, closedir closes it.
+        let dup = unsafe { libc::fcntl(self.fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) };
+        if dup < 0 {
+            return Err(io(last_err()));
+        }
+        let dirp = unsafe { libc::fdopendir(dup) };
+        if dirp.is_null() {
+            let e = last_err();
+            unsafe { libc::close(dup) };
+            return Err(io(e));
+        }
+        let mut v = Vec::new();
+        loop {
+            // SAFETY: dirp is a valid DIR*; the entry is read before the next call.
+            let ent = unsafe { libc::readdir(dirp) };
+            if ent.is_null() {
+                break;
+            }
+            let name = unsafe { std::ffi::CStr::from_ptr((*ent).d_name.as_ptr()) };
+            if let Ok(n) = name.to_str() {
+                if n != "." && n != ".." {
+                    v.push(n.to_string());
+                }
+            }
+        }
+        // SAFETY: dirp came from fdopendir and is closed once.
+        unsafe { libc::closedir(dirp) };
         v.sort();
         Ok(v)
     }
@@ -329,8 +353,10 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let d = open(t.path(), true).unwrap().unwrap();
         assert_eq!(hold(&d, "world").unwrap(), None);
+        assert!(d.names().unwrap().is_empty());
         set_hold(&d, "world", "rollback to X\nsecond line").unwrap();
         assert_eq!(hold(&d, "world").unwrap().as_deref(), Some("rollback to X second line"));
+        assert_eq!(d.names().unwrap(), ["world"]);
         clear_hold(&d, "world").unwrap();
         assert_eq!(hold(&d, "world").unwrap(), None);
     }

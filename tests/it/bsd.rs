@@ -36,7 +36,7 @@ fn sample_tree(src: &Path, rev: u32) {
 
 /// bmake in `dir` with the environment a build machine has: binarydist
 /// first in PATH, objects under `obj`, the lists from this checkout.
-fn bmake(dir: &Path, obj: &Path, args: &[&str]) -> Command {
+pub fn bmake(dir: &Path, obj: &Path, args: &[&str]) -> Command {
     let mut c = Command::new("bmake");
     let path = format!("{}:{}", binarydist_path().parent().unwrap().display(), std::env::var("PATH").unwrap_or_default());
     c.current_dir(dir)

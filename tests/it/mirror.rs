@@ -512,3 +512,105 @@ fn mirror_download_progress_shows_on_a_terminal_only() {
     let out = ok(cmd("update", &root, &m, &[&srv.url]).args(["--series", KERNEL]));
     assert!(!stderr(&out).contains("MiB ("), "{}", stderr(&out));
 }
+
+#[test]
+fn mirror_a_full_dist_then_patches_when_the_newest_full_dist_is_not_on_the_mirror() {
+    let m = mirror();
+    let (r2, r3) = (m.dist(KERNEL, 2), m.dist(KERNEL, 3));
+    std::fs::remove_file(m.dist_path(KERNEL, 3)).unwrap();
+    m.reindex(None);
+    let srv = Server::start(&m.dir);
+    let root = m.t.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    let out = ok(cmd("update", &root, &m, &[&srv.url]).args(["--series", KERNEL]));
+    assert!(stdout(&out).contains(&format!("installed {}", r3)), "{}", stdout(&out));
+    assert_eq!(
+        files_requested(&srv),
+        [r2.file_name(), PatchName::new(r2.clone(), r3.clone()).unwrap().file_name()],
+        "the cheapest: r2 whole, then r2 -> r3"
+    );
+    assert_eq!(installed(&root, KERNEL).unwrap(), r3.to_string());
+    // The kept base is r3's tar (as the INDEX gives it): the next update patches from it.
+    let base = root.join("var/db/binarydist/kernel.GENERIC/base.tar.gz");
+    let got = crate::util::sh(&format!("gunzip -c '{}' | sha256sum | cut -d' ' -f1", base.display()));
+    let name = r3.to_string();
+    let line = m.index_text().lines().find(|l| l.contains(&format!("--{name} "))).unwrap().to_string();
+    assert_eq!(got.trim(), line.rsplit(' ').next().unwrap());
+}
+
+#[test]
+fn mirror_the_fragments_index_names_exactly_the_directory_after_prune_and_resign_refreshes_it() {
+    let m = mirror();
+    let b = crate::bsd::built();
+    let listed = |m: &Mirror| -> Vec<String> {
+        let i = binarydist::index::Index::parse(&m.index_text()).unwrap();
+        let mut v: Vec<String> = i.entries.iter().map(|e| e.file.clone()).collect();
+        v.sort();
+        v
+    };
+    let on_disk = |m: &Mirror| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(&m.dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".tar.gz") || n.ends_with(".bdpatch"))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(listed(&m), on_disk(&m));
+    assert_eq!(listed(&m).len(), 18, "3 series, 3 dists and 3 patches each");
+    let frag = b.root.join("usr/src/binarydists");
+    let make = |targets: &[&str]| {
+        let mut args: Vec<String> = targets.iter().map(|t| t.to_string()).collect();
+        args.extend([
+            "KERNCONFS=GENERIC CUSTOM".into(),
+            "BRANCH=master".into(),
+            "BINDIST_KEEP=1".into(),
+            format!("DISTDIR={}", m.dir.display()),
+            format!("BINDIST_SIGNKEY={}", m.key.display()),
+        ]);
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        ok(&mut crate::bsd::bmake(&frag, &b.root.join("obj"), &argv));
+    };
+    let (serial, entries) = (m.serial(), listed(&m));
+    make(&["resign"]);
+    assert!(m.serial() > serial);
+    assert_eq!(listed(&m), entries, "resign keeps the entries");
+    ok(Command::new("minisign").arg("-qVm").arg(m.dir.join("INDEX")).arg("-p").arg(&m.pubkey));
+    // A prune, then the index step: the INDEX never names a file that is gone.
+    make(&["prune.world", "index"]);
+    assert_eq!(listed(&m), on_disk(&m));
+    assert_eq!(listed(&m).len(), 15, "world pruned to 2 dists and 1 patch");
+    // --resign after files went: refused, with what to do.
+    std::fs::remove_file(m.dist_path(KERNEL, 1)).unwrap();
+    let e = fails(bin().args(["index", "--resign"]).arg(&m.dir));
+    assert!(e.contains("it is gone (run `binarydist index` again, not --resign)"), "{e}");
+}
+
+#[test]
+fn mirror_keys_are_made_0600_and_a_password_comes_from_a_file_or_is_refused_explicitly() {
+    let t = tempdir();
+    let (sk, pk) = (t.path().join("k.key"), t.path().join("k.pub"));
+    let e = fails(bin().args(["keygen", "--secret"]).arg(&sk));
+    assert!(e.contains("--password-file") && e.contains("--no-password") && !sk.exists(), "{e}");
+    let pw = t.path().join("pw");
+    std::fs::write(&pw, "correct horse\n").unwrap();
+    let out = ok(bin().args(["keygen", "--secret"]).arg(&sk).arg("--password-file").arg(&pw));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&sk).unwrap().permissions().mode() & 0o777, 0o600);
+    let secret = std::fs::read_to_string(&sk).unwrap();
+    assert!(!stdout(&out).contains(secret.lines().nth(1).unwrap()), "the secret key was printed");
+    let e = fails(bin().args(["keygen", "--no-password", "--secret"]).arg(&sk));
+    assert!(e.contains("exists") && std::fs::read_to_string(&sk).unwrap() == secret, "{e}");
+    let file = t.path().join("INDEX");
+    std::fs::write(&file, "binarydist-index 1\nserial 7\ncreated 20260101T000000Z\nexpires 20260201T000000Z\nend\n").unwrap();
+    let e = fails(bin().args(["sign", "--no-password", "--key"]).arg(&sk).arg(&file));
+    assert!(e.contains("encrypted") && e.contains("--password-file"), "{e}");
+    std::fs::write(&pw, "wrong\n").unwrap();
+    let e = fails(bin().args(["sign", "--key"]).arg(&sk).arg("--password-file").arg(&pw).arg(&file));
+    assert!(e.contains("wrong password"), "{e}");
+    std::fs::write(&pw, "correct horse\n").unwrap();
+    ok(bin().args(["sign", "--key"]).arg(&sk).arg("--password-file").arg(&pw).arg(&file));
+    let out = ok(Command::new("minisign").arg("-Vm").arg(&file).arg("-p").arg(&pk));
+    assert!(stdout(&out).contains("binarydist INDEX serial 7 created 20260101T000000Z expires 20260201T000000Z"), "{}", stdout(&out));
+}
