@@ -351,6 +351,7 @@ impl Fetcher {
             have = 0;
         }
         f.seek(SeekFrom::Start(have)).map_err(io_local)?;
+        let resumed_at = have;
         let mut body = body.take(size - have);
         let mut buf = vec![0u8; 256 * 1024];
         let mut progress = Progress::new(name, size, have, self.opts.progress);
@@ -380,6 +381,11 @@ impl Fetcher {
         let got = sha256_hex(&f).map_err(io_local)?;
         if got != sha256 {
             let _ = f.set_len(0);
+            if resumed_at > 0 {
+                // The bad bytes may be the earlier attempt's (another mirror's):
+                // this mirror gets a retry from nothing before it is blamed.
+                return Err(Fault::Transient(format!("SHA-256 is {got} after resuming at byte {resumed_at}; starting over")));
+            }
             return Err(Fault::Final(format!("SHA-256 is {got}, the INDEX says {sha256}; discarded")));
         }
         Ok(())

@@ -232,6 +232,9 @@ impl Dir {
             unsafe { libc::close(dup) };
             return Err(io(e));
         }
+        // The duplicate shares the offset of the descriptor: start from the top.
+        // SAFETY: dirp is a valid DIR*.
+        unsafe { libc::rewinddir(dirp) };
         let mut v = Vec::new();
         loop {
             // SAFETY: dirp is a valid DIR*; the entry is read before the next call.

@@ -25,6 +25,8 @@ pub enum Fault {
     StallAfter(u64),
     /// Flips one byte in the middle of the body.
     Corrupt,
+    /// Flips the 100th byte and cuts after this many body bytes.
+    CorruptThenCut(u64),
     /// Serves the body, then garbage without end (no Content-Length), until the client goes.
     Endless,
     /// Declares and sends this many bytes more than the file has.
@@ -280,6 +282,9 @@ fn handle(s: &Shared, mut r: impl BufRead, mut w: impl Write + Close) {
         let mid = data.len() / 2;
         data[mid] ^= 0x55;
     }
+    if matches!(fault, Some(Fault::CorruptThenCut(_))) && data.len() > 100 {
+        data[100] ^= 0x55;
+    }
     let total = data.len() as u64;
     let start = range.filter(|&r| r < total).unwrap_or(0);
     let mut body = data[start as usize..].to_vec();
@@ -299,7 +304,7 @@ fn handle(s: &Shared, mut r: impl BufRead, mut w: impl Write + Close) {
         return;
     }
     let limit = match fault {
-        Some(Fault::CutAfter(n)) | Some(Fault::StallAfter(n)) => n.min(body.len() as u64),
+        Some(Fault::CutAfter(n)) | Some(Fault::StallAfter(n)) | Some(Fault::CorruptThenCut(n)) => n.min(body.len() as u64),
         _ => body.len() as u64,
     };
     let mut sent = 0u64;

@@ -273,6 +273,21 @@ fn mirror_a_cut_download_resumes_where_it_stopped() {
 }
 
 #[test]
+fn mirror_bad_bytes_before_a_resume_are_not_blamed_on_the_resuming_mirror() {
+    let m = mirror();
+    let srv = Server::start(&m.dir);
+    let name = m.dist(KERNEL, 3).file_name();
+    srv.fault(&name, Fault::CorruptThenCut(3000), Some(1));
+    let root = m.t.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    let out = ok(cmd("update", &root, &m, &[&srv.url]).args(["--series", KERNEL]));
+    assert!(stderr(&out).contains("after resuming at byte 3000; starting over"), "{}", stderr(&out));
+    let ranges: Vec<Option<u64>> = srv.stats().requests.into_iter().filter(|(p, _)| *p == name).map(|(_, r)| r).collect();
+    assert_eq!(ranges, [None, Some(3000), None], "cut, resumed, then from nothing on the same mirror");
+    assert_eq!(installed(&root, KERNEL).unwrap(), m.dist(KERNEL, 3).to_string());
+}
+
+#[test]
 fn mirror_a_download_killed_half_way_resumes_on_the_next_run() {
     let m = mirror();
     let srv = Server::start(&m.dir);
