@@ -245,6 +245,7 @@ fn mirror_fails_over_from_a_down_a_hanging_and_a_corrupting_mirror_to_a_good_one
     c.args(["--timeout", "2", "--series", KERNEL]);
     let out = ok(&mut c);
     let took = start.elapsed();
+    eprintln!("fail-over update took {took:?}");
     assert!(took < Duration::from_secs(30), "took {took:?}");
     assert_eq!(installed(&root, KERNEL).unwrap(), m.dist(KERNEL, 3).to_string());
     let log = stderr(&out);
