@@ -282,7 +282,7 @@ fn bsd_prune_keeps_the_newest_dists_and_drops_patches_from_the_rest() {
 }
 
 /// A rev-1 sample tree (not built) for the `check` tests.
-fn check_tree(name: &str) -> (tempfile::TempDir, PathBuf) {
+pub fn check_tree(name: &str) -> (tempfile::TempDir, PathBuf) {
     let t = crate::util::tempdir();
     let src = t.path().canonicalize().unwrap().join(name).join("usr/src");
     sample_tree(&src, 1);

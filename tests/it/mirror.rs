@@ -630,3 +630,31 @@ fn mirror_keys_are_made_0600_and_a_password_comes_from_a_file_or_is_refused_expl
     let out = ok(Command::new("minisign").arg("-Vm").arg(&file).arg("-p").arg(&pk));
     assert!(stdout(&out).contains("binarydist INDEX serial 7 created 20260101T000000Z expires 20260201T000000Z"), "{}", stdout(&out));
 }
+
+#[test]
+fn mirror_the_fragment_indexes_after_the_last_pack_whatever_targets_run_together() {
+    let (t, src) = crate::bsd::check_tree("order");
+    let frag = src.join("binarydists");
+    let out = ok(&mut crate::bsd::bmake(
+        &frag,
+        &t.path().join("obj"),
+        &[
+            "-n",
+            "binarydist",
+            "binarykernel",
+            "KERNCONFS=GENERIC CUSTOM",
+            "BRANCH=master",
+            "GITREV=r1",
+            "SOURCE_DATE_EPOCH=1790000000",
+            "BINDIST_SIGNKEY=/k.key",
+            &format!("DISTDIR={}", t.path().join("dist").display()),
+            &format!("STAGE={}", t.path().join("stage").display()),
+        ],
+    ));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    let last = |what: &str| lines.iter().rposition(|l| l.contains(what)).unwrap_or_else(|| panic!("no {what:?} in:\n{text}"));
+    assert!(last("binarydist index --valid 30d") > last("binarydist pack --stage"), "{text}");
+    assert!(last("binarydist sign --key /k.key --no-password") > last("binarydist index"), "{text}");
+    assert_eq!(lines.iter().filter(|l| l.contains("binarydist index")).count(), 2, "after the world, and after the kernels: {text}");
+}
