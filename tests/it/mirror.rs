@@ -114,6 +114,13 @@ pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// The one line of `err` that starts with `starts` (and checks there is one).
+pub fn one_line_of(err: &str, starts: &str) -> String {
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with(starts)).collect();
+    assert_eq!(lines.len(), 1, "one line starting {starts:?}: {err}");
+    lines[0].to_string()
+}
+
 /// Only the dist and patch files a server was asked for.
 fn files_requested(s: &Server) -> Vec<String> {
     s.requested().into_iter().filter(|p| p.starts_with("DragonFly-")).collect()
@@ -462,6 +469,13 @@ fn mirror_a_disk_that_fills_during_the_download_fails_in_one_line_and_installs_n
         }
     }
     let _u = Unmount(downloads.clone());
+    // Too small from the start: refused before a byte is downloaded.
+    ok(Command::new("mount").args(["-o", "remount,size=512k"]).arg(&downloads));
+    let err = fails(cmd("update", &root, &m, &[&srv.url]).args(["--series", WORLD]));
+    let line = one_line_of(&err, "binarydist: update");
+    assert!(line.contains("not enough room in") && line.contains("nothing was downloaded"), "{err}");
+    assert!(files_requested(&srv).is_empty(), "downloaded before checking the space");
+    ok(Command::new("mount").args(["-o", "remount,size=2m"]).arg(&downloads));
     // The check passes (2 MiB free); then, once the download has begun,
     // something else fills the file system.
     let filler = downloads.join("filler");
@@ -475,9 +489,8 @@ fn mirror_a_disk_that_fills_during_the_download_fails_in_one_line_and_installs_n
     });
     // The stall makes the client retry after its timeout, into a full disk.
     let err = fails(cmd("update", &root, &m, &[&srv.url]).args(["--series", WORLD, "--timeout", "1"]));
-    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("binarydist: update")).collect();
-    assert_eq!(lines.len(), 1, "{err}");
-    assert!(lines[0].contains("No space left on device") && lines[0].contains(".part"), "{err}");
+    let line = one_line_of(&err, "binarydist: update");
+    assert!(line.contains("No space left on device") && line.contains(".part"), "{err}");
     assert!(installed(&root, WORLD).is_none());
     assert!(!downloads.join(&name).exists(), "an unverified file under its final name");
 }

@@ -4,7 +4,7 @@
 //! does about it.
 
 use crate::httpd::{Fault, Server};
-use crate::mirror::{cmd, installed, mirror, root_with, stderr, stdout, Mirror, KERNEL};
+use crate::mirror::{cmd, installed, mirror, one_line_of as one_line, root_with, stderr, stdout, Mirror, KERNEL};
 use crate::util::{bin, fails, ok};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -29,12 +29,6 @@ fn plan_kernel(m: &Mirror, root: &Path, mirrors: &[&str]) -> std::process::Comma
     let mut c = cmd("plan", root, m, mirrors);
     c.args(["--series", KERNEL]);
     c
-}
-
-fn one_line(err: &str, starts: &str) -> String {
-    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with(starts)).collect();
-    assert_eq!(lines.len(), 1, "one line starting {starts:?}: {err}");
-    lines[0].to_string()
 }
 
 #[test]
