@@ -7,6 +7,7 @@ mod bsd;
 mod fragment;
 mod install;
 mod install_crash;
+mod install_guards;
 mod install_hostile;
 mod install_patch;
 mod install_sample;
