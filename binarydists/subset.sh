@@ -74,7 +74,9 @@ assemble() {
 #   REQ<TAB>rel	a file or directory a command needs (an install or cp
 #		source, a script, a `<' input, a `cd'),
 #   WORD<TAB>rel	any other word that is a path inside TREE,
-#   SUBMAKE<TAB>rel<TAB>arg<TAB>arg...	a make the commands would run,
+#   SUBMAKE<TAB>rel<TAB>arg<TAB>arg...	a make the commands would run
+#		(SUBMAKE? when rel was named through a shell variable: the
+#		make runs only if the tree has that directory),
 # with rel relative to TREE. Not files: echo/printf text, test/[ probes,
 # the values of a `for' loop, `ln -s' targets, words holding a shell
 # variable or a glob, output redirections. Shell variables assigned on the
@@ -179,19 +181,20 @@ scan() {
 			if (d ~ /\$/) {
 				d = subst(d)
 				if (d ~ /\$/) { cwd = ""; return }
-				d = (d ~ /^\//) ? norm(d) : (cwd == "" ? "" : norm(cwd "/" d))
 				# A directory named through a variable may be one branch of an
-				# if (bsd.subdir.mk): a file only where the tree has it.
-				if (d == "" || system("test -d \"" d "\"") != 0) { if (d != "") emit("WORD", d); cwd = ""; return }
-				cwd = d; return
+				# if (bsd.subdir.mk): a file only where the tree has it, and
+				# a make there runs only if it is there (SUBMAKE?).
+				emit("WORD", d)
+				cwd = (d ~ /^\//) ? norm(d) : (cwd == "" ? "" : norm(cwd "/" d)); maybe = 1
+				return
 			}
 			emit("REQ", d)
-			cwd = (d ~ /^\//) ? norm(d) : (cwd == "" ? "" : norm(cwd "/" d))
+			cwd = (d ~ /^\//) ? norm(d) : (cwd == "" ? "" : norm(cwd "/" d)); maybe = 0
 			return
 		}
 		if (cmd == make) {
 			if (cwd == "" || rel(cwd) == "") return
-			line = "SUBMAKE\t" rel(cwd)
+			line = (maybe ? "SUBMAKE?\t" : "SUBMAKE\t") rel(cwd)
 			for (j = i + 1; j <= n; j++) line = line "\t" a[j]
 			print line
 			return
@@ -224,7 +227,7 @@ scan() {
 	# inside its command substitutions ($(...) and `...`), which run too.
 	function scanline(line, depth,    tok, n, k, t, words, m, redir, inner, subs, ns) {
 		n = tokenize(line, tok)
-		cwd = start; m = 0; redir = ""; ns = 0
+		cwd = start; maybe = 0; m = 0; redir = ""; ns = 0
 		for (k = 1; k <= n; k++) {
 			t = tok[k]
 			if (t == "<" || t == ">") { redir = t; continue }
@@ -307,6 +310,7 @@ check() {
 				kind=${line%%	*} p=${line#*	}
 				case "$kind" in
 				SUBMAKE) printf '%s\n' "$line" >> "$todo" ;;
+				SUBMAKE\?) d=${p%%	*}; [ ! -d "$src/$d" ] || printf 'SUBMAKE\t%s\n' "$p" >> "$todo" ;;
 				REQ)	[ -e "$subset/$p" ] || [ -L "$subset/$p" ] || echo "$p" ;;
 				WORD)	[ -e "$subset/$p" ] || [ -L "$subset/$p" ] || [ ! -e "$src/$p" ] || echo "$p" ;;
 				esac

@@ -17,6 +17,19 @@ fn run(dir: &Path, obj: &Path, args: &[&str], env: &[(&str, &str)]) -> (bool, St
     (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
+/// `binarydist-check` for one kernel config, with DISTDIR and STAGE under `root`.
+fn check_args(root: &Path, extra: &[&str]) -> Vec<String> {
+    let mut v = vec![
+        "binarydist-check".to_string(),
+        "KERNCONFS=GENERIC".to_string(),
+        format!("DISTDIR={}", root.join("dist").display()),
+        format!("STAGE={}", root.join("stage").display()),
+        "NODIFF=yes".to_string(),
+    ];
+    v.extend(extra.iter().map(|s| s.to_string()));
+    v
+}
+
 #[test]
 fn fragment_refuses_an_empty_relative_or_root_distdir_or_stage_before_any_rm() {
     let (t, src) = check_tree("dirs");
@@ -62,13 +75,7 @@ fn fragment_check_never_evaluates_what_make_n_printed() {
     assert!(text.contains("X=`touch"), "the sample's etc/Makefile changed: mend this test");
     std::fs::write(&mk, text).unwrap();
     let root = t.path().canonicalize().unwrap();
-    let args = [
-        "binarydist-check".to_string(),
-        "KERNCONFS=GENERIC".to_string(),
-        format!("DISTDIR={}", root.join("dist").display()),
-        format!("STAGE={}", root.join("stage").display()),
-        "NODIFF=yes".to_string(),
-    ];
+    let args = check_args(&root, &[]);
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
     let (_, out, err) = run(&src, &root.join("obj"), &argv, &[]);
     assert!(out.contains("all prerequisites found"), "{out}\n{err}");
@@ -119,14 +126,7 @@ fn fragment_check_on_a_git_checkout_says_what_git_cannot_tell_it() {
     std::fs::write(&mk, &plain).unwrap();
     git("init -q -b main . && git add -A && git -c user.name=t -c user.email=t@t commit -q -m r1");
     std::fs::write(&mk, &hooked).unwrap();
-    let args = [
-        "binarydist-check".to_string(),
-        "KERNCONFS=GENERIC".to_string(),
-        format!("DISTDIR={}", root.join("dist").display()),
-        format!("STAGE={}", root.join("stage").display()),
-        "NODIFF=yes".to_string(),
-        "GITREV=r1".to_string(),
-    ];
+    let args = check_args(&root, &["GITREV=r1"]);
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
     let (okay, out, err) = run(&src, &root.join("obj"), &argv, &[]);
     assert!(okay && out.contains("note:") && out.contains("carries the binarydist hook as a local change"), "{out}\n{err}");

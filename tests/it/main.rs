@@ -14,3 +14,4 @@ mod install_sample;
 mod pack;
 mod patch;
 mod patch_memory;
+mod realtree;
