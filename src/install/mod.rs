@@ -330,7 +330,12 @@ fn check_flags_changeable(root: &Path, manifest: &Manifest, plan: &Plan) -> Resu
     if let Some((kernel, _)) = &plan.kernel {
         let mut old = kernel.as_os_str().to_os_string();
         old.push(".old");
-        let mut dirs = vec![root.join(old)];
+        let old = root.join(old);
+        // kern.post.mk: the .old "might be a file and not a directory".
+        if std::fs::symlink_metadata(&old).is_ok() {
+            touched.push(old.clone());
+        }
+        let mut dirs = vec![old];
         while let Some(d) = dirs.pop() {
             let Ok(rd) = std::fs::read_dir(&d) else { continue };
             for e in rd.flatten() {

@@ -69,3 +69,37 @@ fn an_install_the_securelevel_forbids_is_refused_before_anything_is_staged() {
     ok(install(&root, &f.dists[1]).env("BINARYDIST_TEST_FLAGS", &flags).env("BINARYDIST_TEST_SECURELEVEL", "1"));
     assert_eq!(std::fs::read_to_string(root.join("lib/libc.so.8")).unwrap(), "libc 8 v2\n");
 }
+
+#[test]
+#[cfg_attr(not(feature = "test-hooks"), ignore = "needs --features test-hooks (make test)")]
+fn a_kernel_install_that_must_remove_an_schg_kernel_old_is_refused_under_securelevel() {
+    let t = tempdir();
+    let flags = t.path().join("flags");
+    std::fs::create_dir(&flags).unwrap();
+    let dists: Vec<_> = ["k1", "k2"]
+        .iter()
+        .enumerate()
+        .map(|(i, rev)| {
+            let stage = t.path().join(rev);
+            std::fs::create_dir_all(stage.join("boot/kernel")).unwrap();
+            std::fs::write(stage.join("boot/kernel/kernel"), format!("kernel {rev}\n")).unwrap();
+            crate::util::pack(&stage, &t.path().join("dist"), "kernel.GENERIC", STAMPS[i], rev)
+        })
+        .collect();
+    let root = t.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    let run = |dist: &std::path::Path| {
+        let mut c = install(&root, dist);
+        c.env("BINARYDIST_TEST_FLAGS", &flags).env("BINARYDIST_TEST_SECURELEVEL", "1");
+        c
+    };
+    ok(&mut run(&dists[0]));
+    // The installed kernel.old holds an schg kernel, which the next kernel
+    // install removes.
+    std::fs::create_dir_all(root.join("boot/kernel.old")).unwrap();
+    std::fs::write(root.join("boot/kernel.old/kernel"), "kernel k0\n").unwrap();
+    std::fs::write(flags.join("flags"), format!("{}\tschg\n", root.join("boot/kernel.old/kernel").display())).unwrap();
+    let err = fails(&mut run(&dists[1]));
+    assert!(err.contains("/boot/kernel.old/kernel: has schg, and kern.securelevel is 1"), "{err}");
+    assert_eq!(std::fs::read_to_string(root.join("boot/kernel/kernel")).unwrap(), "kernel k1\n");
+}
