@@ -322,7 +322,9 @@ check() {
 		case " $listed_missing " in *" $m "*) continue ;; esac
 		if [ -e "$src/$m" ] || [ -L "$src/$m" ]; then
 			say "upgrade subset lacks $m (make upgrade reads it): add it to the upgrade-subset list $list"
-		else
+		elif [ -z "$listed_missing" ]; then
+			# (With a listed file missing, make names the file where .PATH
+			# did not find it: a consequence, already said.)
 			say "make upgrade reads $m, which the source tree lacks too: the source tree $src is incomplete"
 		fi
 		bad=1
