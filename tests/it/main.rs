@@ -4,11 +4,14 @@
 mod util;
 
 mod bsd;
+mod fragment;
 mod install;
 mod install_crash;
+mod install_guards;
 mod install_hostile;
 mod install_patch;
 mod install_sample;
 mod pack;
 mod patch;
 mod patch_memory;
+mod realtree;
