@@ -4,9 +4,11 @@
 mod util;
 
 mod bsd;
+mod fragment;
 mod httpd;
 mod install;
 mod install_crash;
+mod install_guards;
 mod install_hostile;
 mod install_patch;
 mod install_sample;
@@ -15,3 +17,4 @@ mod mirror_attacks;
 mod pack;
 mod patch;
 mod patch_memory;
+mod realtree;
