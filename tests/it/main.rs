@@ -5,12 +5,15 @@ mod util;
 
 mod bsd;
 mod fragment;
+mod httpd;
 mod install;
 mod install_crash;
 mod install_guards;
 mod install_hostile;
 mod install_patch;
 mod install_sample;
+mod mirror;
+mod mirror_attacks;
 mod pack;
 mod patch;
 mod patch_memory;
