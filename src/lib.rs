@@ -14,3 +14,4 @@ pub mod names;
 pub mod os;
 pub mod pack;
 pub mod tario;
+pub mod testhooks;

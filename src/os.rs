@@ -2,22 +2,17 @@
 //! run on: BSD file flags (chflags), device numbers, file system free space.
 //!
 //! Each is one small function. On systems without file flags the flag functions
-//! are no-ops, unless the test backend is switched on by `BINARYDIST_TEST_FLAGS`:
-//! then flags are read from `$BINARYDIST_TEST_FLAGS/flags` (lines `ABSPATH<TAB>flags`)
-//! and every change is appended to `$BINARYDIST_TEST_FLAGS/calls`, so that tests
-//! on Linux can inject flags and check the order of calls.
+//! are no-ops, unless a test-hooks build fakes them (see `testhooks`).
 
+use crate::testhooks;
 use std::io;
 use std::path::Path;
-
-/// Environment variable that switches on the test flag backend.
-pub const TEST_FLAGS_ENV: &str = "BINARYDIST_TEST_FLAGS";
 
 /// The BSD file flags of `path` (not following a final symlink), in the words
 /// `fflagstostr(3)` and bsdtar use (`schg,uappnd`); `None` when there are none.
 pub fn file_flags(path: &Path) -> io::Result<Option<String>> {
-    if let Some(dir) = std::env::var_os(TEST_FLAGS_ENV) {
-        return test_backend::get(Path::new(&dir), path);
+    if let Some(faked) = testhooks::fake_file_flags(path) {
+        return faked;
     }
     native::file_flags(path)
 }
@@ -25,18 +20,10 @@ pub fn file_flags(path: &Path) -> io::Result<Option<String>> {
 /// Sets the BSD file flags of `path` (not following a symlink); `None` or an
 /// empty string clears them all.
 pub fn set_file_flags(path: &Path, flags: Option<&str>) -> io::Result<()> {
-    if let Some(dir) = std::env::var_os(TEST_FLAGS_ENV) {
-        return test_backend::log(Path::new(&dir), &format!("set\t{}\t{}", path.display(), flags.unwrap_or("")));
+    if let Some(faked) = testhooks::fake_set_file_flags(path, flags) {
+        return faked;
     }
     native::set_file_flags(path, flags.unwrap_or(""))
-}
-
-/// Records a step in the test backend's call log (a rename, say), so a test
-/// can check its order against flag changes; does nothing otherwise.
-pub fn log_step(step: &str, path: &Path) {
-    if let Some(dir) = std::env::var_os(TEST_FLAGS_ENV) {
-        let _ = test_backend::log(Path::new(&dir), &format!("{step}\t{}", path.display()));
-    }
 }
 
 /// Major and minor numbers of a device number, as tar stores them.
@@ -57,26 +44,6 @@ pub fn free_bytes(path: &Path) -> io::Result<u64> {
         return Err(io::Error::last_os_error());
     }
     Ok(s.f_bavail as u64 * s.f_frsize as u64)
-}
-
-mod test_backend {
-    use std::io::{self, Write};
-    use std::path::Path;
-
-    pub fn get(dir: &Path, path: &Path) -> io::Result<Option<String>> {
-        let table = match std::fs::read_to_string(dir.join("flags")) {
-            Ok(t) => t,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        let want = path.to_string_lossy();
-        Ok(table.lines().filter_map(|l| l.split_once('\t')).find(|(p, _)| *p == want).map(|(_, f)| f.to_string()).filter(|f| !f.is_empty()))
-    }
-
-    pub fn log(dir: &Path, line: &str) -> io::Result<()> {
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("calls"))?;
-        writeln!(f, "{line}")
-    }
 }
 
 #[cfg(any(target_os = "dragonfly", target_os = "freebsd", target_os = "netbsd", target_os = "openbsd", target_os = "macos"))]

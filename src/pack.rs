@@ -102,7 +102,7 @@ pub fn pack(opts: &PackOptions) -> Result<Packed, PackError> {
     };
     sources.sort_by(|a, b| path_order(&a.entry.meta.path, &b.entry.meta.path));
     hash_files(&mut sources)?;
-    test_hook_between_passes();
+    crate::testhooks::between_pack_passes();
 
     let manifest = Manifest { name: opts.name.clone(), upgrade_src, entries: sources.iter().map(|s| s.entry.clone()).collect() };
     fs::create_dir_all(&opts.out_dir).map_err(|e| PackError::Output { path: opts.out_dir.clone(), source: e })?;
@@ -302,15 +302,6 @@ fn collect_tree(p: &Path, out: &mut Vec<PathBuf>) -> Result<(), PackError> {
         }
     }
     Ok(())
-}
-
-/// Test-only: `BINARYDIST_TEST_HOOK_PACK` is a shell command run between the
-/// hashing pass and the writing pass, so that a test can change the stage
-/// exactly there and check that the change is caught.
-fn test_hook_between_passes() {
-    if let Some(cmd) = std::env::var_os("BINARYDIST_TEST_HOOK_PACK") {
-        let _ = std::process::Command::new("sh").arg("-c").arg(cmd).status();
-    }
 }
 
 /// Reads every regular file once for the manifest's SHA-256.

@@ -2,6 +2,9 @@
 # Installs what the tests need, when it is missing: a Rust toolchain is assumed
 # (cargo); the rest comes from Debian's packages on Linux, from pkg on DragonFly.
 set -eu
+# make test runs cargo fmt --check and clippy.
+cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
+cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
 need=""
 command -v bmake >/dev/null 2>&1 || need="$need bmake"
 command -v bsdtar >/dev/null 2>&1 || need="$need libarchive-tools"

@@ -11,10 +11,11 @@
 use super::journal::{self, JournalError, Op};
 use super::plan::{Action, Plan};
 use super::stage::Staged;
-use super::{hook, sys};
+use super::sys;
 use crate::manifest::Manifest;
 use crate::os;
 use crate::tario::{Kind, Meta};
+use crate::testhooks;
 use std::collections::HashSet;
 use std::fs;
 use std::io;
@@ -129,7 +130,7 @@ pub fn build_ops(manifest: &Manifest, manifest_meta: &Meta, plan: &Plan, staged:
 pub fn run_ops(root: &Path, journal_path: &Path, ops: &[Op], from: usize) -> Result<(), CommitError> {
     let mut marks = journal::Marks::open(journal_path)?;
     for (i, op) in ops.iter().enumerate().skip(from) {
-        hook::point("op");
+        testhooks::kill_point("op");
         match op {
             Op::Rename { temp, path, flags } => rename(root, temp, path, flags.as_deref())?,
             Op::Meta { path, mode, uid, gid, mtime, flags } => set_meta(root, path, *mode, *uid, *gid, *mtime, flags.as_deref())?,
@@ -159,7 +160,7 @@ fn rename(root: &Path, temp: &Path, path: &Path, flags: Option<&str>) -> Result<
                 Ok(m) if !m.is_dir() => clear_flags(&p)?,
                 _ => {}
             }
-            os::log_step("rename", &p);
+            testhooks::log_step("rename", &p);
             fs::rename(&t, &p).map_err(io_err(&p))?;
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -170,7 +171,7 @@ fn rename(root: &Path, temp: &Path, path: &Path, flags: Option<&str>) -> Result<
         }
         Err(e) => return Err(io_err(&t)(e)),
     }
-    hook::point("flags");
+    testhooks::kill_point("flags");
     if let Some(f) = flags {
         os::set_file_flags(&p, Some(f)).map_err(io_err(&p))?;
     }
@@ -211,11 +212,11 @@ fn kernel_swap(root: &Path, dir: &Path, staged: &Path) -> Result<(), CommitError
         if fs::symlink_metadata(&old).is_ok() {
             remove_tree(&old)?;
         }
-        os::log_step("rename", &d);
+        testhooks::log_step("rename", &d);
         fs::rename(&d, &old).map_err(io_err(&old))?;
-        hook::point("kernel-old");
+        testhooks::kill_point("kernel-old");
     }
-    os::log_step("rename", &s);
+    testhooks::log_step("rename", &s);
     fs::rename(&s, &d).map_err(io_err(&d))?;
     os::sync_dir(d.parent().unwrap_or(root)).map_err(io_err(&d))
 }

@@ -19,7 +19,6 @@
 //! subset is pruned here, and a kernel directory is replaced whole.
 
 mod commit;
-mod hook;
 pub mod journal;
 mod plan;
 mod source;
@@ -28,7 +27,6 @@ pub mod state;
 mod sys;
 mod transaction;
 
-pub use hook::{KILL_AT_ENV, SKIP_SPACE_CHECK_ENV};
 pub use journal::Stats;
 pub use source::Source;
 
@@ -36,6 +34,7 @@ use crate::info::DistError;
 use crate::manifest::{self, Manifest};
 use crate::names::DistName;
 use crate::tario::{Meta, TarError};
+use crate::testhooks;
 use journal::{Commit, Found, Item};
 use plan::Plan;
 use source::Stream;
@@ -174,7 +173,7 @@ pub fn install(opts: &Options) -> Result<Summary, InstallError> {
     let mut stager = stage::Stager::new(&mut tx);
     let staged = stage::stage_all(&mut stream.reader, &manifest, (&manifest_meta, &manifest_text), &plan, &mut stager)?;
     let digests = verify_stream(stream)?;
-    hook::point("verified");
+    testhooks::kill_point("verified");
 
     let stats = Stats {
         written: plan.count(plan::Action::Stage) as u64
@@ -197,7 +196,7 @@ pub fn install(opts: &Options) -> Result<Summary, InstallError> {
     };
     make_staged_durable(&root, &plan, &state)?;
     tx.commit(&commit)?;
-    hook::point("journal");
+    testhooks::kill_point("journal");
     finish_commit(&root, &state, opts, &commit, 0, false, &mut summary)?;
     Ok(summary)
 }
@@ -264,7 +263,7 @@ fn finish_commit(
         summary.make_upgrade = "ran";
     }
     state.record(c)?;
-    hook::point("recorded");
+    testhooks::kill_point("recorded");
     journal::clear(&jpath)?;
     summary.dist = Some(c.dist.to_string());
     summary.stats = c.stats;
@@ -308,7 +307,7 @@ fn read_new_manifest(stream: &mut Stream, target: &DistName) -> Result<(Manifest
 }
 
 fn check_free_space(root: &Path, plan: &Plan, state: &State, base_bytes: u64) -> Result<(), InstallError> {
-    if hook::skip_space_check() {
+    if testhooks::skip_space_check() {
         return Ok(());
     }
     let mut needs: Vec<(u64, plan::Need)> = plan.needs.iter().map(|(d, n)| (*d, n.clone())).collect();
@@ -377,7 +376,7 @@ fn run_make_upgrade(root: &Path, src: &Path, make: &str) -> Result<(), InstallEr
     if src != Path::new(manifest::UPGRADE_SRC_PREFIX) || !plan::through_real_dirs(root, &src.join("Makefile")) {
         return Err(io_err(&dir)(io::Error::other(format!("not the shipped upgrade subset under {}", manifest::UPGRADE_SRC_PREFIX))));
     }
-    hook::point("upgrade");
+    testhooks::kill_point("upgrade");
     let destdir = if root == Path::new("/") { String::new() } else { root.display().to_string() };
     let stdout = io::stderr().lock();
     let stdout = std::os::fd::AsFd::as_fd(&stdout).try_clone_to_owned().map_err(io_err(&dir))?;
@@ -397,11 +396,11 @@ fn run_make_upgrade(root: &Path, src: &Path, make: &str) -> Result<(), InstallEr
         .stdout(stdout)
         .spawn()
         .map_err(|e| InstallError::Upgrade { dir: dir.clone(), status: format!("cannot run {make}: {e}") })?;
-    hook::point("upgrading");
+    testhooks::kill_point("upgrading");
     let status = child.wait().map_err(|e| InstallError::Upgrade { dir: dir.clone(), status: e.to_string() })?;
     if !status.success() {
         return Err(InstallError::Upgrade { dir, status: status.to_string() });
     }
-    hook::point("upgraded");
+    testhooks::kill_point("upgraded");
     Ok(())
 }

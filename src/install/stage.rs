@@ -7,10 +7,11 @@
 
 use super::journal::{Item, JournalError};
 use super::plan::{Action, Plan, TEMP_PREFIX};
+use super::sys;
 use super::transaction::Transaction;
-use super::{hook, sys};
 use crate::manifest::{self, Manifest};
 use crate::tario::{Kind, Meta, Reader, TarError};
+use crate::testhooks;
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, OpenOptions};
 use std::io::{self, IsTerminal, Read, Write};
@@ -286,7 +287,7 @@ pub fn stage_all<R: Read>(
         stager.create_tree(&k.1)?;
     }
     for (index, entry) in manifest.entries.iter().enumerate() {
-        hook::point("stage");
+        testhooks::kill_point("stage");
         if progress && index % 512 == 0 {
             eprint!("\rbinarydist: staging {index}/{total}");
         }
@@ -348,6 +349,6 @@ pub fn stage_all<R: Read>(
     if progress {
         eprintln!("\rbinarydist: staged {total}/{total}");
     }
-    hook::point("staged");
+    testhooks::kill_point("staged");
     Ok(Staged { temps, manifest_temp, bytes_written: stager.bytes_written })
 }

@@ -145,12 +145,3 @@ pub fn start_writeback(file: &std::fs::File) {
     #[cfg(not(target_os = "linux"))]
     let _ = file;
 }
-
-/// SIGKILL to ourselves: what a test hook uses to die exactly like `kill -9`.
-pub fn kill_self() -> ! {
-    // SAFETY: sending a signal to our own pid.
-    unsafe {
-        libc::kill(libc::getpid(), libc::SIGKILL);
-    }
-    unreachable!("SIGKILL returned")
-}

@@ -6,9 +6,9 @@
 use crate::install::{
     assert_same_tree, assert_same_tree_but, fixture, gnu_tar_reference, install, root_with, tree, STAMPS, V2_UPGRADED_DIRS,
 };
-use crate::util::{bin, fails, ok, sh, tempdir};
+use crate::util::{bin, fails, ok, sh, tempdir, Tmpfs};
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 /// Runs `install` with the kill hook at `point`; true if it died by SIGKILL,
@@ -145,31 +145,6 @@ fn a_rerun_without_a_dist_finishes_a_committed_install() {
     assert_eq!(s["interrupted"], "undone");
     assert!(tree(&root) == before);
     assert_no_leftovers(&root);
-}
-
-/// A tmpfs of `size` mounted at `dir`; None (and a message) where mounting is
-/// not allowed. Unmounted on drop.
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(dir: &Path, size: &str) -> Option<Tmpfs> {
-        std::fs::create_dir_all(dir).unwrap();
-        let st = Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"]).arg(dir).output().ok()?;
-        if !st.status.success() {
-            eprintln!("skipped: cannot mount a tmpfs here: {}", String::from_utf8_lossy(&st.stderr).trim());
-            return None;
-        }
-        Some(Tmpfs(dir.to_path_buf()))
-    }
-    fn remount(&self, opts: &str) {
-        ok(Command::new("mount").args(["-o", &format!("remount,{opts}")]).arg(&self.0));
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
 }
 
 #[test]
