@@ -29,6 +29,9 @@
 //!   are read from `DIR/flags` (lines `ABSPATH<TAB>flags`), and every flag
 //!   change and every rename of the commit is appended to `DIR/calls`, so that
 //!   a test can inject flags and check the order of calls.
+//! - `BINARYDIST_TEST_SYNC=per-file`: staged files are made durable by an
+//!   fsync of each file and directory, the BSDs' way, instead of Linux's
+//!   syncfs, so that the tests run that path too.
 
 #[cfg(feature = "test-hooks")]
 mod hooks {
@@ -62,6 +65,10 @@ mod hooks {
         if let Some(cmd) = std::env::var_os("BINARYDIST_TEST_HOOK_PACK") {
             let _ = std::process::Command::new("sh").arg("-c").arg(cmd).status();
         }
+    }
+
+    pub fn per_file_sync() -> bool {
+        std::env::var("BINARYDIST_TEST_SYNC").is_ok_and(|v| v == "per-file")
     }
 
     fn flags_dir() -> Option<std::path::PathBuf> {
@@ -114,6 +121,11 @@ mod hooks {
     pub fn between_pack_passes() {}
 
     #[inline(always)]
+    pub fn per_file_sync() -> bool {
+        false
+    }
+
+    #[inline(always)]
     pub fn fake_file_flags(_path: &Path) -> Option<io::Result<Option<String>>> {
         None
     }
@@ -137,5 +149,7 @@ pub use hooks::fake_set_file_flags;
 pub use hooks::kill_point;
 /// Records a step (a rename) in the fake backend's call log, if it is on.
 pub use hooks::log_step;
+/// Whether a Linux build makes staged files durable one by one, as the BSDs do.
+pub use hooks::per_file_sync;
 /// Whether the free-space check is skipped.
 pub use hooks::skip_space_check;

@@ -12,6 +12,7 @@ command -v gzip >/dev/null 2>&1 || need="$need gzip"
 command -v cc >/dev/null 2>&1 || need="$need gcc libc6-dev"
 tar --version 2>/dev/null | grep -q 'GNU tar' || need="$need tar"
 command -v python3 >/dev/null 2>&1 || need="$need python3"
+command -v strace >/dev/null 2>&1 || need="$need strace" # the calls that make an install durable
 command -v patch >/dev/null 2>&1 || need="$need patch"
 [ -x /usr/bin/time ] || need="$need time" # peak RSS of `binarydist patch` in the memory test
 [ -z "$need" ] && exit 0

@@ -19,6 +19,7 @@
 //! subset is pruned here, and a kernel directory is replaced whole.
 
 mod commit;
+mod durable;
 pub mod journal;
 mod plan;
 mod source;
@@ -170,8 +171,9 @@ pub fn install(opts: &Options) -> Result<Summary, InstallError> {
     let plan = plan::make(&root, &manifest, old.as_ref())?;
     check_free_space(&root, &plan, &state, stream.base_estimate())?;
 
-    let mut stager = stage::Stager::new(&mut tx);
+    let mut stager = stage::Stager::new(&mut tx, durable::Flusher::new());
     let staged = stage::stage_all(&mut stream.reader, &manifest, (&manifest_meta, &manifest_text), &plan, &mut stager)?;
+    let flusher = stager.into_flusher();
     let digests = verify_stream(stream)?;
     testhooks::kill_point("verified");
 
@@ -194,7 +196,7 @@ pub fn install(opts: &Options) -> Result<Summary, InstallError> {
         stats,
         ops: commit::build_ops(&manifest, &manifest_meta, &plan, &staged),
     };
-    make_staged_durable(&root, &plan, &state)?;
+    make_staged_durable(&plan, &state, &root.join(&commit.base_new), flusher)?;
     tx.commit(&commit)?;
     testhooks::kill_point("journal");
     finish_commit(&root, &state, opts, &commit, 0, false, &mut summary)?;
@@ -252,7 +254,7 @@ fn finish_commit(
     {
         let _quiet = sys::ignore_interrupts();
         commit::run_ops(root, &jpath, &c.ops, done)?;
-        sys::sync_filesystem(root).map_err(io_err(root))?;
+        durable::commit_done(root, &c.ops).map_err(|(p, e)| io_err(&p)(e))?;
     }
     summary.make_upgrade = "none";
     if let Some(src) = &c.upgrade_src {
@@ -352,19 +354,17 @@ fn verify_stream(stream: Stream) -> Result<crate::tario::Digests, InstallError> 
 }
 
 /// Staged files, their directories and the new base reach the disk before the
-/// commit record does: one syncfs per file system written.
-fn make_staged_durable(root: &Path, plan: &Plan, state: &State) -> Result<(), InstallError> {
+/// commit record does (see `durable` for how, per system). The new base was
+/// fsynced as it was closed; its directory, and the state directory (made by
+/// the first install), are fsynced with the rest.
+fn make_staged_durable(plan: &Plan, state: &State, base_new: &Path, mut flusher: durable::Flusher) -> Result<(), InstallError> {
+    flusher.entry(base_new);
+    for made in base_new.ancestors().skip(1).take_while(|d| *d != state.root()) {
+        flusher.entry(made);
+    }
     let mut probes: Vec<&Path> = plan.needs.values().map(|n| n.probe.as_path()).collect();
     probes.push(state.dir());
-    probes.push(root);
-    let mut seen = std::collections::HashSet::new();
-    for p in probes {
-        let dev = std::os::unix::fs::MetadataExt::dev(&std::fs::metadata(p).map_err(io_err(p))?);
-        if seen.insert(dev) {
-            sys::sync_filesystem(p).map_err(io_err(p))?;
-        }
-    }
-    Ok(())
+    flusher.finish(&probes).map_err(|(p, e)| io_err(&p)(e))
 }
 
 /// Step 5: the /usr/src `upgrade` target itself, from the subset the dist

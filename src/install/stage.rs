@@ -5,6 +5,7 @@
 //! root (the plan refused paths through one), and nothing here replaces an
 //! entry in use: that is the commit's job.
 
+use super::durable::Flusher;
 use super::journal::{Item, JournalError};
 use super::plan::{Action, Plan, TEMP_PREFIX};
 use super::sys;
@@ -55,12 +56,20 @@ pub struct Stager<'t> {
     tree: Option<PathBuf>,
     buf: Vec<u8>,
     bytes_written: u64,
+    /// Makes what is staged durable, as it goes.
+    flusher: Flusher,
 }
 
 impl<'t> Stager<'t> {
-    pub fn new(tx: &'t mut Transaction) -> Self {
+    pub fn new(tx: &'t mut Transaction, flusher: Flusher) -> Self {
         let root = tx.root().to_path_buf();
-        Stager { tx, root, dirs: HashSet::new(), timed: HashSet::new(), tree: None, buf: vec![0; 256 * 1024], bytes_written: 0 }
+        let buf = vec![0; 256 * 1024];
+        Stager { tx, root, dirs: HashSet::new(), timed: HashSet::new(), tree: None, buf, bytes_written: 0, flusher }
+    }
+
+    /// Ends staging; the flusher still has to make it all durable.
+    pub fn into_flusher(self) -> Flusher {
+        self.flusher
     }
 
     fn in_tree(&self, rel: &Path) -> bool {
@@ -88,6 +97,7 @@ impl<'t> Stager<'t> {
                     }
                     fs::create_dir(&abs).map_err(io_err(&abs))?;
                     fs::set_permissions(&abs, fs::Permissions::from_mode(0o755)).map_err(io_err(&abs))?;
+                    self.flusher.entry(&abs);
                     self.timed.insert(anc.clone());
                 }
                 Err(e) => return Err(io_err(&abs)(e)),
@@ -126,7 +136,10 @@ impl<'t> Stager<'t> {
         }
         self.timed.insert(rel.to_path_buf());
         match fs::create_dir(&abs) {
-            Ok(()) => fs::set_permissions(&abs, fs::Permissions::from_mode(0o700)).map_err(io_err(&abs))?,
+            Ok(()) => {
+                fs::set_permissions(&abs, fs::Permissions::from_mode(0o700)).map_err(io_err(&abs))?;
+                self.flusher.entry(&abs);
+            }
             // Created a moment ago as the ancestor of an earlier entry.
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists && self.dirs.contains(rel) => {}
             Err(e) => return Err(io_err(&abs)(e)),
@@ -148,6 +161,7 @@ impl<'t> Stager<'t> {
         }
         fs::create_dir(&abs).map_err(io_err(&abs))?;
         fs::set_permissions(&abs, fs::Permissions::from_mode(0o700)).map_err(io_err(&abs))?;
+        self.flusher.entry(&abs);
         self.dirs.insert(rel.to_path_buf());
         Ok(())
     }
@@ -184,19 +198,19 @@ impl<'t> Stager<'t> {
             f.write_all(&self.buf[..n]).map_err(&err)?;
             self.bytes_written += n as u64;
         }
-        sys::start_writeback(&f);
         std::os::unix::fs::fchown(&f, Some(meta.uid), Some(meta.gid)).map_err(&err)?;
         // After chown, which clears set-id bits.
         f.set_permissions(fs::Permissions::from_mode(meta.mode)).map_err(&err)?;
         let t = epoch(meta.mtime);
         f.set_times(fs::FileTimes::new().set_accessed(t).set_modified(t)).map_err(&err)?;
-        Ok(())
+        self.flusher.file(&abs, f).map_err(|(p, e)| StageError::Io { path: p, source: e })
     }
 
     pub fn symlink(&mut self, rel: &Path, meta: &Meta) -> Result<(), StageError> {
         let abs = self.prepare(rel)?;
         let target = meta.link.as_deref().unwrap_or(Path::new(""));
         std::os::unix::fs::symlink(target, &abs).map_err(io_err(&abs))?;
+        self.flusher.entry(&abs);
         self.owner_and_time(&abs, meta)
     }
 
@@ -208,7 +222,9 @@ impl<'t> Stager<'t> {
         if !fs::symlink_metadata(&t).map_err(io_err(&t))?.is_file() {
             return Err(io_err(&t)(io::Error::other("hard link target is not a regular file")));
         }
-        fs::hard_link(&t, &abs).map_err(io_err(&abs))
+        fs::hard_link(&t, &abs).map_err(io_err(&abs))?;
+        self.flusher.entry(&abs);
+        Ok(())
     }
 
     pub fn special(&mut self, rel: &Path, meta: &Meta) -> Result<(), StageError> {
@@ -221,6 +237,7 @@ impl<'t> Stager<'t> {
             }
         }
         .map_err(io_err(&abs))?;
+        self.flusher.entry(&abs);
         sys::lchown(&abs, meta.uid, meta.gid).map_err(io_err(&abs))?;
         fs::set_permissions(&abs, fs::Permissions::from_mode(meta.mode)).map_err(io_err(&abs))?;
         sys::set_mtime_nofollow(&abs, meta.mtime).map_err(io_err(&abs))

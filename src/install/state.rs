@@ -74,6 +74,10 @@ impl State {
         &self.dir
     }
 
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
     pub fn lock(&self, wait: bool) -> Result<Lock, StateError> {
         let path = self.dir.join("lock");
         let mut file = OpenOptions::new().create(true).truncate(false).read(true).write(true).open(&path).map_err(io_err(&path))?;

@@ -90,9 +90,10 @@ pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-/// Makes everything written to the file system holding `path` durable. One
-/// syncfs is far cheaper than an fsync per staged file; where there is no
-/// syncfs (the BSDs) sync(2) does the same job for every file system.
+/// Makes everything written to the file system holding `path` durable:
+/// Linux's syncfs(2), which waits for the data. The BSDs have none, and their
+/// sync(2) may return before the data is written; `durable` fsyncs file by
+/// file there and never calls this.
 pub fn sync_filesystem(path: &Path) -> io::Result<()> {
     #[cfg(target_os = "linux")]
     {
@@ -103,9 +104,7 @@ pub fn sync_filesystem(path: &Path) -> io::Result<()> {
     #[cfg(not(target_os = "linux"))]
     {
         let _ = path;
-        // SAFETY: no arguments.
-        unsafe { libc::sync() };
-        Ok(())
+        Err(io::Error::new(io::ErrorKind::Unsupported, "no syncfs(2) on this system"))
     }
 }
 
@@ -135,7 +134,7 @@ impl Drop for NoInterrupts {
 
 /// Starts writing a staged file's data to disk without waiting for it, so that
 /// the syncfs before the commit record finds little left to do (Linux only;
-/// elsewhere the final sync does it all).
+/// elsewhere each staged file is fsynced).
 pub fn start_writeback(file: &std::fs::File) {
     #[cfg(target_os = "linux")]
     // SAFETY: a valid, open descriptor; offset and length 0 mean the whole file.

@@ -13,8 +13,13 @@ use std::process::Command;
 const STAMP: &str = "20261128T103900Z";
 
 /// Every variable a test-hooks build reads, and the test below that covers it.
-const COVERED: &[&str] =
-    &["BINARYDIST_TEST_FLAGS", "BINARYDIST_TEST_HOOK_PACK", "BINARYDIST_TEST_KILL_AT", "BINARYDIST_TEST_SKIP_SPACE_CHECK"];
+const COVERED: &[&str] = &[
+    "BINARYDIST_TEST_FLAGS",
+    "BINARYDIST_TEST_HOOK_PACK",
+    "BINARYDIST_TEST_KILL_AT",
+    "BINARYDIST_TEST_SKIP_SPACE_CHECK",
+    "BINARYDIST_TEST_SYNC",
+];
 
 /// The shipped binary, or `None` (after [`skip`]) when `make test` did not make it.
 fn shipped_path() -> Option<PathBuf> {
@@ -143,5 +148,20 @@ fn the_space_check_is_skipped_only_in_the_test_build() {
         if !skipped {
             assert!(err.contains("not enough room"), "{what}: {err}");
         }
+    }
+}
+
+#[test]
+fn per_file_sync_is_chosen_only_in_the_test_build() {
+    let Some(builds) = both() else { return };
+    let t = tempdir();
+    let dist = small_dist(t.path(), 10);
+    for (i, (what, c)) in builds.into_iter().enumerate() {
+        let root = t.path().join(format!("root.{i}"));
+        let mut c = install_cmd(c, &root, &dist);
+        c.env("BINARYDIST_TEST_SYNC", "per-file");
+        let Some(calls) = crate::install_crash::durability_calls(&c, &t.path().join(format!("strace.{i}"))) else { return };
+        let syncfs = calls.iter().any(|l| l.contains("syncfs("));
+        assert_eq!(syncfs, i == 1, "{what}: BINARYDIST_TEST_SYNC: {calls:#?}");
     }
 }
