@@ -173,7 +173,7 @@ impl<R: Read> Reader<R> {
                     };
                     let mtime = match pax_mtime {
                         Some(t) => t,
-                        None => header.mtime().map_err(|_| bad("mtime"))? as i64,
+                        None => i64::try_from(header.mtime().map_err(|_| bad("mtime"))?).map_err(|_| bad("mtime"))?,
                     };
                     let link = match kind {
                         Kind::HardLink | Kind::Symlink => {

@@ -316,3 +316,36 @@ fn undo_finishes_even_when_the_journal_lost_a_temporary_file() {
     crate::util::ok(&mut rerun);
     assert!(tree(&s.root) == before, "the root is not as it was");
 }
+
+#[test]
+fn hostile_journal_is_refused_before_anything_is_undone_or_redone() {
+    // The journal is read back by the next run, which removes what a staging
+    // log lists and renames what a commit record lists: its paths are input.
+    let s = scene();
+    let journal = s.root.join("var/db/binarydist/journal");
+    let outside = s.outside.file_name().unwrap().to_str().unwrap().to_string();
+    let commit = |op: &str| {
+        format!(
+            "#binarydist journal 1\nphase commit\ndist {NAME}\ntar 1 {} {}\nbase-new var/db/binarydist/world/.base.new.tar.gz\nop {op}\nend\n",
+            "0".repeat(32),
+            "0".repeat(64)
+        )
+    };
+    for text in [
+        format!("#binarydist journal 1\nphase staging\nstaged-tree ../{outside}\n"),
+        format!("#binarydist journal 1\nphase staging\nstaged ../{outside}/f\n"),
+        "#binarydist journal 1\nphase staging\nstaged etc/motd\n".to_string(),
+        commit(&format!("remove ../{outside}/f")),
+        commit("rename bin/sh etc/motd -"),
+    ] {
+        std::fs::write(&journal, &text).unwrap();
+        let before = tree(&s.root);
+        let mut rerun = crate::util::bin();
+        rerun.arg("install").arg("--root").arg(&s.root);
+        let err = fails(&mut rerun);
+        assert!(err.contains("journal: line 3") || err.contains("journal: line 6"), "{text}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert_eq!(sh(&format!("ls -A '{}'", s.outside.display())), "f\n", "{text}: outside the root changed");
+        assert!(tree(&s.root) == before, "{text}: the root changed");
+    }
+}
