@@ -297,4 +297,57 @@ mod tests {
         let t = format!("{MAGIC}\nname DragonFly-world-x86_64-master-20261128T103900Z-v1\nentries 99999999999\n");
         assert!(matches!(Manifest::parse(&t), Err(ManifestError::Syntax { line: 3, .. })));
     }
+
+    mod props {
+        use super::super::*;
+        use proptest::collection::vec;
+        use proptest::prelude::*;
+
+        fn path() -> impl Strategy<Value = PathBuf> {
+            vec(any::<u8>(), 1..40).prop_map(|b| PathBuf::from(std::ffi::OsString::from_vec(b)))
+        }
+
+        fn entry() -> impl Strategy<Value = Entry> {
+            let kinds = [Kind::File, Kind::Dir, Kind::Symlink, Kind::HardLink, Kind::Fifo, Kind::CharDev, Kind::BlockDev];
+            (
+                (path(), proptest::sample::select(kinds.to_vec()), 0..=0o7777u32, any::<u32>(), any::<u32>(), any::<i64>()),
+                (any::<u64>(), proptest::option::of(any::<[u8; 32]>()), path(), any::<(u32, u32)>()),
+                (proptest::option::of("[a-z]{1,8}(,[a-z]{1,8}){0,2}"), any::<bool>()),
+            )
+                .prop_map(|((p, kind, mode, uid, gid, mtime), (size, sha256, link, dev), (flags, critical))| {
+                    let mut meta = Meta::new(p, kind);
+                    (meta.mode, meta.uid, meta.gid, meta.mtime) = (mode, uid, gid, mtime);
+                    meta.size = if kind == Kind::File { size } else { 0 };
+                    meta.link = matches!(kind, Kind::Symlink | Kind::HardLink).then_some(link);
+                    meta.dev = matches!(kind, Kind::CharDev | Kind::BlockDev).then_some(dev);
+                    meta.flags = flags;
+                    Entry { meta, sha256, critical }
+                })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(128))]
+
+            #[test]
+            fn any_bytes_escape_to_one_word_and_back(b in vec(any::<u8>(), 1..80)) {
+                let e = escape(&b);
+                prop_assert!(e.bytes().all(|c| c.is_ascii_graphic() && c != b'=' && c != b'#'), "{}", e);
+                prop_assert_eq!(unescape(&e).unwrap().into_os_string().into_vec(), b);
+            }
+
+            #[test]
+            fn any_manifest_round_trips(entries in vec(entry(), 0..12), src in proptest::option::of(path())) {
+                let name = DistName::parse("DragonFly-world-x86_64-master-20261128T103900Z-v1").unwrap();
+                let m = Manifest { name, upgrade_src: src, entries };
+                prop_assert_eq!(Manifest::parse(&m.to_text()).unwrap(), m);
+            }
+
+            #[test]
+            fn no_text_makes_the_parser_panic(body in "\\PC{0,300}", lines in vec("[a-z/=\\\\ 0-9]{0,30}", 0..8)) {
+                let _ = Manifest::parse(&body);
+                let text = format!("{MAGIC}\nname DragonFly-world-x86_64-master-20261128T103900Z-v1\nentries {}\n{}", lines.len(), lines.join("\n"));
+                let _ = Manifest::parse(&text);
+            }
+        }
+    }
 }

@@ -202,8 +202,7 @@ fn hostile_device_node_is_refused_when_not_root() {
     let bin = env!("CARGO_BIN_EXE_binarydist");
     let probe = Command::new("setpriv").args(["--reuid=65534", "--regid=65534", "--clear-groups", bin, "--version"]).output();
     if !probe.is_ok_and(|o| o.status.success()) {
-        eprintln!("skipped: cannot run the binary as an unprivileged user here");
-        return;
+        return crate::util::skip("cannot run the binary as an unprivileged user here");
     }
     let before = tree(&s.root);
     let out = Command::new("setpriv")
@@ -253,8 +252,10 @@ fn hostile_symlink_where_a_dropped_subset_directory_was_does_not_carry_removals_
     second.push(link(&format!("{SUBSET}/a"), Kind::Symlink, &s.outside.display().to_string()));
     let name2 = "DragonFly-world-x86_64-master-20261128T110000Z-evil2";
     let d2 = craft_named(&s.out.join("2"), name2, &second, &second, Some(SUBSET));
-    let _ = install(&s.root, &d2).output().unwrap();
+    crate::util::ok(&mut install(&s.root, &d2));
     assert_eq!(sh(&format!("cat '{}/b'", s.outside.display())), "precious\n", "a removal went through the symlink");
+    let planted = std::fs::read_link(s.root.join(format!("{SUBSET}/a"))).unwrap();
+    assert_eq!(planted, s.outside, "the new dist's symlink is in place");
 }
 
 /// Corrupts a dist's SHA-256 sidecar, so that the install fails at verification,
