@@ -122,10 +122,11 @@ impl<R: Read> Reader<R> {
                     body.truncate(size as usize);
                     match flag {
                         b'x' => {
-                            for ext in tar::PaxExtensions::new(&body) {
-                                let ext = ext.map_err(|e| TarError::BadHeader { offset: start, what: format!("PAX record: {e}") })?;
-                                let v = ext.value_bytes();
-                                match ext.key_bytes() {
+                            let mut records = &body[..];
+                            while let Some(record) = next_pax_record(&mut records) {
+                                let (key, v) =
+                                    record.map_err(|e| TarError::BadHeader { offset: start, what: format!("PAX record: {e}") })?;
+                                match key {
                                     b"path" => pax_path = Some(v.to_vec()),
                                     b"linkpath" => pax_link = Some(v.to_vec()),
                                     b"size" => pax_size = Some(pax_number(v, start, "size")?),
@@ -369,6 +370,28 @@ fn bytes_path(b: Vec<u8>) -> PathBuf {
     PathBuf::from(std::ffi::OsStr::from_bytes(&b))
 }
 
+/// A PAX record's key and value.
+type PaxRecord<'a> = (&'a [u8], &'a [u8]);
+
+/// The next PAX record of `body` (`"<len> <key>=<value>\n"`, len counting the
+/// whole record), cut by its length as POSIX defines it: a value may hold a
+/// newline, as a file name may, which the tar crate's line-splitting parser
+/// refuses.
+fn next_pax_record<'a>(body: &mut &'a [u8]) -> Option<Result<PaxRecord<'a>, &'static str>> {
+    let b: &'a [u8] = body;
+    if b.is_empty() {
+        return None;
+    }
+    *body = &[];
+    let Some(space) = b.iter().position(|&c| c == b' ') else { return Some(Err("no length")) };
+    let len = std::str::from_utf8(&b[..space]).ok().and_then(|s| s.parse::<usize>().ok());
+    let Some(len) = len.filter(|&l| l > space + 1 && l <= b.len() && b[l - 1] == b'\n') else { return Some(Err("bad length")) };
+    let record = &b[space + 1..len - 1];
+    let Some(eq) = record.iter().position(|&c| c == b'=') else { return Some(Err("no '='")) };
+    *body = &b[len..];
+    Some(Ok((&record[..eq], &record[eq + 1..])))
+}
+
 fn pax_number(v: &[u8], offset: u64, what: &str) -> Result<u64, TarError> {
     std::str::from_utf8(v)
         .ok()
@@ -477,9 +500,98 @@ mod tests {
     }
 
     #[test]
+    fn a_long_name_with_a_newline_reads_back() {
+        // PAX records are cut by their length: a newline in a value is data.
+        let mut m = Meta::new(format!("usr/share/{}\nnext line", "n".repeat(120)), Kind::File);
+        m.size = 2;
+        let mut w = Writer::new(Vec::new());
+        w.append(&m, &b"ok"[..]).unwrap();
+        let tar = w.finish().unwrap();
+        let got = Reader::new(&tar[..]).next_member().unwrap().unwrap();
+        assert_eq!(got.meta, m);
+    }
+
+    #[test]
     fn hostile_names_stay_on_one_line_in_errors() {
         let h = retyped(&Meta::new("bin\nFAKE: ok", Kind::File), b'S');
         let err = Reader::new(&h[..]).next_member().unwrap_err().to_string();
         assert_eq!(err.lines().count(), 1, "{err}");
+    }
+
+    mod props {
+        use super::super::super::Writer;
+        use super::super::*;
+        use proptest::collection::vec;
+        use proptest::prelude::*;
+        use std::os::unix::ffi::OsStringExt;
+
+        /// A stored path: 1 to 6 components of any bytes but NUL and '/',
+        /// never `.` or `..`; long ones need PAX.
+        fn path() -> impl Strategy<Value = PathBuf> {
+            let component = vec(1u8..=255, 1..60).prop_filter("no / . ..", |c| !c.contains(&b'/') && c != b"." && c != b"..");
+            vec(component, 1..6).prop_map(|cs| PathBuf::from(std::ffi::OsString::from_vec(cs.join(&b'/'))))
+        }
+
+        fn meta() -> impl Strategy<Value = Meta> {
+            let kinds = [Kind::File, Kind::Dir, Kind::Symlink, Kind::HardLink, Kind::Fifo, Kind::CharDev, Kind::BlockDev];
+            (
+                (path(), proptest::sample::select(kinds.to_vec()), 0..=0o7777u32, any::<u32>(), any::<u32>()),
+                (-(1i64 << 40)..(1i64 << 40), 0..3000u64, path(), vec(1u8..=255, 1..200), (0..=0o7777777u32, 0..=0o7777777u32)),
+                proptest::option::of("[a-z]{1,8}(,[a-z]{1,8}){0,2}"),
+            )
+                .prop_map(|((p, kind, mode, uid, gid), (mtime, size, target, symlink, dev), flags)| {
+                    let mut m = Meta::new(p, kind);
+                    (m.mode, m.uid, m.gid, m.mtime, m.flags) = (mode, uid, gid, mtime, flags);
+                    m.size = if kind == Kind::File { size } else { 0 };
+                    m.link = match kind {
+                        Kind::HardLink => Some(target),
+                        Kind::Symlink => Some(PathBuf::from(std::ffi::OsString::from_vec(symlink))),
+                        _ => None,
+                    };
+                    m.dev = matches!(kind, Kind::CharDev | Kind::BlockDev).then_some(dev);
+                    m
+                })
+        }
+
+        fn tar_of(metas: &[Meta]) -> Vec<u8> {
+            let mut w = Writer::new(Vec::new());
+            for (i, m) in metas.iter().enumerate() {
+                w.append(m, &vec![i as u8; m.size as usize][..]).unwrap();
+            }
+            w.finish().unwrap()
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(64))]
+
+            #[test]
+            fn any_members_written_read_back_the_same(metas in vec(meta(), 1..8)) {
+                let tar = tar_of(&metas);
+                let mut r = Reader::new(&tar[..]);
+                for (i, m) in metas.iter().enumerate() {
+                    let got = r.next_member().unwrap().unwrap();
+                    prop_assert_eq!(&got.meta, m);
+                    prop_assert_eq!(r.read_data_to_vec().unwrap(), vec![i as u8; m.size as usize]);
+                }
+                prop_assert!(r.next_member().unwrap().is_none());
+            }
+
+            #[test]
+            fn damaged_archives_are_errors_not_panics(metas in vec(meta(), 1..4), hits in vec((any::<prop::sample::Index>(), any::<u8>()), 1..8), cut in any::<prop::sample::Index>()) {
+                let mut tar = tar_of(&metas);
+                for (at, byte) in hits {
+                    let i = at.index(tar.len());
+                    tar[i] = byte;
+                }
+                tar.truncate(cut.index(tar.len() + 1));
+                // The property is only that reading ends, with members or an error.
+                let mut r = Reader::new(&tar[..]);
+                while let Ok(Some(_)) = r.next_member() {
+                    if r.read_data_to_vec().is_err() {
+                        break;
+                    }
+                }
+            }
+        }
     }
 }
