@@ -7,6 +7,8 @@
 #                 binary as target/shipped/binarydist, check formatting and
 #                 lints, run every test (with the test-hooks feature)
 #   make test-large   the end-to-end run on real worlds (../shared/bench/worlds.sh)
+#   make check-bsd    clippy of the BSD cfg code for x86_64-unknown-freebsd (needs
+#                 that rustup target; DragonFly's has no prebuilt std)
 #   make bench    time binarydist against bsdiff, xdelta3, zstd, tar|gzip
 #   make install  install the binary and the /usr/src fragment under PREFIX
 
@@ -36,6 +38,10 @@ test: test-deps build
 	$(CARGO) clippy --all-targets --all-features -- -D warnings
 	$(CARGO) test --release --features test-hooks
 
+check-bsd:
+	rustup target add x86_64-unknown-freebsd
+	$(CARGO) clippy --target x86_64-unknown-freebsd --all-features -- -D warnings
+
 test-large: test-deps build
 	sh tools/test-large.sh
 
@@ -55,4 +61,4 @@ install: build
 clean:
 	$(CARGO) clean
 
-.PHONY: all build demo test-deps test test-large bench install clean
+.PHONY: all build demo test-deps test check-bsd test-large bench install clean

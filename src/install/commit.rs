@@ -11,7 +11,6 @@
 use super::journal::{self, JournalError, Op};
 use super::plan::{Action, Plan};
 use super::stage::Staged;
-use super::sys;
 use crate::manifest::Manifest;
 use crate::os;
 use crate::tario::{Kind, Meta};
@@ -185,11 +184,11 @@ fn set_meta(root: &Path, path: &Path, mode: u32, uid: u32, gid: u32, mtime: i64,
     if current.is_some() {
         os::set_file_flags(&p, None).map_err(io_err(&p))?;
     }
-    sys::lchown(&p, uid, gid).map_err(io_err(&p))?;
+    os::lchown(&p, uid, gid).map_err(io_err(&p))?;
     if !m.file_type().is_symlink() {
         fs::set_permissions(&p, fs::Permissions::from_mode(mode)).map_err(io_err(&p))?;
     }
-    sys::set_mtime_nofollow(&p, mtime).map_err(io_err(&p))?;
+    os::set_mtime_nofollow(&p, mtime).map_err(io_err(&p))?;
     if flags.is_some() {
         os::set_file_flags(&p, flags).map_err(io_err(&p))?;
     }

@@ -22,7 +22,7 @@
 //! so that the tests run it. What is durable when is in docs/install.md.
 
 use super::journal::Op;
-use super::sys;
+use crate::os;
 use crate::testhooks;
 use std::collections::{BTreeSet, HashSet};
 use std::fs::File;
@@ -79,7 +79,7 @@ impl Flusher {
                 Ok(())
             }
             None => {
-                sys::start_writeback(&file);
+                os::start_writeback(&file);
                 Ok(())
             }
         }
@@ -136,7 +136,7 @@ fn sync_filesystems<'a>(dirs: impl Iterator<Item = &'a Path>) -> Result<(), Fail
     for d in dirs {
         let dev = std::fs::metadata(d).map_err(|e| (d.to_path_buf(), e))?.dev();
         if seen.insert(dev) {
-            sys::sync_filesystem(d).map_err(|e| (d.to_path_buf(), e))?;
+            os::sync_filesystem(d).map_err(|e| (d.to_path_buf(), e))?;
         }
     }
     Ok(())

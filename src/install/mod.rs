@@ -25,7 +25,6 @@ mod plan;
 mod source;
 mod stage;
 pub mod state;
-mod sys;
 mod transaction;
 
 pub use journal::Stats;
@@ -34,6 +33,7 @@ pub use source::Source;
 use crate::info::DistError;
 use crate::manifest::{self, Manifest};
 use crate::names::DistName;
+use crate::os;
 use crate::tario::{Meta, TarError};
 use crate::testhooks;
 use journal::{Commit, Found, Item};
@@ -252,7 +252,7 @@ fn finish_commit(
 ) -> Result<(), InstallError> {
     let jpath = state.journal();
     {
-        let _quiet = sys::ignore_interrupts();
+        let _quiet = os::ignore_interrupts();
         commit::run_ops(root, &jpath, &c.ops, done)?;
         durable::commit_done(root, &c.ops).map_err(|(p, e)| io_err(&p)(e))?;
     }

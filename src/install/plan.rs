@@ -10,8 +10,8 @@
 //! archive (so never outside the root); device nodes unless running as root;
 //! a directory in the dist where the root has something else, and the reverse.
 
-use super::sys;
 use crate::manifest::{self, Entry, Manifest, UPGRADE_SRC_PREFIX};
+use crate::os;
 use crate::tario::{check_relative, Kind, Meta};
 use std::collections::{HashMap, HashSet};
 use std::fs;
@@ -188,7 +188,7 @@ pub fn make(root: &Path, new: &Manifest, old: Option<&Manifest>) -> Result<Plan,
     let kernel_dir =
         new.name.series.is_kernel().then(|| PathBuf::from(KERNEL_DIR)).filter(|k| new.entries.iter().any(|e| e.meta.path == *k));
     let kernel_staged = kernel_dir.as_ref().map(|k| k.with_file_name(format!("{TEMP_PREFIX}{}", k.file_name().unwrap().to_string_lossy())));
-    let root_user = sys::is_root();
+    let root_user = os::is_root();
 
     let mut look = Looker { root, cache: HashMap::new(), devs: HashMap::new() };
     let mut seen: HashMap<PathBuf, Kind> = HashMap::new();

@@ -8,9 +8,9 @@
 use super::durable::Flusher;
 use super::journal::{Item, JournalError};
 use super::plan::{Action, Plan, TEMP_PREFIX};
-use super::sys;
 use super::transaction::Transaction;
 use crate::manifest::{self, Manifest};
+use crate::os;
 use crate::tario::{Kind, Meta, Reader, TarError};
 use crate::testhooks;
 use std::collections::{HashMap, HashSet};
@@ -230,29 +230,29 @@ impl<'t> Stager<'t> {
     pub fn special(&mut self, rel: &Path, meta: &Meta) -> Result<(), StageError> {
         let abs = self.prepare(rel)?;
         match meta.kind {
-            Kind::Fifo => sys::mkfifo(&abs, 0o600),
+            Kind::Fifo => os::mkfifo(&abs),
             _ => {
                 let (maj, min) = meta.dev.unwrap_or((0, 0));
-                sys::mknod(&abs, meta.kind == Kind::BlockDev, 0o600, maj, min)
+                os::mknod(&abs, meta.kind == Kind::BlockDev, maj, min)
             }
         }
         .map_err(io_err(&abs))?;
         self.flusher.entry(&abs);
-        sys::lchown(&abs, meta.uid, meta.gid).map_err(io_err(&abs))?;
+        os::lchown(&abs, meta.uid, meta.gid).map_err(io_err(&abs))?;
         fs::set_permissions(&abs, fs::Permissions::from_mode(meta.mode)).map_err(io_err(&abs))?;
-        sys::set_mtime_nofollow(&abs, meta.mtime).map_err(io_err(&abs))
+        os::set_mtime_nofollow(&abs, meta.mtime).map_err(io_err(&abs))
     }
 
     fn owner_and_time(&self, abs: &Path, meta: &Meta) -> Result<(), StageError> {
-        sys::lchown(abs, meta.uid, meta.gid).map_err(io_err(abs))?;
-        sys::set_mtime_nofollow(abs, meta.mtime).map_err(io_err(abs))
+        os::lchown(abs, meta.uid, meta.gid).map_err(io_err(abs))?;
+        os::set_mtime_nofollow(abs, meta.mtime).map_err(io_err(abs))
     }
 
     /// Sets a directory inside the kernel tree to its final state right away:
     /// nothing renames into it later.
     pub fn finish_tree_dir(&self, rel: &Path, meta: &Meta) -> Result<(), StageError> {
         let abs = self.root.join(rel);
-        sys::lchown(&abs, meta.uid, meta.gid).map_err(io_err(&abs))?;
+        os::lchown(&abs, meta.uid, meta.gid).map_err(io_err(&abs))?;
         fs::set_permissions(&abs, fs::Permissions::from_mode(meta.mode)).map_err(io_err(&abs))
     }
 }
