@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result};
 use binarydist::names::{DistName, Series};
-use binarydist::{apply, delta, info, pack};
+use binarydist::{apply, delta, info, pack, patchfile};
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -189,9 +189,9 @@ fn run(cli: Cli) -> Result<()> {
         Command::Install(a) => run_install(a),
         Command::Diff(a) => run_diff(a),
         Command::Patch(a) => run_patch(a),
-        Command::Info { file, json } if delta::format::looks_like_patch(&file) => {
-            let p = delta::format::read_header(&file)?;
-            delta::format::verify_ops(&p)?;
+        Command::Info { file, json } if patchfile::looks_like_patch(&file) => {
+            let p = patchfile::read_header(&file)?;
+            patchfile::verify_ops(&p)?;
             if json {
                 let info = serde_json::json!({ "file": p.path, "header": p.header });
                 println!("{}", serde_json::to_string_pretty(&info)?);

@@ -20,9 +20,9 @@
 pub mod pipe;
 pub mod stage;
 
-use crate::delta::format::{self, FormatError, PatchFile};
 use crate::names::DistName;
 use crate::os;
+use crate::patchfile::{self, FormatError, PatchFile};
 use crate::tario::{self, Digests};
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -89,8 +89,8 @@ pub fn open_patches(paths: &[PathBuf]) -> Result<Vec<PatchFile>, ApplyError> {
     }
     let mut out: Vec<PatchFile> = Vec::with_capacity(paths.len());
     for path in paths {
-        let p = format::read_header(path)?;
-        format::verify_ops(&p)?;
+        let p = patchfile::read_header(path)?;
+        patchfile::verify_ops(&p)?;
         if let Some(prev) = out.last() {
             if prev.to != p.from || prev.header.new != p.header.old {
                 return Err(ApplyError::Chain {

@@ -10,10 +10,10 @@
 //!
 //! The old stream is hashed as it passes and checked at the end (size, MD5,
 //! SHA-256), as is the new one; nothing that the patch says is trusted for an
-//! allocation beyond the bounds that `format::read_header` checked.
+//! allocation beyond the bounds that `patchfile::read_header` checked.
 
 use super::ApplyError;
-use crate::delta::format::{self, Keep, PatchFile};
+use crate::patchfile::{self, Keep, PatchFile};
 use crate::tario::{self, Digests, HashingReader, HashingWriter, Member, TarError, BLOCK};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -98,13 +98,13 @@ struct Applier<'a, R: Read> {
 pub fn apply_one<R: Read, W: Write>(p: &PatchFile, label: &str, old: R, out: &mut W) -> Result<Digests, ApplyError> {
     let h = &p.header;
     let ops_err = |member: u64, what: String| ApplyError::Ops { patch: p.path.clone(), member, what };
-    let patch_io = |e| ApplyError::Format(format::FormatError::Io { path: p.path.clone(), source: e });
+    let patch_io = |e| ApplyError::Format(patchfile::FormatError::Io { path: p.path.clone(), source: e });
 
     let mut file = File::open(&p.path).map_err(patch_io)?;
     file.seek(SeekFrom::Start(p.ops_offset)).map_err(patch_io)?;
     let ops_file = BufReader::with_capacity(128 * 1024, file.take(h.ops_size));
     let mut dec = zstd::stream::read::Decoder::with_buffer(ops_file).map_err(patch_io)?.single_frame();
-    dec.window_log_max(format::WINDOW_LOG).map_err(patch_io)?;
+    dec.window_log_max(patchfile::WINDOW_LOG).map_err(patch_io)?;
 
     let mut a = Applier {
         p,
@@ -130,19 +130,19 @@ pub fn apply_one<R: Read, W: Write>(p: &PatchFile, label: &str, old: R, out: &mu
         let mut tag = [0u8];
         dec.read_exact(&mut tag).map_err(read_err)?;
         let tag = tag[0];
-        if tag == format::TAG_END {
+        if tag == patchfile::TAG_END {
             break;
         }
         if index >= h.new_members {
             return Err(op_err(format!("more ops than the {} members the header declares", h.new_members)));
         }
         let (header_op, data_op) = (tag & 3, (tag >> 2) & 3);
-        if tag >> 4 != 0 || header_op > format::HDR_SAME {
+        if tag >> 4 != 0 || header_op > patchfile::HDR_SAME {
             return Err(op_err(format!("unknown op tag {tag:#04x}")));
         }
-        let needs_source = header_op == format::HDR_SAME || matches!(data_op, format::DATA_COPY | format::DATA_DELTA);
+        let needs_source = header_op == patchfile::HDR_SAME || matches!(data_op, patchfile::DATA_COPY | patchfile::DATA_DELTA);
         let source = if needs_source {
-            let rel = format::unzigzag(format::read_varint(&mut dec).map_err(read_err)?);
+            let rel = patchfile::unzigzag(patchfile::read_varint(&mut dec).map_err(read_err)?);
             let k = (a.cursor as i64).checked_add(rel).filter(|k| (0..h.old_members as i64).contains(k));
             let k = k.ok_or_else(|| op_err(format!("source {rel:+} from old member {} is outside the old tar", a.cursor)))? as u64;
             Some((k, a.fetch(k, index)?))
@@ -152,14 +152,14 @@ pub fn apply_one<R: Read, W: Write>(p: &PatchFile, label: &str, old: R, out: &mu
 
         // The header: the source's, or sent.
         let literal_header;
-        let raw: &[u8] = if header_op == format::HDR_SAME {
+        let raw: &[u8] = if header_op == patchfile::HDR_SAME {
             match &source {
                 Some((_, Fetched::Current(m))) => &m.raw_header,
                 Some((k, Fetched::Stored)) => &a.kept[k].header,
                 None => unreachable!("HDR_SAME always has a source"),
             }
         } else {
-            let len = format::read_varint(&mut dec).map_err(read_err)?;
+            let len = patchfile::read_varint(&mut dec).map_err(read_err)?;
             if len > h.max_raw_header {
                 return Err(op_err(format!("raw header of {len} bytes, the header declares at most {}", h.max_raw_header)));
             }
@@ -182,12 +182,12 @@ pub fn apply_one<R: Read, W: Write>(p: &PatchFile, label: &str, old: R, out: &mu
             (k, Fetched::Stored) => a.kept[k].data.len() as u64,
         };
         match data_op {
-            format::DATA_NONE if size == 0 => {}
-            format::DATA_NONE if header_op == format::HDR_SAME => {
+            patchfile::DATA_NONE if size == 0 => {}
+            patchfile::DATA_NONE if header_op == patchfile::HDR_SAME => {
                 return Err(a.old_err(format!("old member {path} has {size} bytes of data, the patch expects none: wrong base?")))
             }
-            format::DATA_NONE => return Err(op_err(format!("{path}: {size} bytes of data but no data op"))),
-            format::DATA_COPY => {
+            patchfile::DATA_NONE => return Err(op_err(format!("{path}: {size} bytes of data but no data op"))),
+            patchfile::DATA_COPY => {
                 let src = source.as_ref().expect("copy has a source");
                 if source_size(&a, src) != size {
                     return Err(a.old_err(format!(
@@ -206,8 +206,8 @@ pub fn apply_one<R: Read, W: Write>(p: &PatchFile, label: &str, old: R, out: &mu
                     (k, Fetched::Stored) => w.write_all(&a.kept[k].data).map_err(|e| output_err(&path, e))?,
                 }
             }
-            format::DATA_DELTA => {
-                let len = format::read_varint(&mut dec).map_err(read_err)?;
+            patchfile::DATA_DELTA => {
+                let len = patchfile::read_varint(&mut dec).map_err(read_err)?;
                 let src = source.as_ref().expect("delta has a source");
                 let held;
                 let old_data: &[u8] = match src {
@@ -238,7 +238,7 @@ pub fn apply_one<R: Read, W: Write>(p: &PatchFile, label: &str, old: R, out: &mu
                     return Err(op_err(format!("{path}: delta longer than the {size} bytes it makes")));
                 }
             }
-            format::DATA_LITERAL => match copy_exact(&mut dec, &mut w, size, &mut copy_buf) {
+            patchfile::DATA_LITERAL => match copy_exact(&mut dec, &mut w, size, &mut copy_buf) {
                 Ok(()) => {}
                 Err(CopyError::Write(e)) => return Err(output_err(&path, e)),
                 Err(CopyError::Read(e)) => return Err(op_err(format!("{path}: {}", stream_problem(&e)))),
@@ -258,7 +258,7 @@ pub fn apply_one<R: Read, W: Write>(p: &PatchFile, label: &str, old: R, out: &mu
     if index != h.new_members {
         return Err(end_err(format!("{index} members, the header declares {}", h.new_members)));
     }
-    let tail_len = format::read_varint(&mut dec).map_err(|e| end_err(stream_problem(&e)))?;
+    let tail_len = patchfile::read_varint(&mut dec).map_err(|e| end_err(stream_problem(&e)))?;
     if tail_len > h.tail_size {
         return Err(end_err(format!("tail of {tail_len} bytes, the header declares {}", h.tail_size)));
     }
@@ -435,7 +435,7 @@ fn stream_problem(e: &io::Error) -> String {
     }
 }
 
-fn digest_mismatch(expected: &format::TarDigest, found: &Digests) -> String {
+fn digest_mismatch(expected: &patchfile::TarDigest, found: &Digests) -> String {
     if expected.size != found.size {
         format!("{} bytes, expected {} bytes (SHA-256 {})", found.size, expected.size, expected.sha256)
     } else if expected.sha256 != found.sha256_hex() {

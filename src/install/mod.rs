@@ -30,11 +30,9 @@ mod transaction;
 pub use journal::Stats;
 pub use source::Source;
 
-use crate::info::DistError;
-use crate::manifest::{self, Manifest};
+use crate::manifest;
 use crate::names::DistName;
 use crate::os;
-use crate::tario::{Meta, TarError};
 use crate::testhooks;
 use journal::{Commit, Found, Item};
 use plan::Plan;
@@ -59,12 +57,10 @@ pub enum InstallError {
     Stage(#[from] stage::StageError),
     #[error("commit: {0}")]
     Commit(#[from] commit::CommitError),
-    #[error(transparent)]
-    Dist(#[from] DistError),
+    #[error("{what}")]
+    Manifest { what: String, source: manifest::ManifestError },
     #[error(transparent)]
     Source(#[from] source::SourceError),
-    #[error("{what}: {source}")]
-    Tar { what: String, source: TarError },
     #[error("{}: {source}", path.display())]
     Io { path: PathBuf, source: io::Error },
     #[error("{what}: {algo} of the tar is {found}, expected {expected} (from {from}); nothing was installed")]
@@ -163,7 +159,7 @@ pub fn install(opts: &Options) -> Result<Summary, InstallError> {
     tx.record(Item::BaseNew(base_new.clone()))?;
     let installed = state.installed(&target.series)?;
     let mut stream = source.open(&root.join(&base_new), &state.base(&target.series), installed.as_ref())?;
-    let (manifest, mut manifest_meta, manifest_text) = read_new_manifest(&mut stream, &target)?;
+    let manifest::Member { manifest, meta: mut manifest_meta, text: manifest_text } = read_new_manifest(&mut stream, &target)?;
     // The manifest member (+MANIFEST) is metadata, not a file of the system:
     // it is kept in the state directory, where the next install compares with it.
     manifest_meta.path = state.manifest_rel(&target.series);
@@ -287,25 +283,16 @@ fn check_base(state: &State, source: &Source, target: &DistName) -> Result<(), I
 }
 
 /// The manifest, first member of the stream: what the dist is and every entry.
-fn read_new_manifest(stream: &mut Stream, target: &DistName) -> Result<(Manifest, Meta, Vec<u8>), InstallError> {
-    let what = stream.what.clone();
-    let tar_err = |e| InstallError::Tar { what: what.clone(), source: e };
-    let expected = manifest::member_path(&target.series);
-    let member = stream.reader.next_member().map_err(tar_err)?;
-    let found = member.as_ref().map(|m| m.meta.path.display().to_string()).unwrap_or_else(|| "end of archive".into());
-    let member = member.filter(|m| m.meta.path == expected && m.meta.kind == crate::tario::Kind::File && m.meta.size <= manifest::MAX_SIZE);
-    let Some(member) = member else {
-        return Err(DistError::NoManifest { path: what.into(), expected: expected.display().to_string(), found }.into());
-    };
-    let text = stream.reader.read_data_to_vec().map_err(tar_err)?;
-    let m = std::str::from_utf8(&text)
-        .map_err(|_| manifest::ManifestError::Magic)
-        .and_then(Manifest::parse)
-        .map_err(|e| DistError::Manifest { path: stream.what.clone().into(), source: e })?;
-    if m.name != *target {
-        return Err(InstallError::WrongDist { what: stream.what.clone(), expected: target.to_string(), found: m.name.to_string() });
+fn read_new_manifest(stream: &mut Stream, target: &DistName) -> Result<manifest::Member, InstallError> {
+    let m = manifest::read_member(&mut stream.reader).map_err(|e| InstallError::Manifest { what: stream.what.clone(), source: e })?;
+    if m.manifest.name != *target {
+        return Err(InstallError::WrongDist {
+            what: stream.what.clone(),
+            expected: target.to_string(),
+            found: m.manifest.name.to_string(),
+        });
     }
-    Ok((m, member.meta, text))
+    Ok(m)
 }
 
 fn check_free_space(root: &Path, plan: &Plan, state: &State, base_bytes: u64) -> Result<(), InstallError> {

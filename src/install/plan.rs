@@ -333,7 +333,7 @@ pub fn make(root: &Path, new: &Manifest, old: Option<&Manifest>) -> Result<Plan,
                 .collect()
         })
         .unwrap_or_default();
-    removals.sort_by(|a, b| crate::pack::path_order(b, a));
+    removals.sort_by(|a, b| crate::tario::path_order(b, a));
 
     Ok(Plan { actions, existed, kernel: kernel_dir.zip(kernel_staged), removals, needs, reboot })
 }

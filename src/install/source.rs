@@ -6,8 +6,8 @@
 
 use super::state::Installed;
 use crate::apply;
-use crate::info;
 use crate::names::{DistName, NameError, PatchName};
+use crate::sidecar::{self, Algo, SidecarError};
 use crate::tario::{self, Digests, HashingReader};
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Read, Seek, Write};
@@ -23,7 +23,7 @@ pub enum SourceError {
     #[error("{}: {source}", path.display())]
     Name { path: PathBuf, source: NameError },
     #[error(transparent)]
-    Dist(#[from] info::DistError),
+    Sidecar(#[from] SidecarError),
     #[error("reading {what}: {source}")]
     Tar { what: String, source: tario::TarError },
     #[error("{}: applies to {from}, but {installed} is installed", patch.display())]
@@ -261,8 +261,8 @@ impl Source {
         match self {
             Source::Dist(path) => {
                 let name = self.target_name()?;
-                let (md5_side, md5) = info::read_sidecar(path, &name, "MD5")?;
-                let (sha_side, sha256) = info::read_sidecar(path, &name, "SHA256")?;
+                let (md5_side, md5) = sidecar::read(path, &name, Algo::Md5)?;
+                let (sha_side, sha256) = sidecar::read(path, &name, Algo::Sha256)?;
                 let mut file = File::open(path).map_err(io_err(path))?;
                 let estimate = file.metadata().map_err(io_err(path))?.len();
                 let mut magic = [0u8; 2];

@@ -291,7 +291,6 @@ pub fn stage_all<R: Read>(
 ) -> Result<Staged, StageError> {
     let progress = io::stderr().is_terminal();
     let total = manifest.entries.len();
-    let critical: HashSet<&Path> = manifest.critical().map(|e| e.meta.path.as_path()).collect();
     // Where each staged regular file is now, for hard links to it.
     let mut location: HashMap<&Path, PathBuf> = HashMap::new();
     let mut temps = Vec::with_capacity(total);
@@ -303,22 +302,14 @@ pub fn stage_all<R: Read>(
     if let Some(k) = &plan.kernel {
         stager.create_tree(&k.1)?;
     }
-    for (index, entry) in manifest.entries.iter().enumerate() {
+    for (index, (entry, expected)) in manifest.entries.iter().zip(manifest.member_metas()).enumerate() {
         testhooks::kill_point("stage");
         if progress && index % 512 == 0 {
             eprint!("\rbinarydist: staging {index}/{total}");
         }
         let bad = |member: String, what: String| StageError::Member { index: index + 1, member, what };
         let member = reader.next_member()?.ok_or_else(|| bad("end of archive".into(), format!("{} entries missing", total - index)))?;
-        let mut expected = entry.meta.clone();
-        expected.path = entry.stored_path();
-        if expected.kind == Kind::HardLink {
-            let target = expected.link.clone().unwrap_or_default();
-            expected.link = Some(manifest::stored(&target, critical.contains(target.as_path())));
-        }
-        if member.meta != expected {
-            return Err(bad(member.meta.path.display().to_string(), format!("header {:?}, manifest {:?}", member.meta, expected)));
-        }
+        manifest::check_member(&member.meta, &expected).map_err(|why| bad(member.meta.path.display().to_string(), why))?;
         let path = entry.meta.path.as_path();
         let meta = &entry.meta;
         let dest = match plan.actions[index] {

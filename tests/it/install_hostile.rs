@@ -187,7 +187,12 @@ fn hostile_members_that_disagree_with_the_manifest_leave_the_root_as_it_was() {
     let entries = [dir("usr"), file("usr/a", "a"), file("usr/b", "b")];
     let members = [dir("usr"), file("usr/a", "a"), file("usr/c", "b")];
     let dist = craft(&s.out, &entries, &members);
-    refused(&s, &dist, "disagrees with the manifest");
+    // The message names the field that differs, not two structs.
+    refused(&s, &dist, r#"disagrees with the manifest: path "usr/c" in the header, "usr/b" in the manifest"#);
+    let mut wrong_mode = file("usr/a", "a");
+    wrong_mode.0.mode = 0o4755;
+    let dist = craft(&s.out.join("mode"), &entries, &[dir("usr"), wrong_mode, file("usr/b", "b")]);
+    refused(&s, &dist, "mode 4755 in the header, 0644 in the manifest");
 }
 
 #[test]
