@@ -10,11 +10,11 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DistError {
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Open { path: PathBuf, source: io::Error },
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Tar { path: PathBuf, source: TarError },
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Manifest { path: PathBuf, source: ManifestError },
     #[error("{}: manifest names {manifest}, file name says {file}", path.display())]
     NameMismatch { path: PathBuf, manifest: String, file: String },

@@ -15,6 +15,7 @@
 
 pub mod apply;
 pub mod delta;
+pub mod errors;
 pub mod info;
 pub mod install;
 pub mod manifest;

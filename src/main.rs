@@ -156,26 +156,11 @@ fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("binarydist: {}", one_line(&e));
+            // The chain, each cause once: no message embeds its source.
+            eprintln!("binarydist: {e:#}");
             ExitCode::FAILURE
         }
     }
-}
-
-/// An error and its causes on one line, without repeating a cause that the
-/// message above it already quotes.
-fn one_line(e: &anyhow::Error) -> String {
-    let mut out = String::new();
-    for cause in e.chain() {
-        let s = cause.to_string();
-        if !out.contains(&s) {
-            if !out.is_empty() {
-                out.push_str(": ");
-            }
-            out.push_str(&s);
-        }
-    }
-    out
 }
 
 fn run(cli: Cli) -> Result<()> {

@@ -56,7 +56,7 @@ pub enum ManifestError {
     Magic,
     #[error("manifest line {line}: {what}")]
     Syntax { line: usize, what: String },
-    #[error("manifest: {0}")]
+    #[error("manifest")]
     Name(#[from] NameError),
     #[error("manifest says {declared} entries but lists {found}")]
     Count { declared: usize, found: usize },

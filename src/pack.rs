@@ -26,11 +26,11 @@ pub const DEFAULT_UPGRADE_SUBSET: &str = include_str!("../etc/upgrade-subset.con
 
 #[derive(Debug, thiserror::Error)]
 pub enum PackError {
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Stage { path: PathBuf, source: io::Error },
     #[error("{}: changed while packing ({what})", path.display())]
     Changed { path: PathBuf, what: &'static str },
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Output { path: PathBuf, source: io::Error },
     #[error("{}: not a directory", .0.display())]
     NotDir(PathBuf),

@@ -42,7 +42,9 @@ pub const PREAMBLE_LEN: usize = 8 + 4 + 4 + 32;
 /// A header longer than this is refused before it is read.
 pub const MAX_HEADER: u32 = 64 << 20;
 /// zstd window of the ops stream: 16 MiB gets nearly all of the shared-context
-/// gain (see the design notes) and bounds the decoder's memory.
+/// gain and bounds the decoder's memory. Measured on a real security update
+/// (925 changed files, 108 MB): member deltas zstd-19'd one by one 4.75 MB,
+/// as one stream 4.19 MB with a 16 MiB window, 4.06 MB with 128 MiB.
 pub const WINDOW_LOG: u32 = 24;
 /// Absolute ceiling on any single in-memory bound a header may declare
 /// (an old member held for a delta, the kept set): past it a header is absurd.
@@ -150,7 +152,7 @@ pub struct PatchHeader {
 
 #[derive(Debug, thiserror::Error)]
 pub enum FormatError {
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Io { path: PathBuf, source: io::Error },
     #[error("{}: not a binarydist patch (magic {found:?}, expected {expected:?})", path.display())]
     Magic { path: PathBuf, expected: String, found: String },

@@ -42,7 +42,7 @@ pub enum ApplyError {
     Ops { patch: PathBuf, member: u64, what: String },
     #[error("{}: new tar does not verify: {what}", patch.display())]
     New { patch: PathBuf, what: String },
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Output { what: String, source: io::Error },
     #[error("{}: {what}", patch.display())]
     Stopped { patch: PathBuf, what: String },
@@ -240,14 +240,14 @@ impl Read for ChainReader {
                     Ok(0)
                 }
                 Err(e) => {
-                    self.outcome = Some(Err(e.to_string()));
+                    self.outcome = Some(Err(crate::errors::chain(&e)));
                     Err(e.into_io())
                 }
             },
             Ok(n) => Ok(n),
             Err(read_error) => {
                 let e = self.join().err().unwrap_or(ApplyError::Output { what: "reading the chain".into(), source: read_error });
-                self.outcome = Some(Err(e.to_string()));
+                self.outcome = Some(Err(crate::errors::chain(&e)));
                 Err(e.into_io())
             }
         }

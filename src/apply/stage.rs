@@ -13,6 +13,7 @@
 //! allocation beyond the bounds that `patchfile::read_header` checked.
 
 use super::ApplyError;
+use crate::errors::chain;
 use crate::patchfile::{self, Keep, PatchFile};
 use crate::tario::{self, Digests, HashingReader, HashingWriter, Member, TarError, BLOCK};
 use sha2::{Digest, Sha256};
@@ -301,14 +302,15 @@ impl<R: Read> Applier<'_, R> {
         };
         let delta_err = |what: String| ApplyError::Ops { patch: self.p.path.clone(), member: index, what: format!("{path}: {what}") };
         let mut delta = ops.take(len);
-        let mut patched = bipatch::Reader::new(&mut delta, io::Cursor::new(old_data)).map_err(|e| delta_err(format!("delta: {e}")))?;
+        let mut patched =
+            bipatch::Reader::new(&mut delta, io::Cursor::new(old_data)).map_err(|e| delta_err(format!("delta: {}", chain(&e))))?;
         match copy_exact(&mut patched, w, size, buf) {
             Ok(()) => {}
             Err(CopyError::Write(e)) => return Err(output_err(path, e)),
             Err(CopyError::Read(e)) => return Err(delta_err(format!("delta: {}", stream_problem(&e)))),
             Err(CopyError::Short(n)) => return Err(delta_err(format!("delta makes {n} bytes fewer than {size}"))),
         }
-        let extra = patched.read(&mut buf[..1]).map_err(|e| delta_err(format!("delta: {e}")))?;
+        let extra = patched.read(&mut buf[..1]).map_err(|e| delta_err(format!("delta: {}", chain(&e))))?;
         drop(patched);
         if extra != 0 || delta.limit() != 0 {
             return Err(delta_err(format!("delta longer than the {size} bytes it makes")));
@@ -365,7 +367,7 @@ impl<R: Read> Applier<'_, R> {
     fn old_io_err(&self, e: io::Error) -> ApplyError {
         match e.into_inner().map(|inner| inner.downcast::<TarError>()) {
             Some(Ok(tar)) => tar_err(self.p, self.label, *tar),
-            Some(Err(other)) => self.old_err(other.to_string()),
+            Some(Err(other)) => self.old_err(chain(&*other)),
             None => self.old_err("read error".into()),
         }
     }
@@ -488,7 +490,7 @@ fn tar_err(p: &PatchFile, label: &str, e: TarError) -> ApplyError {
             return ApplyError::Stopped { patch: p.path.clone(), what: source.to_string() };
         }
     }
-    ApplyError::Old { patch: p.path.clone(), label: label.into(), what: e.to_string() }
+    ApplyError::Old { patch: p.path.clone(), label: label.into(), what: chain(&e) }
 }
 
 fn output_err(member: &str, e: io::Error) -> ApplyError {
@@ -499,7 +501,7 @@ fn output_err(member: &str, e: io::Error) -> ApplyError {
 fn stream_problem(e: &io::Error) -> String {
     match e.kind() {
         io::ErrorKind::UnexpectedEof => "ops stream ends early (truncated patch?)".into(),
-        _ => format!("ops stream: {e}"),
+        _ => format!("ops stream: {}", chain(e)),
     }
 }
 

@@ -33,13 +33,13 @@ pub const DEFAULT_LEVEL: i32 = 19;
 pub enum DeltaError {
     #[error(transparent)]
     Scan(#[from] ScanError),
-    #[error("{}: cannot tell the dist name from the file name ({source}); name it, or pass --from-name/--to-name", path.display())]
+    #[error("{}: cannot tell the dist name from the file name (name it, or pass --from-name/--to-name)", path.display())]
     Name { path: PathBuf, source: NameError },
     #[error("{0}")]
     Patch(NameError),
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Output { path: PathBuf, source: io::Error },
-    #[error("{}: delta of member {member}: {source}", path.display())]
+    #[error("{}: delta of member {member}", path.display())]
     Diff { path: PathBuf, member: String, source: io::Error },
 }
 

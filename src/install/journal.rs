@@ -32,7 +32,7 @@ const MAGIC: &str = "#binarydist journal 1";
 
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Io { path: PathBuf, source: io::Error },
     #[error("{}: line {line}: {what} (remove it only if you know the install it belongs to is gone)", path.display())]
     Syntax { path: PathBuf, line: usize, what: String },

@@ -1,15 +1,16 @@
 //! `binarydist install`: puts a dist (or a patch chain's result) onto a root
 //! without ever leaving a mix that cannot boot. The steps, in order, each a
-//! function named for it below (see "Installing on a live system" in the
-//! design notes):
+//! function named for it below (docs/install.md tells them for an admin, with
+//! the state directory, the journal and what is durable when):
 //!
-//! 1. `take_lock`, `finish_or_undo_interrupted_install`, `open_source`,
+//! 1. `take_lock`, `finish_or_undo_interrupted_install`, `Source::open`,
 //!    `read_new_manifest`, `check_base`, `plan::make` (hostile archives are
 //!    refused here), `check_free_space`;
 //! 2. `stage::stage_all`: one pass over the stream, tee'd into the new base and
 //!    the hashes, unchanged entries skipped;
 //! 3. `verify_stream`: MD5 and SHA-256; on failure the transaction undoes itself;
-//! 4. `make_staged_durable`, the commit record, `commit::run_ops`;
+//! 4. `make_staged_durable` (see `durable`), the commit record, `commit::run_ops`,
+//!    `durable::commit_done`;
 //! 5. `run_make_upgrade`, exactly once;
 //! 6. `State::record`, journal cleared, summary.
 //!
@@ -55,13 +56,13 @@ pub enum InstallError {
     Plan(#[from] plan::PlanError),
     #[error(transparent)]
     Stage(#[from] stage::StageError),
-    #[error("commit: {0}")]
+    #[error("commit")]
     Commit(#[from] commit::CommitError),
     #[error("{what}")]
     Manifest { what: String, source: manifest::ManifestError },
     #[error(transparent)]
     Source(#[from] source::SourceError),
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Io { path: PathBuf, source: io::Error },
     #[error("{what}: {algo} of the tar is {found}, expected {expected} (from {from}); nothing was installed")]
     Digest { what: String, algo: &'static str, expected: String, found: String, from: String },

@@ -28,7 +28,7 @@ pub const TEMP_PREFIX: &str = ".bdtmp.";
 pub enum PlanError {
     #[error("refusing the archive: {}: {why}", path.display())]
     Refused { path: PathBuf, why: String },
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Io { path: PathBuf, source: io::Error },
 }
 

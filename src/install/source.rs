@@ -18,13 +18,13 @@ use std::thread::JoinHandle;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Io { path: PathBuf, source: io::Error },
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Name { path: PathBuf, source: NameError },
     #[error(transparent)]
     Sidecar(#[from] SidecarError),
-    #[error("reading {what}: {source}")]
+    #[error("reading {what}")]
     Tar { what: String, source: tario::TarError },
     #[error("{}: applies to {from}, but {installed} is installed", patch.display())]
     WrongBase { patch: PathBuf, from: String, installed: String },
@@ -155,7 +155,7 @@ fn spawn_reader(inner: Box<dyn Read + Send>) -> (ChannelReader, JoinHandle<io::R
             // Reuse a spent chunk: no fresh allocation, page faults or zeroing per MiB.
             let mut chunk = spent_rx.try_recv().unwrap_or_else(|_| Vec::with_capacity(CHUNK));
             if let Err(e) = (&mut hashing).take(CHUNK as u64).read_to_end(&mut chunk) {
-                let msg = e.to_string();
+                let msg = crate::errors::chain(&e);
                 let _ = tx.send(Err(e));
                 return Err(io::Error::other(msg));
             }

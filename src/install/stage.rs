@@ -22,11 +22,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StageError {
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Io { path: PathBuf, source: io::Error },
     #[error(transparent)]
     Journal(#[from] JournalError),
-    #[error("reading the tar stream: {0}")]
+    #[error("reading the tar stream")]
     Tar(#[from] TarError),
     #[error("member {index} ({member}) disagrees with the manifest: {what}")]
     Member { index: usize, member: String, what: String },
@@ -192,7 +192,10 @@ impl<'t> Stager<'t> {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    return Err(StageError::Io { path: abs.clone(), source: io::Error::new(e.kind(), format!("reading the stream: {e}")) })
+                    return Err(StageError::Io {
+                        path: abs.clone(),
+                        source: io::Error::new(e.kind(), format!("reading the stream: {}", crate::errors::chain(&e))),
+                    })
                 }
             };
             f.write_all(&self.buf[..n]).map_err(&err)?;

@@ -29,7 +29,7 @@ pub const MANIFEST: &str = "MANIFEST";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Io { path: PathBuf, source: io::Error },
     #[error("another install is running on this root (pid {pid}, holding {}); wait for it or use --wait", path.display())]
     Locked { path: PathBuf, pid: String },

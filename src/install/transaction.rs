@@ -58,7 +58,7 @@ impl Drop for Transaction {
             return;
         }
         if let Err(e) = journal::clear(&self.journal_path) {
-            eprintln!("binarydist: while undoing: {e}");
+            eprintln!("binarydist: while undoing: {}", crate::errors::chain(&e));
         }
     }
 }

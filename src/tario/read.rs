@@ -28,7 +28,7 @@ pub const MAX_TAIL: u64 = 1 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TarError {
-    #[error("read error at byte {offset}: {source}")]
+    #[error("read error at byte {offset}")]
     Io { offset: u64, source: io::Error },
     #[error("truncated at byte {offset}: {what}")]
     Truncated { offset: u64, what: &'static str },

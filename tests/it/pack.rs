@@ -413,3 +413,48 @@ fn unwritable_or_full_distdir_leaves_nothing_behind() {
     let err = fails(&mut pack_cmd(&stage, &mnt));
     assert_clean_failure(&err, &["Read-only file system"], &mnt);
 }
+
+#[test]
+fn an_error_prints_its_chain_once_on_one_line() {
+    // No message embeds its cause: main prints the chain, each cause once.
+    let (t, _stage, out) = packed_sample();
+    let dist = dist_in(&out);
+    let sha = out.join(format!("{NAME}.tar.sha256"));
+    fs::remove_file(&sha).unwrap();
+    let root = t.path().join("root");
+    fs::create_dir(&root).unwrap();
+    let cases: [(Command, Vec<String>); 3] = [
+        (
+            {
+                let mut c = bin();
+                c.arg("verify").arg(&dist);
+                c
+            },
+            vec![format!("binarydist: {}: No such file or directory (os error 2)", sha.display())],
+        ),
+        (
+            {
+                let mut c = bin();
+                c.arg("install").arg("--root").arg(&root).arg(&dist);
+                c
+            },
+            vec![format!("binarydist: install onto {}: {}: No such file or directory (os error 2)", root.display(), sha.display())],
+        ),
+        (
+            {
+                let mut c = bin();
+                c.arg("install").arg("--root").arg(t.path().join("missing")).arg(&dist);
+                c
+            },
+            vec!["No such file or directory (os error 2)".to_string()],
+        ),
+    ];
+    for (mut c, wants) in cases {
+        let err = fails(&mut c);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        for want in wants {
+            assert!(err.contains(&want), "{want:?} not in {err:?}");
+        }
+        assert_eq!(err.matches("os error").count(), 1, "a cause printed twice: {err}");
+    }
+}
