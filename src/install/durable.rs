@@ -67,7 +67,7 @@ impl Flusher {
     }
 
     /// A staged file, written and given its owner, mode and times.
-    pub fn file(&mut self, abs: &Path, file: File) -> Result<(), Failure> {
+    pub fn file(&mut self, abs: &Path, file: File) {
         match &self.queue {
             Some(q) => {
                 if let Some(parent) = abs.parent() {
@@ -76,12 +76,8 @@ impl Flusher {
                 // A send fails only when the thread stopped at an error, which
                 // finish() reports.
                 let _ = q.send((abs.to_path_buf(), file));
-                Ok(())
             }
-            None => {
-                os::start_writeback(&file);
-                Ok(())
-            }
+            None => os::start_writeback(&file),
         }
     }
 

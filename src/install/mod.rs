@@ -352,6 +352,8 @@ fn make_staged_durable(plan: &Plan, state: &State, base_new: &Path, mut flusher:
     }
     let mut probes: Vec<&Path> = plan.needs.values().map(|n| n.probe.as_path()).collect();
     probes.push(state.dir());
+    // Directories created in place count in no need: the root's file system.
+    probes.push(state.root());
     flusher.finish(&probes).map_err(|(p, e)| io_err(&p)(e))
 }
 

@@ -206,7 +206,8 @@ impl<'t> Stager<'t> {
         f.set_permissions(fs::Permissions::from_mode(meta.mode)).map_err(&err)?;
         let t = epoch(meta.mtime);
         f.set_times(fs::FileTimes::new().set_accessed(t).set_modified(t)).map_err(&err)?;
-        self.flusher.file(&abs, f).map_err(|(p, e)| StageError::Io { path: p, source: e })
+        self.flusher.file(&abs, f);
+        Ok(())
     }
 
     pub fn symlink(&mut self, rel: &Path, meta: &Meta) -> Result<(), StageError> {
