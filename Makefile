@@ -3,8 +3,12 @@
 #
 #   make          build the release binary
 #   make demo     build, then run the main job on the bundled sample
-#   make test     install what the tests need (if missing), run every test
+#   make test     install what the tests need (if missing), keep the shipped
+#                 binary as target/shipped/binarydist, check formatting and
+#                 lints, run every test (with the test-hooks feature)
 #   make test-large   the end-to-end run on real worlds (../shared/bench/worlds.sh)
+#   make check-bsd    clippy of the BSD cfg code for x86_64-unknown-freebsd (needs
+#                 that rustup target; DragonFly's has no prebuilt std)
 #   make bench    time binarydist against bsdiff, xdelta3, zstd, tar|gzip
 #   make install  install the binary and the /usr/src fragment under PREFIX
 
@@ -23,8 +27,20 @@ demo: build
 test-deps:
 	sh tools/test-deps.sh
 
-test: test-deps
+# The suite needs the test-hooks feature, and cargo then rebuilds
+# target/release/binarydist with it: the binary as shipped (no features) is
+# kept apart first, for the test that shows it ignores every test variable.
+# Only this target enables the feature; `make install` rebuilds without it.
+test: test-deps build
+	mkdir -p target/shipped
+	cp target/release/binarydist target/shipped/binarydist
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets --all-features -- -D warnings
 	$(CARGO) test --release --features test-hooks
+
+check-bsd:
+	rustup target add x86_64-unknown-freebsd
+	$(CARGO) clippy --target x86_64-unknown-freebsd --all-features -- -D warnings
 
 test-large: test-deps build
 	sh tools/test-large.sh
@@ -46,4 +62,4 @@ install: build
 clean:
 	$(CARGO) clean
 
-.PHONY: all build demo test-deps test test-large bench install clean
+.PHONY: all build demo test-deps test check-bsd test-large bench install clean

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 pub enum FetchError {
     #[error("{0}: not a mirror URL (http://, https://, file:// or a directory)")]
     BadMirror(String),
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     CaFile { path: PathBuf, source: io::Error },
     #[error("{}: no certificate in it", .0.display())]
     NoCa(PathBuf),
@@ -267,7 +267,7 @@ impl Fetcher {
                 Err(match f {
                     Fault::Transient(e) | Fault::Final(e) => e,
                     Fault::NotFound => "not found".into(),
-                    Fault::Local(e) => e.to_string(),
+                    Fault::Local(e) => crate::errors::chain(&e),
                 })
             }
         }

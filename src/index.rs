@@ -15,8 +15,9 @@
 //!
 //! For a patch, the tar digests are those of the tar it yields (its new end).
 
-use crate::delta::format as patch_format;
 use crate::names::{self, DistName, PatchName, Series};
+use crate::patchfile as patch_format;
+use crate::sidecar::{self, Algo};
 use crate::tario::{self, HashingReader};
 use std::fmt::{self, Write as _};
 use std::io::{self, Read};
@@ -33,13 +34,13 @@ pub const DEFAULT_VALIDITY: u64 = 30 * 86400;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Io { path: PathBuf, source: io::Error },
     #[error("INDEX line {line}: {what}")]
     Parse { line: usize, what: String },
     #[error("{}: {what}", path.display())]
     Disagrees { path: PathBuf, what: String },
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Patch { path: PathBuf, source: patch_format::FormatError },
     #[error("{}: the INDEX names it, but it is gone (run `binarydist index` again, not --resign)", path.display())]
     Gone { path: PathBuf },
@@ -342,10 +343,10 @@ fn tar_sum(path: &Path) -> Result<TarSum, IndexError> {
 
 /// Sidecars, where present, must say what the INDEX says.
 fn check_sidecars(path: &Path, name: &DistName, tar: &TarSum) -> Result<(), IndexError> {
-    for (algo, want) in [("MD5", &tar.md5), ("SHA256", &tar.sha256)] {
-        if let Ok((side, hex)) = crate::info::read_sidecar(path, name, algo) {
+    for (algo, want) in [(Algo::Md5, &tar.md5), (Algo::Sha256, &tar.sha256)] {
+        if let Ok((side, hex)) = sidecar::read(path, name, algo) {
             if hex != *want {
-                return Err(IndexError::Disagrees { path: side, what: format!("says {hex}, the tar's {algo} is {want}") });
+                return Err(IndexError::Disagrees { path: side, what: format!("says {hex}, the tar's {} is {want}", algo.word()) });
             }
         }
     }

@@ -2,27 +2,26 @@
 //! checking every member against its manifest and the tar against its sidecars.
 
 use crate::manifest::{self, Manifest, ManifestError};
-use crate::names::{DistName, MD5_SUFFIX, SHA256_SUFFIX};
+use crate::names::DistName;
+use crate::sidecar::{self, Algo, SidecarError};
 use crate::tario::{self, Digests, HashingReader, Kind, TarError};
-use std::io::{self, Read};
+use std::io;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DistError {
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Open { path: PathBuf, source: io::Error },
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Tar { path: PathBuf, source: TarError },
-    #[error("{}: first member is {found:?}, not the manifest {expected:?}", path.display())]
-    NoManifest { path: PathBuf, expected: String, found: String },
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Manifest { path: PathBuf, source: ManifestError },
     #[error("{}: manifest names {manifest}, file name says {file}", path.display())]
     NameMismatch { path: PathBuf, manifest: String, file: String },
     #[error("{}: member {index} ({member:?}): {what}", path.display())]
     Member { path: PathBuf, index: usize, member: String, what: String },
-    #[error("{}: {what}", path.display())]
-    Sidecar { path: PathBuf, what: String },
+    #[error(transparent)]
+    Sidecar(#[from] SidecarError),
     #[error("{}: {algo} of the tar is {found}, {sidecar} says {expected}", path.display())]
     Digest { path: PathBuf, algo: &'static str, sidecar: String, expected: String, found: String },
 }
@@ -48,22 +47,6 @@ pub struct DistInfo {
     pub upgrade_src: Option<PathBuf>,
 }
 
-/// Reads the manifest, the first member of a tar stream.
-pub fn read_manifest<R: Read>(reader: &mut tario::Reader<R>, path: &Path) -> Result<Manifest, DistError> {
-    let tar_err = |e| DistError::Tar { path: path.into(), source: e };
-    let member = reader.next_member().map_err(tar_err)?;
-    let found = member.as_ref().map(|m| m.meta.path.display().to_string()).unwrap_or_else(|| "end of archive".into());
-    let member =
-        member.filter(|m| m.meta.kind == Kind::File && m.meta.path.as_os_str() == manifest::MEMBER && m.meta.size <= manifest::MAX_SIZE);
-    if member.is_none() {
-        return Err(DistError::NoManifest { path: path.into(), expected: manifest::MEMBER.into(), found });
-    }
-    let text = reader.read_data_to_vec().map_err(tar_err)?;
-    let text = String::from_utf8(text).map_err(|_| DistError::Manifest { path: path.into(), source: ManifestError::Magic })?;
-    let m = Manifest::parse(&text).map_err(|e| DistError::Manifest { path: path.into(), source: e })?;
-    Ok(m)
-}
-
 /// Streams a whole dist: checks every member against the manifest and returns
 /// the manifest, the tar's digests and the number of file bytes.
 pub fn scan_dist(path: &Path) -> Result<(Manifest, Digests, u64), DistError> {
@@ -71,7 +54,7 @@ pub fn scan_dist(path: &Path) -> Result<(Manifest, Digests, u64), DistError> {
     let tar_err = |e| DistError::Tar { path: path.into(), source: e };
     let stream = tario::gz::open_tar(path).map_err(open_err)?;
     let mut reader = tario::Reader::new(HashingReader::new(stream));
-    let manifest = read_manifest(&mut reader, path)?;
+    let manifest = manifest::read_member(&mut reader).map_err(|e| DistError::Manifest { path: path.into(), source: e })?.manifest;
     if let Some(file) = path.file_name().and_then(|f| f.to_str()) {
         if let Ok(from_file) = DistName::from_file_name(file) {
             if from_file != manifest.name {
@@ -80,23 +63,14 @@ pub fn scan_dist(path: &Path) -> Result<(Manifest, Digests, u64), DistError> {
         }
     }
     let mut file_bytes = 0;
-    for (index, entry) in manifest.entries.iter().enumerate() {
+    for (index, (entry, expected)) in manifest.entries.iter().zip(manifest.member_metas()).enumerate() {
         let member = reader.next_member().map_err(tar_err)?;
         let bad = |member: &str, what: String| DistError::Member { path: path.into(), index: index + 1, member: member.into(), what };
         let Some(member) = member else {
             return Err(bad("end of archive", format!("manifest lists {} more entries", manifest.entries.len() - index)));
         };
         let name = member.meta.path.display().to_string();
-        let mut expected = entry.meta.clone();
-        expected.path = entry.stored_path();
-        if expected.kind == Kind::HardLink {
-            let target = expected.link.clone().unwrap_or_default();
-            let critical = manifest.entries.iter().any(|e| e.critical && e.meta.path == target);
-            expected.link = Some(manifest::stored(&target, critical));
-        }
-        if member.meta != expected {
-            return Err(bad(&name, format!("header {:?} disagrees with manifest {:?}", member.meta, expected)));
-        }
+        manifest::check_member(&member.meta, &expected).map_err(|why| bad(&name, format!("disagrees with the manifest: {why}")))?;
         if entry.meta.kind == Kind::File {
             if Some(reader.sha256_data().map_err(tar_err)?) != entry.sha256 {
                 return Err(bad(&name, "content does not match the manifest's SHA-256".into()));
@@ -120,25 +94,13 @@ pub fn scan_dist(path: &Path) -> Result<(Manifest, Digests, u64), DistError> {
     Ok((manifest, digests, file_bytes))
 }
 
-/// Reads `MD5 (NAME.tar) = HEX` / `SHA256 (NAME.tar) = HEX` beside a dist.
-pub fn read_sidecar(dist: &Path, name: &DistName, algo: &'static str) -> Result<(PathBuf, String), DistError> {
-    let suffix = if algo == "MD5" { MD5_SUFFIX } else { SHA256_SUFFIX };
-    let side = dist.with_file_name(format!("{name}{suffix}"));
-    let text = std::fs::read_to_string(&side).map_err(|e| DistError::Open { path: side.clone(), source: e })?;
-    let want_prefix = format!("{algo} ({name}.tar) = ");
-    let hex = text
-        .lines()
-        .find_map(|l| l.strip_prefix(&want_prefix))
-        .ok_or_else(|| DistError::Sidecar { path: side.clone(), what: format!("no line {want_prefix:?}") })?;
-    Ok((side, hex.trim().to_ascii_lowercase()))
-}
-
 /// `binarydist verify DIST`: sidecars, manifest and every member.
 pub fn verify_dist(path: &Path) -> Result<(Manifest, Digests), DistError> {
     let (manifest, digests, _) = scan_dist(path)?;
-    for (algo, found) in [("MD5", digests.md5_hex()), ("SHA256", digests.sha256_hex())] {
-        let (side, expected) = read_sidecar(path, &manifest.name, algo)?;
+    for (algo, found) in [(Algo::Md5, digests.md5_hex()), (Algo::Sha256, digests.sha256_hex())] {
+        let (side, expected) = sidecar::read(path, &manifest.name, algo)?;
         if expected != found {
+            let algo = algo.word();
             return Err(DistError::Digest { path: path.into(), algo, sidecar: side.display().to_string(), expected, found });
         }
     }

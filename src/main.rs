@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result};
 use binarydist::names::{DistName, Series};
-use binarydist::{apply, delta, info, pack};
+use binarydist::{apply, delta, info, pack, patchfile};
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -183,26 +183,11 @@ fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("binarydist: {}", one_line(&e));
+            // The chain, each cause once: no message embeds its source.
+            eprintln!("binarydist: {e:#}");
             ExitCode::FAILURE
         }
     }
-}
-
-/// An error and its causes on one line, without repeating a cause that the
-/// message above it already quotes.
-fn one_line(e: &anyhow::Error) -> String {
-    let mut out = String::new();
-    for cause in e.chain() {
-        let s = cause.to_string();
-        if !out.contains(&s) {
-            if !out.is_empty() {
-                out.push_str(": ");
-            }
-            out.push_str(&s);
-        }
-    }
-    out
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
@@ -228,9 +213,9 @@ fn run_build_side(command: Command) -> Result<()> {
         Command::Install(a) => run_install(a),
         Command::Diff(a) => run_diff(a),
         Command::Patch(a) => run_patch(a),
-        Command::Info { file, json } if delta::format::looks_like_patch(&file) => {
-            let p = delta::format::read_header(&file)?;
-            delta::format::verify_ops(&p)?;
+        Command::Info { file, json } if patchfile::looks_like_patch(&file) => {
+            let p = patchfile::read_header(&file)?;
+            patchfile::verify_ops(&p)?;
             if json {
                 let info = serde_json::json!({ "file": p.path, "header": p.header });
                 println!("{}", serde_json::to_string_pretty(&info)?);

@@ -20,8 +20,10 @@
 //! `#` and space, are written as `\ooo` octal, as vis(3) does for mtree.
 
 use crate::names::{DistName, NameError, Series};
-use crate::tario::{Kind, Meta};
+use crate::tario::{self, Kind, Meta, TarError};
+use std::collections::HashSet;
 use std::fmt::Write as _;
+use std::io::Read;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
@@ -54,10 +56,37 @@ pub enum ManifestError {
     Magic,
     #[error("manifest line {line}: {what}")]
     Syntax { line: usize, what: String },
-    #[error("manifest: {0}")]
+    #[error("manifest")]
     Name(#[from] NameError),
     #[error("manifest says {declared} entries but lists {found}")]
     Count { declared: usize, found: usize },
+    #[error("first member is {found:?}, not the manifest {MEMBER:?}")]
+    NotFirst { found: String },
+    #[error("reading the manifest member")]
+    Read(#[source] TarError),
+}
+
+/// The manifest member as read from the front of a tar stream.
+pub struct Member {
+    pub manifest: Manifest,
+    /// The member's own header.
+    pub meta: Meta,
+    /// Its bytes, as the installer keeps them.
+    pub text: Vec<u8>,
+}
+
+/// Reads the manifest, which must be the first member of the stream: a
+/// regular file named [`MEMBER`], at most [`MAX_SIZE`] bytes of UTF-8.
+/// The one way every reader (verify, info, install) gets at it.
+pub fn read_member<R: Read>(reader: &mut tario::Reader<R>) -> Result<Member, ManifestError> {
+    let member = reader.next_member().map_err(ManifestError::Read)?;
+    let found = member.as_ref().map(|m| m.meta.path.display().to_string()).unwrap_or_else(|| "end of archive".into());
+    let Some(member) = member.filter(|m| m.meta.kind == Kind::File && m.meta.path.as_os_str() == MEMBER && m.meta.size <= MAX_SIZE) else {
+        return Err(ManifestError::NotFirst { found });
+    };
+    let text = reader.read_data_to_vec().map_err(ManifestError::Read)?;
+    let manifest = Manifest::parse(std::str::from_utf8(&text).map_err(|_| ManifestError::Magic)?)?;
+    Ok(Member { manifest, meta: member.meta, text })
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,6 +126,23 @@ pub struct Manifest {
 impl Manifest {
     pub fn critical(&self) -> impl Iterator<Item = &Entry> {
         self.entries.iter().filter(|e| e.critical)
+    }
+
+    /// The header each entry's member must have, in entry order: the entry's
+    /// metadata under its stored path (`PATH.new` when critical), a hard link
+    /// naming its target's stored path. Pack writes these, and verify and
+    /// install compare the members they read with them ([`check_member`]).
+    pub fn member_metas(&self) -> impl Iterator<Item = Meta> + '_ {
+        let critical: HashSet<&Path> = self.critical().map(|e| e.meta.path.as_path()).collect();
+        self.entries.iter().map(move |e| {
+            let mut m = e.meta.clone();
+            m.path = e.stored_path();
+            if m.kind == Kind::HardLink {
+                let target = m.link.take().unwrap_or_default();
+                m.link = Some(stored(&target, critical.contains(target.as_path())));
+            }
+            m
+        })
     }
 
     pub fn to_text(&self) -> String {
@@ -180,6 +226,35 @@ impl Manifest {
         }
         Ok(Manifest { name, upgrade_src, entries })
     }
+}
+
+/// Compares a member's header with the one its manifest entry says it must
+/// have; the error names each field that differs (modes in octal), the
+/// member's value first.
+pub fn check_member(found: &Meta, expected: &Meta) -> Result<(), String> {
+    if found == expected {
+        return Ok(());
+    }
+    let opt = |p: &Option<PathBuf>| p.as_ref().map_or("none".to_string(), |p| format!("{:?}", p.display().to_string()));
+    let mut diffs = Vec::new();
+    let mut field = |name: &str, a: String, b: String| {
+        if a != b {
+            diffs.push(format!("{name} {a} in the header, {b} in the manifest"));
+        }
+    };
+    field("path", format!("{:?}", found.path.display().to_string()), format!("{:?}", expected.path.display().to_string()));
+    field("type", found.kind.word().into(), expected.kind.word().into());
+    field("mode", format!("{:04o}", found.mode), format!("{:04o}", expected.mode));
+    field("uid", found.uid.to_string(), expected.uid.to_string());
+    field("gid", found.gid.to_string(), expected.gid.to_string());
+    field("mtime", found.mtime.to_string(), expected.mtime.to_string());
+    field("size", found.size.to_string(), expected.size.to_string());
+    field("link", opt(&found.link), opt(&expected.link));
+    let dev = |d: Option<(u32, u32)>| d.map_or("none".into(), |(a, b)| format!("{a},{b}"));
+    field("dev", dev(found.dev), dev(expected.dev));
+    let flags = |f: &Option<String>| f.clone().unwrap_or_else(|| "none".into());
+    field("flags", flags(&found.flags), flags(&expected.flags));
+    Err(diffs.join("; "))
 }
 
 fn parse_entry(line: &str) -> Result<Entry, String> {
@@ -285,6 +360,40 @@ mod tests {
     }
 
     #[test]
+    fn a_mismatch_names_the_fields_that_differ() {
+        let mut want = Meta::new("bin/sh", Kind::File);
+        want.mode = 0o555;
+        want.size = 10;
+        let mut got = want.clone();
+        got.mode = 0o4755;
+        got.uid = 3;
+        assert_eq!(check_member(&want, &want), Ok(()));
+        assert_eq!(
+            check_member(&got, &want),
+            Err("mode 4755 in the header, 0555 in the manifest; uid 3 in the header, 0 in the manifest".into())
+        );
+    }
+
+    #[test]
+    fn member_metas_name_stored_paths() {
+        let name = DistName::parse("DragonFly-world-x86_64-master-20261128T103900Z-v1").unwrap();
+        let mut link = Meta::new("lib/libc.so.8.link", Kind::HardLink);
+        link.link = Some("lib/libc.so.8".into());
+        let m = Manifest {
+            name,
+            upgrade_src: None,
+            entries: vec![
+                Entry { meta: Meta::new("lib/libc.so.8", Kind::File), sha256: None, critical: true },
+                Entry { meta: link, sha256: None, critical: false },
+            ],
+        };
+        let metas: Vec<Meta> = m.member_metas().collect();
+        assert_eq!(metas[0].path, PathBuf::from("lib/libc.so.8.new"));
+        assert_eq!(metas[1].path, PathBuf::from("lib/libc.so.8.link"));
+        assert_eq!(metas[1].link, Some(PathBuf::from("lib/libc.so.8.new")));
+    }
+
+    #[test]
     fn bad_manifests_are_refused() {
         assert!(matches!(Manifest::parse("hello"), Err(ManifestError::Magic)));
         let t = format!("{MAGIC}\nname DragonFly-world-x86_64-master-20261128T103900Z-v1\nentries 2\nbin type=dir\n");
@@ -296,5 +405,58 @@ mod tests {
         assert!(matches!(Manifest::parse(&t), Err(ManifestError::Count { declared: 1, found: 2 })));
         let t = format!("{MAGIC}\nname DragonFly-world-x86_64-master-20261128T103900Z-v1\nentries 99999999999\n");
         assert!(matches!(Manifest::parse(&t), Err(ManifestError::Syntax { line: 3, .. })));
+    }
+
+    mod props {
+        use super::super::*;
+        use proptest::collection::vec;
+        use proptest::prelude::*;
+
+        fn path() -> impl Strategy<Value = PathBuf> {
+            vec(any::<u8>(), 1..40).prop_map(|b| PathBuf::from(std::ffi::OsString::from_vec(b)))
+        }
+
+        fn entry() -> impl Strategy<Value = Entry> {
+            let kinds = [Kind::File, Kind::Dir, Kind::Symlink, Kind::HardLink, Kind::Fifo, Kind::CharDev, Kind::BlockDev];
+            (
+                (path(), proptest::sample::select(kinds.to_vec()), 0..=0o7777u32, any::<u32>(), any::<u32>(), any::<i64>()),
+                (any::<u64>(), proptest::option::of(any::<[u8; 32]>()), path(), any::<(u32, u32)>()),
+                (proptest::option::of("[a-z]{1,8}(,[a-z]{1,8}){0,2}"), any::<bool>()),
+            )
+                .prop_map(|((p, kind, mode, uid, gid, mtime), (size, sha256, link, dev), (flags, critical))| {
+                    let mut meta = Meta::new(p, kind);
+                    (meta.mode, meta.uid, meta.gid, meta.mtime) = (mode, uid, gid, mtime);
+                    meta.size = if kind == Kind::File { size } else { 0 };
+                    meta.link = matches!(kind, Kind::Symlink | Kind::HardLink).then_some(link);
+                    meta.dev = matches!(kind, Kind::CharDev | Kind::BlockDev).then_some(dev);
+                    meta.flags = flags;
+                    Entry { meta, sha256, critical }
+                })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(128))]
+
+            #[test]
+            fn any_bytes_escape_to_one_word_and_back(b in vec(any::<u8>(), 1..80)) {
+                let e = escape(&b);
+                prop_assert!(e.bytes().all(|c| c.is_ascii_graphic() && c != b'=' && c != b'#'), "{}", e);
+                prop_assert_eq!(unescape(&e).unwrap().into_os_string().into_vec(), b);
+            }
+
+            #[test]
+            fn any_manifest_round_trips(entries in vec(entry(), 0..12), src in proptest::option::of(path())) {
+                let name = DistName::parse("DragonFly-world-x86_64-master-20261128T103900Z-v1").unwrap();
+                let m = Manifest { name, upgrade_src: src, entries };
+                prop_assert_eq!(Manifest::parse(&m.to_text()).unwrap(), m);
+            }
+
+            #[test]
+            fn no_text_makes_the_parser_panic(body in "\\PC{0,300}", lines in vec("[a-z/=\\\\ 0-9]{0,30}", 0..8)) {
+                let _ = Manifest::parse(&body);
+                let text = format!("{MAGIC}\nname DragonFly-world-x86_64-master-20261128T103900Z-v1\nentries {}\n{}", lines.len(), lines.join("\n"));
+                let _ = Manifest::parse(&text);
+            }
+        }
     }
 }

@@ -360,4 +360,59 @@ mod tests {
             assert_eq!(stamp_to_epoch(&stamp_from_epoch(secs)), Some(secs));
         }
     }
+
+    mod props {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        fn field() -> impl Strategy<Value = String> {
+            "[A-Za-z0-9._]{1,24}"
+        }
+
+        fn series() -> impl Strategy<Value = Series> {
+            prop_oneof![Just(Series::World), field().prop_map(Series::Kernel)]
+        }
+
+        /// Up to 9999-12-31T23:59:59Z, the last time a stamp can say.
+        const LAST: i64 = 253_402_300_799;
+
+        fn dist() -> impl Strategy<Value = DistName> {
+            (series(), field(), field(), 0..=LAST, field())
+                .prop_map(|(s, arch, branch, t, rev)| DistName::new(s, &arch, &branch, &stamp_from_epoch(t), &rev).unwrap())
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(128))]
+
+            #[test]
+            fn any_dist_name_round_trips_in_the_allowed_bytes(d in dist()) {
+                let s = d.to_string();
+                prop_assert!(s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)), "{}", s);
+                prop_assert_eq!(DistName::parse(&s).unwrap(), d.clone());
+                prop_assert_eq!(DistName::from_file_name(&d.file_name()).unwrap(), d);
+            }
+
+            #[test]
+            fn any_patch_name_round_trips(from in dist(), later in 1..=1_000_000_000i64, rev in field()) {
+                let t = stamp_to_epoch(&from.stamp).unwrap().saturating_add(later).min(LAST);
+                prop_assume!(t > stamp_to_epoch(&from.stamp).unwrap());
+                let to = DistName::new(from.series.clone(), &from.arch, &from.branch, &stamp_from_epoch(t), &rev).unwrap();
+                let p = PatchName::new(from, to).unwrap();
+                prop_assert_eq!(PatchName::from_file_name(&p.file_name()).unwrap(), p);
+            }
+
+            #[test]
+            fn stamps_invert_and_sort_like_the_times_they_say(a in 0..=LAST, b in 0..=LAST) {
+                prop_assert_eq!(stamp_to_epoch(&stamp_from_epoch(a)), Some(a));
+                prop_assert_eq!(stamp_from_epoch(a).cmp(&stamp_from_epoch(b)), a.cmp(&b));
+            }
+
+            #[test]
+            fn no_string_makes_the_parsers_panic(s in "\\PC{0,90}") {
+                let _ = DistName::parse(&s);
+                let _ = PatchName::parse(&s);
+                let _ = stamp_to_epoch(&s);
+            }
+        }
+    }
 }

@@ -8,8 +8,9 @@
 //! Nothing appears under a final name until it is complete and synced.
 
 use crate::manifest::{self, Entry, Manifest, UPGRADE_SRC_PREFIX};
-use crate::names::{DistName, MD5_SUFFIX, SHA256_SUFFIX};
+use crate::names::DistName;
 use crate::os;
+use crate::sidecar::{self, SidecarError};
 use crate::tario::{self, hash, Digests, HashingWriter, Kind, Meta};
 use std::collections::HashMap;
 use std::fs::{self, File};
@@ -25,11 +26,11 @@ pub const DEFAULT_UPGRADE_SUBSET: &str = include_str!("../etc/upgrade-subset.con
 
 #[derive(Debug, thiserror::Error)]
 pub enum PackError {
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Stage { path: PathBuf, source: io::Error },
     #[error("{}: changed while packing ({what})", path.display())]
     Changed { path: PathBuf, what: &'static str },
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Output { path: PathBuf, source: io::Error },
     #[error("{}: not a directory", .0.display())]
     NotDir(PathBuf),
@@ -41,6 +42,8 @@ pub enum PackError {
     Epoch(String),
     #[error("{}: the stage already has an entry at the manifest's place", .0.display())]
     ManifestClash(PathBuf),
+    #[error(transparent)]
+    Sidecar(#[from] SidecarError),
 }
 
 pub struct PackOptions {
@@ -100,32 +103,17 @@ pub fn pack(opts: &PackOptions) -> Result<Packed, PackError> {
         }
         None => None,
     };
-    sources.sort_by(|a, b| path_order(&a.entry.meta.path, &b.entry.meta.path));
+    sources.sort_by(|a, b| tario::path_order(&a.entry.meta.path, &b.entry.meta.path));
     hash_files(&mut sources)?;
-    test_hook_between_passes();
+    crate::testhooks::between_pack_passes();
 
     let manifest = Manifest { name: opts.name.clone(), upgrade_src, entries: sources.iter().map(|s| s.entry.clone()).collect() };
     fs::create_dir_all(&opts.out_dir).map_err(|e| PackError::Output { path: opts.out_dir.clone(), source: e })?;
     let dist = opts.out_dir.join(opts.name.file_name());
     let (tar, gz_size) = write_dist(&dist, &manifest, &manifest_path, &sources, opts)?;
 
-    let tar_name = format!("{}.tar", opts.name);
-    let out = |p: &Path, e: io::Error| PackError::Output { path: p.to_path_buf(), source: e };
-    for (suffix, line) in [
-        (MD5_SUFFIX, format!("MD5 ({tar_name}) = {}\n", tar.md5_hex())),
-        (SHA256_SUFFIX, format!("SHA256 ({tar_name}) = {}\n", tar.sha256_hex())),
-    ] {
-        let path = opts.out_dir.join(format!("{}{suffix}", opts.name));
-        os::write_atomically(&path, |f| f.write_all(line.as_bytes())).map_err(|e| out(&path, e))?;
-    }
+    sidecar::write(&opts.out_dir, &opts.name, &tar)?;
     Ok(Packed { dist, tar, gz_size, manifest })
-}
-
-/// Orders paths component by component, so that a directory is followed at once
-/// by its contents (`a`, `a/x`, `a.b`), as tar extraction wants and as
-/// `tar --sort=name` does.
-pub fn path_order(a: &Path, b: &Path) -> std::cmp::Ordering {
-    a.components().map(|c| c.as_os_str().as_bytes()).cmp(b.components().map(|c| c.as_os_str().as_bytes()))
 }
 
 fn patterns(text: &str, list: &str) -> Result<Vec<glob::Pattern>, PackError> {
@@ -309,15 +297,6 @@ fn collect_tree(p: &Path, out: &mut Vec<PathBuf>) -> Result<(), PackError> {
     Ok(())
 }
 
-/// Test-only: `BINARYDIST_TEST_HOOK_PACK` is a shell command run between the
-/// hashing pass and the writing pass, so that a test can change the stage
-/// exactly there and check that the change is caught.
-fn test_hook_between_passes() {
-    if let Some(cmd) = std::env::var_os("BINARYDIST_TEST_HOOK_PACK") {
-        let _ = std::process::Command::new("sh").arg("-c").arg(cmd).status();
-    }
-}
-
 /// Reads every regular file once for the manifest's SHA-256.
 fn hash_files(sources: &mut [Source]) -> Result<(), PackError> {
     for s in sources.iter_mut().filter(|s| s.entry.meta.kind == Kind::File) {
@@ -363,14 +342,7 @@ fn write_dist(
         mm.mode = 0o444;
         mm.mtime = crate::names::stamp_to_epoch(&opts.name.stamp).unwrap_or(0);
         tar.append(&mm, text.as_bytes())?;
-        for s in sources {
-            let mut meta = s.entry.meta.clone();
-            meta.path = s.entry.stored_path();
-            if meta.kind == Kind::HardLink {
-                let target = meta.link.as_deref().unwrap_or(Path::new(""));
-                let target_critical = manifest.entries.iter().any(|e| e.critical && e.meta.path == target);
-                meta.link = Some(manifest::stored(target, target_critical));
-            }
+        for (s, meta) in sources.iter().zip(manifest.member_metas()) {
             if meta.kind != Kind::File {
                 tar.append(&meta, io::empty())?;
                 continue;

@@ -23,7 +23,7 @@ pub const MAX_KEYS_SIZE: u64 = 1 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SignError {
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Io { path: PathBuf, source: io::Error },
     #[error("{}: {what}", path.display())]
     Key { path: PathBuf, what: String },

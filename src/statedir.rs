@@ -35,7 +35,7 @@ pub const HOLD: &str = "hold";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateDirError {
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Io { path: PathBuf, source: io::Error },
     #[error("{}: not a real directory (a symlink or another kind of file); the state directory must be a directory inside the root, reached without symlinks", path.display())]
     NotRealDir { path: PathBuf },

@@ -2,6 +2,9 @@
 # Installs what the tests need, when it is missing: a Rust toolchain is assumed
 # (cargo); the rest comes from Debian's packages on Linux, from pkg on DragonFly.
 set -eu
+# make test runs cargo fmt --check and clippy.
+cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
+cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
 need=""
 command -v bmake >/dev/null 2>&1 || need="$need bmake"
 command -v bsdtar >/dev/null 2>&1 || need="$need libarchive-tools"
@@ -9,6 +12,7 @@ command -v gzip >/dev/null 2>&1 || need="$need gzip"
 command -v cc >/dev/null 2>&1 || need="$need gcc libc6-dev"
 tar --version 2>/dev/null | grep -q 'GNU tar' || need="$need tar"
 command -v python3 >/dev/null 2>&1 || need="$need python3"
+command -v strace >/dev/null 2>&1 || need="$need strace" # the calls that make an install durable
 command -v patch >/dev/null 2>&1 || need="$need patch"
 command -v minisign >/dev/null 2>&1 || need="$need minisign" # the CLI checks what binarydist signs, and signs for it
 command -v openssl >/dev/null 2>&1 || need="$need openssl" # the HTTPS test's certificate

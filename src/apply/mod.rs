@@ -20,9 +20,9 @@
 pub mod pipe;
 pub mod stage;
 
-use crate::delta::format::{self, FormatError, PatchFile};
 use crate::names::DistName;
 use crate::os;
+use crate::patchfile::{self, FormatError, PatchFile};
 use crate::tario::{self, Digests};
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -42,7 +42,7 @@ pub enum ApplyError {
     Ops { patch: PathBuf, member: u64, what: String },
     #[error("{}: new tar does not verify: {what}", patch.display())]
     New { patch: PathBuf, what: String },
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Output { what: String, source: io::Error },
     #[error("{}: {what}", patch.display())]
     Stopped { patch: PathBuf, what: String },
@@ -89,8 +89,8 @@ pub fn open_patches(paths: &[PathBuf]) -> Result<Vec<PatchFile>, ApplyError> {
     }
     let mut out: Vec<PatchFile> = Vec::with_capacity(paths.len());
     for path in paths {
-        let p = format::read_header(path)?;
-        format::verify_ops(&p)?;
+        let p = patchfile::read_header(path)?;
+        patchfile::verify_ops(&p)?;
         if let Some(prev) = out.last() {
             if prev.to != p.from || prev.header.new != p.header.old {
                 return Err(ApplyError::Chain {
@@ -240,14 +240,14 @@ impl Read for ChainReader {
                     Ok(0)
                 }
                 Err(e) => {
-                    self.outcome = Some(Err(e.to_string()));
+                    self.outcome = Some(Err(crate::errors::chain(&e)));
                     Err(e.into_io())
                 }
             },
             Ok(n) => Ok(n),
             Err(read_error) => {
                 let e = self.join().err().unwrap_or(ApplyError::Output { what: "reading the chain".into(), source: read_error });
-                self.outcome = Some(Err(e.to_string()));
+                self.outcome = Some(Err(crate::errors::chain(&e)));
                 Err(e.into_io())
             }
         }

@@ -10,10 +10,11 @@
 //!
 //! The old stream is hashed as it passes and checked at the end (size, MD5,
 //! SHA-256), as is the new one; nothing that the patch says is trusted for an
-//! allocation beyond the bounds that `format::read_header` checked.
+//! allocation beyond the bounds that `patchfile::read_header` checked.
 
 use super::ApplyError;
-use crate::delta::format::{self, Keep, PatchFile};
+use crate::errors::chain;
+use crate::patchfile::{self, Keep, PatchFile};
 use crate::tario::{self, Digests, HashingReader, HashingWriter, Member, TarError, BLOCK};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -75,6 +76,14 @@ enum Fetched {
     Stored,
 }
 
+/// The new member an op makes, as its header says.
+struct NewMember {
+    index: u64,
+    size: u64,
+    /// Debug-quoted, for messages.
+    path: String,
+}
+
 /// What failed while copying: the side matters for the message.
 enum CopyError {
     Read(io::Error),
@@ -96,200 +105,261 @@ struct Applier<'a, R: Read> {
 /// writing the new tar to `out`; returns the new tar's digests once both the
 /// old and the new stream have been verified.
 pub fn apply_one<R: Read, W: Write>(p: &PatchFile, label: &str, old: R, out: &mut W) -> Result<Digests, ApplyError> {
-    let h = &p.header;
-    let ops_err = |member: u64, what: String| ApplyError::Ops { patch: p.path.clone(), member, what };
-    let patch_io = |e| ApplyError::Format(format::FormatError::Io { path: p.path.clone(), source: e });
-
-    let mut file = File::open(&p.path).map_err(patch_io)?;
-    file.seek(SeekFrom::Start(p.ops_offset)).map_err(patch_io)?;
-    let ops_file = BufReader::with_capacity(128 * 1024, file.take(h.ops_size));
-    let mut dec = zstd::stream::read::Decoder::with_buffer(ops_file).map_err(patch_io)?.single_frame();
-    dec.window_log_max(format::WINDOW_LOG).map_err(patch_io)?;
-
-    let mut a = Applier {
-        p,
-        label,
-        old: tario::Reader::new(OldStream {
-            inner: HashingReader::new(old),
-            expected: h.old.size,
-            prefix_len: h.old_prefix.size,
-            prefix_sha256: h.old_prefix.sha256.clone(),
-            prefix_hash: Sha256::new(),
-        }),
-        cursor: 0,
-        keep: h.keep.iter().map(|k| (k.index, k)).collect(),
-        kept: HashMap::new(),
-    };
+    let mut ops = open_ops(p)?;
+    let mut a = Applier::new(p, label, old);
     let mut w = HashingWriter::new(BufWriter::with_capacity(128 * 1024, out));
-    let mut copy_buf = vec![0u8; 128 * 1024];
-
+    let mut buf = vec![0u8; 128 * 1024];
     let mut index = 0u64;
-    loop {
-        let op_err = |what: String| ops_err(index, what);
-        let read_err = |e: io::Error| op_err(stream_problem(&e));
-        let mut tag = [0u8];
-        dec.read_exact(&mut tag).map_err(read_err)?;
-        let tag = tag[0];
-        if tag == format::TAG_END {
-            break;
-        }
-        if index >= h.new_members {
-            return Err(op_err(format!("more ops than the {} members the header declares", h.new_members)));
-        }
-        let (header_op, data_op) = (tag & 3, (tag >> 2) & 3);
-        if tag >> 4 != 0 || header_op > format::HDR_SAME {
-            return Err(op_err(format!("unknown op tag {tag:#04x}")));
-        }
-        let needs_source = header_op == format::HDR_SAME || matches!(data_op, format::DATA_COPY | format::DATA_DELTA);
-        let source = if needs_source {
-            let rel = format::unzigzag(format::read_varint(&mut dec).map_err(read_err)?);
-            let k = (a.cursor as i64).checked_add(rel).filter(|k| (0..h.old_members as i64).contains(k));
-            let k = k.ok_or_else(|| op_err(format!("source {rel:+} from old member {} is outside the old tar", a.cursor)))? as u64;
-            Some((k, a.fetch(k, index)?))
-        } else {
-            None
-        };
-
-        // The header: the source's, or sent.
-        let literal_header;
-        let raw: &[u8] = if header_op == format::HDR_SAME {
-            match &source {
-                Some((_, Fetched::Current(m))) => &m.raw_header,
-                Some((k, Fetched::Stored)) => &a.kept[k].header,
-                None => unreachable!("HDR_SAME always has a source"),
-            }
-        } else {
-            let len = format::read_varint(&mut dec).map_err(read_err)?;
-            if len > h.max_raw_header {
-                return Err(op_err(format!("raw header of {len} bytes, the header declares at most {}", h.max_raw_header)));
-            }
-            let mut v = vec![0u8; len as usize];
-            dec.read_exact(&mut v).map_err(read_err)?;
-            literal_header = v;
-            &literal_header
-        };
-        let new_member = match tario::Reader::new(raw).next_member() {
-            Ok(Some(m)) if m.raw_header.len() == raw.len() => m,
-            Ok(_) => return Err(op_err("raw header is not exactly one member header".into())),
-            Err(e) => return Err(op_err(format!("raw header: {e}"))),
-        };
-        let size = new_member.meta.size;
-        let path = format!("{:?}", new_member.meta.path);
-        w.write_all(raw).map_err(|e| output_err(&path, e))?;
-
-        let source_size = |a: &Applier<R>, f: &(u64, Fetched)| match f {
-            (_, Fetched::Current(m)) => m.meta.size,
-            (k, Fetched::Stored) => a.kept[k].data.len() as u64,
-        };
-        match data_op {
-            format::DATA_NONE if size == 0 => {}
-            format::DATA_NONE if header_op == format::HDR_SAME => {
-                return Err(a.old_err(format!("old member {path} has {size} bytes of data, the patch expects none: wrong base?")))
-            }
-            format::DATA_NONE => return Err(op_err(format!("{path}: {size} bytes of data but no data op"))),
-            format::DATA_COPY => {
-                let src = source.as_ref().expect("copy has a source");
-                if source_size(&a, src) != size {
-                    return Err(a.old_err(format!(
-                        "old member {} is {} bytes, the patch copies {size} bytes from it into {path}: wrong base?",
-                        src.0,
-                        source_size(&a, src)
-                    )));
-                }
-                match src {
-                    (_, Fetched::Current(_)) => match copy_exact(&mut a.old.data(), &mut w, size, &mut copy_buf) {
-                        Ok(()) => {}
-                        Err(CopyError::Write(e)) => return Err(output_err(&path, e)),
-                        Err(CopyError::Read(e)) => return Err(a.old_io_err(e)),
-                        Err(CopyError::Short(n)) => return Err(a.old_err(format!("member data ends {n} bytes early"))),
-                    },
-                    (k, Fetched::Stored) => w.write_all(&a.kept[k].data).map_err(|e| output_err(&path, e))?,
-                }
-            }
-            format::DATA_DELTA => {
-                let len = format::read_varint(&mut dec).map_err(read_err)?;
-                let src = source.as_ref().expect("delta has a source");
-                let held;
-                let old_data: &[u8] = match src {
-                    (k, Fetched::Current(m)) => {
-                        if m.meta.size > h.max_source {
-                            return Err(a.old_err(format!(
-                                "old member {k} ({:?}) is {} bytes, the patch expects delta sources of at most {}: wrong base?",
-                                m.meta.path, m.meta.size, h.max_source
-                            )));
-                        }
-                        held = a.read_data(m.meta.size)?;
-                        &held
-                    }
-                    (k, Fetched::Stored) => &a.kept[k].data,
-                };
-                let mut delta = (&mut dec).take(len);
-                let mut patched =
-                    bipatch::Reader::new(&mut delta, io::Cursor::new(old_data)).map_err(|e| op_err(format!("{path}: delta: {e}")))?;
-                match copy_exact(&mut patched, &mut w, size, &mut copy_buf) {
-                    Ok(()) => {}
-                    Err(CopyError::Write(e)) => return Err(output_err(&path, e)),
-                    Err(CopyError::Read(e)) => return Err(op_err(format!("{path}: delta: {}", stream_problem(&e)))),
-                    Err(CopyError::Short(n)) => return Err(op_err(format!("{path}: delta makes {n} bytes fewer than {size}"))),
-                }
-                let extra = patched.read(&mut copy_buf[..1]).map_err(|e| op_err(format!("{path}: delta: {e}")))?;
-                drop(patched);
-                if extra != 0 || delta.limit() != 0 {
-                    return Err(op_err(format!("{path}: delta longer than the {size} bytes it makes")));
-                }
-            }
-            format::DATA_LITERAL => match copy_exact(&mut dec, &mut w, size, &mut copy_buf) {
-                Ok(()) => {}
-                Err(CopyError::Write(e)) => return Err(output_err(&path, e)),
-                Err(CopyError::Read(e)) => return Err(op_err(format!("{path}: {}", stream_problem(&e)))),
-                Err(CopyError::Short(n)) => return Err(op_err(format!("{path}: literal data ends {n} bytes early"))),
-            },
-            _ => unreachable!("two bits"),
-        }
-        w.write_all(&[0u8; BLOCK][..tario::write::padding(size)]).map_err(|e| output_err(&path, e))?;
-        if let Some((k, Fetched::Stored)) = source {
-            a.used(k);
-        }
+    while let Some(tag) = a.next_tag(&mut ops, index)? {
+        a.apply_op(tag, index, &mut ops, &mut w, &mut buf)?;
         index += 1;
     }
+    a.write_end(index, &mut ops, &mut w, &mut buf)?;
+    a.verify(w)
+}
 
-    // The end op: the tar's tail after its end-of-archive block.
-    let end_err = |what: String| ApplyError::Ops { patch: p.path.clone(), member: index, what };
-    if index != h.new_members {
-        return Err(end_err(format!("{index} members, the header declares {}", h.new_members)));
-    }
-    let tail_len = format::read_varint(&mut dec).map_err(|e| end_err(stream_problem(&e)))?;
-    if tail_len > h.tail_size {
-        return Err(end_err(format!("tail of {tail_len} bytes, the header declares {}", h.tail_size)));
-    }
-    let mut tail = vec![0u8; tail_len as usize];
-    dec.read_exact(&mut tail).map_err(|e| end_err(stream_problem(&e)))?;
-    if dec.read(&mut copy_buf[..1]).map_err(|e| end_err(stream_problem(&e)))? != 0 {
-        return Err(end_err("data after the end op".into()));
-    }
-    w.write_all(&[0u8; BLOCK]).map_err(|e| output_err("end of archive", e))?;
-    w.write_all(&tail).map_err(|e| output_err("end of archive", e))?;
+/// The ops stream of `p`: one zstd frame, its window bounded as the format says.
+fn open_ops(p: &PatchFile) -> Result<impl Read, ApplyError> {
+    let patch_io = |e| ApplyError::Format(patchfile::FormatError::Io { path: p.path.clone(), source: e });
+    let mut file = File::open(&p.path).map_err(patch_io)?;
+    file.seek(SeekFrom::Start(p.ops_offset)).map_err(patch_io)?;
+    let ops_file = BufReader::with_capacity(128 * 1024, file.take(p.header.ops_size));
+    let mut dec = zstd::stream::read::Decoder::with_buffer(ops_file).map_err(patch_io)?.single_frame();
+    dec.window_log_max(patchfile::WINDOW_LOG).map_err(patch_io)?;
+    Ok(dec)
+}
 
-    // The rest of the old stream, then both digests: the old one first, since a
-    // wrong base explains a wrong result.
-    drop(a.kept);
-    let old_digests = finish_old(a.old).map_err(|e| tar_err(p, label, e))?;
-    if !h.old.matches(&old_digests) {
-        return Err(ApplyError::Old { patch: p.path.clone(), label: label.into(), what: digest_mismatch(&h.old, &old_digests) });
+impl<'a, R: Read> Applier<'a, R> {
+    fn new(p: &'a PatchFile, label: &'a str, old: R) -> Self {
+        let h = &p.header;
+        Applier {
+            p,
+            label,
+            old: tario::Reader::new(OldStream {
+                inner: HashingReader::new(old),
+                expected: h.old.size,
+                prefix_len: h.old_prefix.size,
+                prefix_sha256: h.old_prefix.sha256.clone(),
+                prefix_hash: Sha256::new(),
+            }),
+            cursor: 0,
+            keep: h.keep.iter().map(|k| (k.index, k)).collect(),
+            kept: HashMap::new(),
+        }
     }
-    let (buffered, new_digests) = w.finish();
-    buffered
-        .into_inner()
-        .map_err(|e| output_err("end of archive", e.into_error()))?
-        .flush()
-        .map_err(|e| output_err("end of archive", e))?;
-    if !h.new.matches(&new_digests) {
-        return Err(ApplyError::New { patch: p.path.clone(), what: digest_mismatch(&h.new, &new_digests) });
-    }
-    Ok(new_digests)
 }
 
 impl<R: Read> Applier<'_, R> {
+    fn ops_err(&self, member: u64, what: String) -> ApplyError {
+        ApplyError::Ops { patch: self.p.path.clone(), member, what }
+    }
+
+    /// The tag of op `index`; `None` at the end op.
+    fn next_tag(&self, ops: &mut impl Read, index: u64) -> Result<Option<u8>, ApplyError> {
+        let mut tag = [0u8];
+        ops.read_exact(&mut tag).map_err(|e| self.ops_err(index, stream_problem(&e)))?;
+        if tag[0] == patchfile::TAG_END {
+            return Ok(None);
+        }
+        if index >= self.p.header.new_members {
+            return Err(self.ops_err(index, format!("more ops than the {} members the header declares", self.p.header.new_members)));
+        }
+        Ok(Some(tag[0]))
+    }
+
+    /// Op `index`: its source, its header, its data, written as new member `index`.
+    fn apply_op(&mut self, tag: u8, index: u64, ops: &mut impl Read, w: &mut impl Write, buf: &mut [u8]) -> Result<(), ApplyError> {
+        let (header_op, data_op) = (tag & 3, (tag >> 2) & 3);
+        if tag >> 4 != 0 || header_op > patchfile::HDR_SAME {
+            return Err(self.ops_err(index, format!("unknown op tag {tag:#04x}")));
+        }
+        let needs_source = header_op == patchfile::HDR_SAME || matches!(data_op, patchfile::DATA_COPY | patchfile::DATA_DELTA);
+        let source = if needs_source { Some(self.source(index, ops)?) } else { None };
+        let new = self.write_header(header_op, source.as_ref(), index, ops, w)?;
+        let (size, path) = (new.size, new.path.as_str());
+        match data_op {
+            patchfile::DATA_NONE if size == 0 => {}
+            patchfile::DATA_NONE if header_op == patchfile::HDR_SAME => {
+                return Err(self.old_err(format!("old member {path} has {size} bytes of data, the patch expects none: wrong base?")))
+            }
+            patchfile::DATA_NONE => return Err(self.ops_err(index, format!("{path}: {size} bytes of data but no data op"))),
+            patchfile::DATA_COPY => self.copy_data(source.as_ref().expect("copy has a source"), &new, w, buf)?,
+            patchfile::DATA_DELTA => self.delta_data(source.as_ref().expect("delta has a source"), &new, ops, w, buf)?,
+            patchfile::DATA_LITERAL => match copy_exact(ops, w, size, buf) {
+                Ok(()) => {}
+                Err(CopyError::Write(e)) => return Err(output_err(path, e)),
+                Err(CopyError::Read(e)) => return Err(self.ops_err(index, format!("{path}: {}", stream_problem(&e)))),
+                Err(CopyError::Short(n)) => return Err(self.ops_err(index, format!("{path}: literal data ends {n} bytes early"))),
+            },
+            _ => unreachable!("two bits"),
+        }
+        w.write_all(&[0u8; BLOCK][..tario::write::padding(size)]).map_err(|e| output_err(path, e))?;
+        if let Some((k, Fetched::Stored)) = source {
+            self.used(k);
+        }
+        Ok(())
+    }
+
+    /// The old member an op names (relative to the cursor), brought to hand.
+    fn source(&mut self, index: u64, ops: &mut impl Read) -> Result<(u64, Fetched), ApplyError> {
+        let rel = patchfile::unzigzag(patchfile::read_varint(ops).map_err(|e| self.ops_err(index, stream_problem(&e)))?);
+        let k = i64::try_from(self.cursor).ok().and_then(|c| c.checked_add(rel)).and_then(|k| u64::try_from(k).ok());
+        let Some(k) = k.filter(|k| *k < self.p.header.old_members) else {
+            return Err(self.ops_err(index, format!("source {rel:+} from old member {} is outside the old tar", self.cursor)));
+        };
+        Ok((k, self.fetch(k, index)?))
+    }
+
+    /// Writes the new member's raw header (its source's, or the one the op
+    /// sends) and returns what it says.
+    fn write_header(
+        &self,
+        header_op: u8,
+        source: Option<&(u64, Fetched)>,
+        index: u64,
+        ops: &mut impl Read,
+        w: &mut impl Write,
+    ) -> Result<NewMember, ApplyError> {
+        let literal;
+        let raw: &[u8] = match (header_op, source) {
+            (patchfile::HDR_SAME, Some((_, Fetched::Current(m)))) => &m.raw_header,
+            (patchfile::HDR_SAME, Some((k, Fetched::Stored))) => &self.kept[k].header,
+            (patchfile::HDR_SAME, None) => unreachable!("HDR_SAME always has a source"),
+            _ => {
+                let len = patchfile::read_varint(ops).map_err(|e| self.ops_err(index, stream_problem(&e)))?;
+                let max = self.p.header.max_raw_header;
+                if len > max {
+                    return Err(self.ops_err(index, format!("raw header of {len} bytes, the header declares at most {max}")));
+                }
+                let mut v = vec![0u8; usize::try_from(len).expect("bounded by max_raw_header")];
+                ops.read_exact(&mut v).map_err(|e| self.ops_err(index, stream_problem(&e)))?;
+                literal = v;
+                &literal
+            }
+        };
+        let member = match tario::Reader::new(raw).next_member() {
+            Ok(Some(m)) if m.raw_header.len() == raw.len() => m,
+            Ok(_) => return Err(self.ops_err(index, "raw header is not exactly one member header".into())),
+            Err(e) => return Err(self.ops_err(index, format!("raw header: {e}"))),
+        };
+        let path = format!("{:?}", member.meta.path);
+        w.write_all(raw).map_err(|e| output_err(&path, e))?;
+        Ok(NewMember { index, size: member.meta.size, path })
+    }
+
+    fn source_size(&self, src: &(u64, Fetched)) -> u64 {
+        match src {
+            (_, Fetched::Current(m)) => m.meta.size,
+            (k, Fetched::Stored) => self.kept[k].data.len() as u64,
+        }
+    }
+
+    /// DATA_COPY: the source member's data, unchanged.
+    fn copy_data(&mut self, src: &(u64, Fetched), new: &NewMember, w: &mut impl Write, buf: &mut [u8]) -> Result<(), ApplyError> {
+        let (size, path) = (new.size, new.path.as_str());
+        let have = self.source_size(src);
+        if have != size {
+            return Err(self
+                .old_err(format!("old member {} is {have} bytes, the patch copies {size} bytes from it into {path}: wrong base?", src.0)));
+        }
+        match src {
+            (_, Fetched::Current(_)) => match copy_exact(&mut self.old.data(), w, size, buf) {
+                Ok(()) => Ok(()),
+                Err(CopyError::Write(e)) => Err(output_err(path, e)),
+                Err(CopyError::Read(e)) => Err(self.old_io_err(e)),
+                Err(CopyError::Short(n)) => Err(self.old_err(format!("member data ends {n} bytes early"))),
+            },
+            (k, Fetched::Stored) => w.write_all(&self.kept[k].data).map_err(|e| output_err(path, e)),
+        }
+    }
+
+    /// DATA_DELTA: a bipatch stream against the source member's data, held in
+    /// memory (bipatch seeks in it).
+    fn delta_data(
+        &mut self,
+        src: &(u64, Fetched),
+        new: &NewMember,
+        ops: &mut impl Read,
+        w: &mut impl Write,
+        buf: &mut [u8],
+    ) -> Result<(), ApplyError> {
+        let (index, size, path) = (new.index, new.size, new.path.as_str());
+        let len = patchfile::read_varint(ops).map_err(|e| self.ops_err(index, stream_problem(&e)))?;
+        let held;
+        let old_data: &[u8] = match src {
+            (k, Fetched::Current(m)) => {
+                let max = self.p.header.max_source;
+                if m.meta.size > max {
+                    return Err(self.old_err(format!(
+                        "old member {k} ({:?}) is {} bytes, the patch expects delta sources of at most {max}: wrong base?",
+                        m.meta.path, m.meta.size
+                    )));
+                }
+                held = self.read_data(m.meta.size)?;
+                &held
+            }
+            (k, Fetched::Stored) => &self.kept[k].data,
+        };
+        let delta_err = |what: String| ApplyError::Ops { patch: self.p.path.clone(), member: index, what: format!("{path}: {what}") };
+        let mut delta = ops.take(len);
+        let mut patched =
+            bipatch::Reader::new(&mut delta, io::Cursor::new(old_data)).map_err(|e| delta_err(format!("delta: {}", chain(&e))))?;
+        match copy_exact(&mut patched, w, size, buf) {
+            Ok(()) => {}
+            Err(CopyError::Write(e)) => return Err(output_err(path, e)),
+            Err(CopyError::Read(e)) => return Err(delta_err(format!("delta: {}", stream_problem(&e)))),
+            Err(CopyError::Short(n)) => return Err(delta_err(format!("delta makes {n} bytes fewer than {size}"))),
+        }
+        let extra = patched.read(&mut buf[..1]).map_err(|e| delta_err(format!("delta: {}", chain(&e))))?;
+        drop(patched);
+        if extra != 0 || delta.limit() != 0 {
+            return Err(delta_err(format!("delta longer than the {size} bytes it makes")));
+        }
+        Ok(())
+    }
+
+    /// The end op, after `members` ops: the tail that follows the
+    /// end-of-archive block, and nothing after it.
+    fn write_end(&self, members: u64, ops: &mut impl Read, w: &mut impl Write, buf: &mut [u8]) -> Result<(), ApplyError> {
+        let h = &self.p.header;
+        let end_err = |what: String| self.ops_err(members, what);
+        if members != h.new_members {
+            return Err(end_err(format!("{members} members, the header declares {}", h.new_members)));
+        }
+        let tail_len = patchfile::read_varint(ops).map_err(|e| end_err(stream_problem(&e)))?;
+        if tail_len > h.tail_size {
+            return Err(end_err(format!("tail of {tail_len} bytes, the header declares {}", h.tail_size)));
+        }
+        let mut tail = vec![0u8; usize::try_from(tail_len).expect("bounded by tail_size")];
+        ops.read_exact(&mut tail).map_err(|e| end_err(stream_problem(&e)))?;
+        if ops.read(&mut buf[..1]).map_err(|e| end_err(stream_problem(&e)))? != 0 {
+            return Err(end_err("data after the end op".into()));
+        }
+        w.write_all(&[0u8; BLOCK]).map_err(|e| output_err("end of archive", e))?;
+        w.write_all(&tail).map_err(|e| output_err("end of archive", e))
+    }
+
+    /// The rest of the old stream, then both digests: the old one first, since
+    /// a wrong base explains a wrong result.
+    fn verify<W: Write>(self, w: HashingWriter<BufWriter<W>>) -> Result<Digests, ApplyError> {
+        let (p, label) = (self.p, self.label);
+        drop(self.kept);
+        let old_digests = finish_old(self.old).map_err(|e| tar_err(p, label, e))?;
+        if !p.header.old.matches(&old_digests) {
+            return Err(ApplyError::Old { patch: p.path.clone(), label: label.into(), what: digest_mismatch(&p.header.old, &old_digests) });
+        }
+        let (buffered, new_digests) = w.finish();
+        buffered
+            .into_inner()
+            .map_err(|e| output_err("end of archive", e.into_error()))?
+            .flush()
+            .map_err(|e| output_err("end of archive", e))?;
+        if !p.header.new.matches(&new_digests) {
+            return Err(ApplyError::New { patch: p.path.clone(), what: digest_mismatch(&p.header.new, &new_digests) });
+        }
+        Ok(new_digests)
+    }
+
     fn old_err(&self, what: String) -> ApplyError {
         ApplyError::Old { patch: self.p.path.clone(), label: self.label.into(), what }
     }
@@ -297,7 +367,7 @@ impl<R: Read> Applier<'_, R> {
     fn old_io_err(&self, e: io::Error) -> ApplyError {
         match e.into_inner().map(|inner| inner.downcast::<TarError>()) {
             Some(Ok(tar)) => tar_err(self.p, self.label, *tar),
-            Some(Err(other)) => self.old_err(other.to_string()),
+            Some(Err(other)) => self.old_err(chain(&*other)),
             None => self.old_err("read error".into()),
         }
     }
@@ -420,7 +490,7 @@ fn tar_err(p: &PatchFile, label: &str, e: TarError) -> ApplyError {
             return ApplyError::Stopped { patch: p.path.clone(), what: source.to_string() };
         }
     }
-    ApplyError::Old { patch: p.path.clone(), label: label.into(), what: e.to_string() }
+    ApplyError::Old { patch: p.path.clone(), label: label.into(), what: chain(&e) }
 }
 
 fn output_err(member: &str, e: io::Error) -> ApplyError {
@@ -431,11 +501,11 @@ fn output_err(member: &str, e: io::Error) -> ApplyError {
 fn stream_problem(e: &io::Error) -> String {
     match e.kind() {
         io::ErrorKind::UnexpectedEof => "ops stream ends early (truncated patch?)".into(),
-        _ => format!("ops stream: {e}"),
+        _ => format!("ops stream: {}", chain(e)),
     }
 }
 
-fn digest_mismatch(expected: &format::TarDigest, found: &Digests) -> String {
+fn digest_mismatch(expected: &patchfile::TarDigest, found: &Digests) -> String {
     if expected.size != found.size {
         format!("{} bytes, expected {} bytes (SHA-256 {})", found.size, expected.size, expected.sha256)
     } else if expected.sha256 != found.sha256_hex() {

@@ -8,7 +8,6 @@
 //! The ops go to a temporary file first, since the header in front of them holds
 //! their size and digest; the patch appears under its final name only when whole.
 
-pub mod format;
 pub mod matcher;
 pub mod ordered;
 pub mod plan;
@@ -16,8 +15,8 @@ pub mod scan;
 
 use crate::names::{DistName, NameError, PatchName};
 use crate::os;
+use crate::patchfile::{self, PatchHeader, Stats, TarDigest};
 use crate::tario::HashingWriter;
-use format::{PatchHeader, Stats, TarDigest};
 use matcher::{Choice, DataFrom};
 use scan::{ScanError, ScannedTar};
 use sha2::{Digest, Sha256};
@@ -34,13 +33,13 @@ pub const DEFAULT_LEVEL: i32 = 19;
 pub enum DeltaError {
     #[error(transparent)]
     Scan(#[from] ScanError),
-    #[error("{}: cannot tell the dist name from the file name ({source}); name it, or pass --from-name/--to-name", path.display())]
+    #[error("{}: cannot tell the dist name from the file name (name it, or pass --from-name/--to-name)", path.display())]
     Name { path: PathBuf, source: NameError },
     #[error("{0}")]
     Patch(NameError),
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Output { path: PathBuf, source: io::Error },
-    #[error("{}: delta of member {member}: {source}", path.display())]
+    #[error("{}: delta of member {member}", path.display())]
     Diff { path: PathBuf, member: String, source: io::Error },
 }
 
@@ -112,13 +111,13 @@ pub fn diff(opts: &DiffOptions) -> Result<Diffed, DeltaError> {
 
     let delta_source = |c: &Choice| if let DataFrom::Delta(k) = c.data { old.members[k].size() } else { 0 };
     let header = PatchHeader {
-        format: format::FORMAT_VERSION,
+        format: patchfile::FORMAT_VERSION,
         from: from.to_string(),
         to: to.to_string(),
         old: TarDigest::from(&old.digests),
         old_prefix: {
-            let n = format::PREFIX_LEN.min(old.digests.size);
-            format::Prefix { size: n, sha256: hex::encode(Sha256::digest(old.read_at(0, n)?)) }
+            let n = patchfile::PREFIX_LEN.min(old.digests.size);
+            patchfile::Prefix { size: n, sha256: hex::encode(Sha256::digest(old.read_at(0, n)?)) }
         },
         new: TarDigest::from(&new.digests),
         old_members: old.members.len() as u64,
@@ -129,14 +128,14 @@ pub fn diff(opts: &DiffOptions) -> Result<Diffed, DeltaError> {
         max_raw_header: new.members.iter().map(|m| m.raw_header.len() as u64).max().unwrap_or(0),
         max_delta: stats.1,
         tail_size: new.tail.len() as u64,
-        window_log: format::WINDOW_LOG,
+        window_log: patchfile::WINDOW_LOG,
         ops_size: ops_digests.size,
         ops_sha256: ops_digests.sha256_hex(),
         stats: stats.0,
     };
     os::write_atomically(&out_path, |f| {
         let mut w = BufWriter::new(f);
-        format::write_header(&mut w, &header)?;
+        patchfile::write_header(&mut w, &header)?;
         io::copy(&mut File::open(ops_file.path())?, &mut w)?;
         w.flush()
     })
@@ -182,26 +181,26 @@ impl<W: Write> Emitter<'_, W> {
         let i = self.next;
         self.next += 1;
         let (c, m) = (self.choices[i], &self.new.members[i]);
-        let header_op = if c.header_from.is_some() { format::HDR_SAME } else { format::HDR_LITERAL };
+        let header_op = if c.header_from.is_some() { patchfile::HDR_SAME } else { patchfile::HDR_LITERAL };
         let data_op = match c.data {
-            DataFrom::None => format::DATA_NONE,
-            DataFrom::Copy(_) => format::DATA_COPY,
-            DataFrom::Delta(_) => format::DATA_DELTA,
-            DataFrom::Literal => format::DATA_LITERAL,
+            DataFrom::None => patchfile::DATA_NONE,
+            DataFrom::Copy(_) => patchfile::DATA_COPY,
+            DataFrom::Delta(_) => patchfile::DATA_DELTA,
+            DataFrom::Literal => patchfile::DATA_LITERAL,
         };
         let z = &mut self.z;
         let written = (|| {
-            z.write_all(&[format::tag(header_op, data_op)])?;
+            z.write_all(&[patchfile::tag(header_op, data_op)])?;
             if let Some((k, _)) = c.source() {
-                format::write_varint(z, format::zigzag(k as i64 - self.cursor as i64))?;
+                patchfile::write_varint(z, patchfile::zigzag(k as i64 - self.cursor as i64))?;
                 self.cursor = self.cursor.max(k + 1);
             }
             if c.header_from.is_none() {
-                format::write_varint(z, m.raw_header.len() as u64)?;
+                patchfile::write_varint(z, m.raw_header.len() as u64)?;
                 z.write_all(&m.raw_header)?;
             }
             if let Some(d) = &delta {
-                format::write_varint(z, d.len() as u64)?;
+                patchfile::write_varint(z, d.len() as u64)?;
                 z.write_all(d)?;
             }
             Ok(())
@@ -241,7 +240,7 @@ fn write_ops<W: Write + Send>(
 ) -> Result<(W, (Stats, u64)), DeltaError> {
     let out_err = |e| DeltaError::Output { path: opts.out_dir.clone(), source: e };
     let mut z = zstd::stream::write::Encoder::new(w, opts.level).map_err(out_err)?;
-    z.window_log(format::WINDOW_LOG).map_err(out_err)?;
+    z.window_log(patchfile::WINDOW_LOG).map_err(out_err)?;
     z.include_checksum(true).map_err(out_err)?;
     z.include_contentsize(false).map_err(out_err)?;
     let mut e = Emitter { z, old, new, choices, out_dir: &opts.out_dir, cursor: 0, next: 0, stats: Stats::default(), max_delta: 0 };
@@ -261,8 +260,8 @@ fn write_ops<W: Write + Send>(
     )?;
     e.until(choices.len())?;
     let end = (|| {
-        e.z.write_all(&[format::TAG_END])?;
-        format::write_varint(&mut e.z, new.tail.len() as u64)?;
+        e.z.write_all(&[patchfile::TAG_END])?;
+        patchfile::write_varint(&mut e.z, new.tail.len() as u64)?;
         e.z.write_all(&new.tail)?;
         e.z.finish()
     })();

@@ -8,9 +8,9 @@
 //! and a jump far ahead that would force too much to be kept is refused the same
 //! way, so memory stays bounded whatever the matcher asked for.
 
-use super::format::Keep;
 use super::matcher::Choice;
 use super::scan::ScannedMember;
+use crate::patchfile::Keep;
 use std::collections::BTreeMap;
 
 /// Applies the cap to the matcher's choices; returns the choices the ops will

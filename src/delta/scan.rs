@@ -40,9 +40,9 @@ pub struct ScannedTar {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ScanError {
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Io { path: PathBuf, source: io::Error },
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Tar { path: PathBuf, source: TarError },
 }
 

@@ -11,10 +11,10 @@
 use super::journal::{self, JournalError, Op};
 use super::plan::{Action, Plan};
 use super::stage::Staged;
-use super::{hook, sys};
 use crate::manifest::Manifest;
 use crate::os;
 use crate::tario::{Kind, Meta};
+use crate::testhooks;
 use std::collections::HashSet;
 use std::fs;
 use std::io;
@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CommitError {
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Io { path: PathBuf, source: io::Error },
     #[error(transparent)]
     Journal(#[from] JournalError),
@@ -129,7 +129,7 @@ pub fn build_ops(manifest: &Manifest, manifest_meta: &Meta, plan: &Plan, staged:
 pub fn run_ops(root: &Path, journal_path: &Path, ops: &[Op], from: usize) -> Result<(), CommitError> {
     let mut marks = journal::Marks::open(journal_path)?;
     for (i, op) in ops.iter().enumerate().skip(from) {
-        hook::point("op");
+        testhooks::kill_point("op");
         match op {
             Op::Rename { temp, path, flags } => rename(root, temp, path, flags.as_deref())?,
             Op::Meta { path, mode, uid, gid, mtime, flags } => set_meta(root, path, *mode, *uid, *gid, *mtime, flags.as_deref())?,
@@ -159,7 +159,7 @@ fn rename(root: &Path, temp: &Path, path: &Path, flags: Option<&str>) -> Result<
                 Ok(m) if !m.is_dir() => clear_flags(&p)?,
                 _ => {}
             }
-            os::log_step("rename", &p);
+            testhooks::log_step("rename", &p);
             fs::rename(&t, &p).map_err(io_err(&p))?;
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -170,7 +170,7 @@ fn rename(root: &Path, temp: &Path, path: &Path, flags: Option<&str>) -> Result<
         }
         Err(e) => return Err(io_err(&t)(e)),
     }
-    hook::point("flags");
+    testhooks::kill_point("flags");
     if let Some(f) = flags {
         os::set_file_flags(&p, Some(f)).map_err(io_err(&p))?;
     }
@@ -184,11 +184,11 @@ fn set_meta(root: &Path, path: &Path, mode: u32, uid: u32, gid: u32, mtime: i64,
     if current.is_some() {
         os::set_file_flags(&p, None).map_err(io_err(&p))?;
     }
-    sys::lchown(&p, uid, gid).map_err(io_err(&p))?;
+    os::lchown(&p, uid, gid).map_err(io_err(&p))?;
     if !m.file_type().is_symlink() {
         fs::set_permissions(&p, fs::Permissions::from_mode(mode)).map_err(io_err(&p))?;
     }
-    sys::set_mtime_nofollow(&p, mtime).map_err(io_err(&p))?;
+    os::set_mtime_nofollow(&p, mtime).map_err(io_err(&p))?;
     if flags.is_some() {
         os::set_file_flags(&p, flags).map_err(io_err(&p))?;
     }
@@ -214,11 +214,11 @@ fn kernel_swap(root: &Path, dir: &Path, staged: &Path) -> Result<(), CommitError
         if fs::symlink_metadata(&old).is_ok() {
             remove_tree(&old)?;
         }
-        os::log_step("rename", &d);
+        testhooks::log_step("rename", &d);
         fs::rename(&d, &old).map_err(io_err(&old))?;
-        hook::point("kernel-old");
+        testhooks::kill_point("kernel-old");
     }
-    os::log_step("rename", &s);
+    testhooks::log_step("rename", &s);
     fs::rename(&s, &d).map_err(io_err(&d))?;
     os::sync_dir(d.parent().unwrap_or(root)).map_err(io_err(&d))
 }

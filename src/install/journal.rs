@@ -14,8 +14,15 @@
 //!   records that `make upgrade` succeeded, so that it runs exactly once.
 //!
 //! Paths are relative to the root and escaped like the manifest's (`\ooo`).
+//! A journal read back is checked like any other input before anything acts
+//! on it (an undo removes what it lists): every path must be relative,
+//! without `..` or NUL; what staging creates under a temporary name must have
+//! one, and the new base must be in the state directory.
 
+use super::plan::TEMP_PREFIX;
+use super::state::STATE_DIR;
 use crate::names::DistName;
+use crate::tario::check_relative;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -25,7 +32,7 @@ const MAGIC: &str = "#binarydist journal 1";
 
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Io { path: PathBuf, source: io::Error },
     #[error("{}: line {line}: {what} (remove it only if you know the install it belongs to is gone)", path.display())]
     Syntax { path: PathBuf, line: usize, what: String },
@@ -225,21 +232,27 @@ pub fn read(path: &Path) -> Result<Option<Found>, JournalError> {
             }
             let mut items = Vec::new();
             for (no, line) in body {
-                let (key, value) = line.split_once(' ').ok_or_else(|| syntax(no, line))?;
+                let bad = |what: &str| syntax(no, &format!("{what}: {line}"));
+                let (key, value) = line.split_once(' ').ok_or_else(|| bad("no value"))?;
                 if key == "dir-time" {
                     let w: Vec<&str> = value.splitn(3, ' ').collect();
-                    let [sec, nsec, p] = w[..] else { return Err(syntax(no, line)) };
-                    let (Ok(sec), Ok(nsec), Some(p)) = (sec.parse(), nsec.parse(), unescape(p)) else { return Err(syntax(no, line)) };
+                    let [sec, nsec, p] = w[..] else { return Err(bad("bad dir-time")) };
+                    let (Ok(sec), Some(nsec)) = (sec.parse::<i64>(), nsec.parse::<i64>().ok().filter(|n| (0..1_000_000_000).contains(n)))
+                    else {
+                        return Err(bad("bad time"));
+                    };
+                    // The root itself is ".": the parent of a top-level entry.
+                    let p = if p == "." { PathBuf::from(".") } else { path_in_root(p).map_err(|w| bad(&w))? };
                     items.push(Item::DirTime(p, sec, nsec));
                     continue;
                 }
-                let p = unescape(value).ok_or_else(|| syntax(no, line))?;
+                let p = path_in_root(value).map_err(|w| bad(&w))?;
                 items.push(match key {
-                    "base-new" => Item::BaseNew(p),
+                    "base-new" => Item::BaseNew(in_state_dir(p).map_err(|w| bad(&w))?),
                     "created-dir" => Item::CreatedDir(p),
-                    "staged" => Item::Staged(p),
-                    "staged-tree" => Item::StagedTree(p),
-                    _ => return Err(syntax(no, line)),
+                    "staged" => Item::Staged(temp_name(p).map_err(|w| bad(&w))?),
+                    "staged-tree" => Item::StagedTree(temp_name(p).map_err(|w| bad(&w))?),
+                    _ => return Err(bad("unknown item")),
                 });
             }
             Ok(Some(Found::Staging(items)))
@@ -266,43 +279,41 @@ fn parse_commit<'a>(
     for (no, line) in lines {
         let w: Vec<&str> = line.split(' ').collect();
         let bad = || syntax(no, line);
-        let p = |i: usize| w.get(i).and_then(|s| unescape(s)).ok_or_else(bad);
-        let num = |i: usize| w.get(i).and_then(|s| s.parse::<i64>().ok()).ok_or_else(bad);
+        let word = |i: usize| w.get(i).copied().ok_or_else(bad);
+        let p = |i: usize| path_in_root(word(i)?).map_err(|why| syntax(no, &format!("{why}: {line}")));
+        let checked = |r: Result<PathBuf, String>| r.map_err(|why| syntax(no, &format!("{why}: {line}")));
+        let number = |i: usize| word(i)?.parse::<u64>().map_err(|_| bad());
+        let id = |i: usize| word(i)?.parse::<u32>().map_err(|_| bad());
         let flags = |i: usize| w.get(i).filter(|f| **f != "-").map(|f| f.to_string());
         match (ended, w[0]) {
-            (false, "dist") => dist = Some(DistName::parse(w.get(1).ok_or_else(bad)?).map_err(|_| bad())?),
+            (false, "dist") => dist = Some(DistName::parse(word(1)?).map_err(|_| bad())?),
             (false, "tar") => {
-                tar_size = num(1)? as u64;
-                md5 = w.get(2).ok_or_else(bad)?.to_string();
-                sha256 = w.get(3).ok_or_else(bad)?.to_string();
+                tar_size = number(1)?;
+                md5 = word(2)?.to_string();
+                sha256 = word(3)?.to_string();
             }
-            (false, "base-new") => base_new = Some(p(1)?),
+            (false, "base-new") => base_new = Some(checked(in_state_dir(p(1)?))?),
             (false, "upgrade-src") => upgrade_src = Some(p(1)?),
             (false, "reboot") => reboot = w.get(1) == Some(&"yes"),
             (false, "stats") => {
-                stats = Stats {
-                    written: num(1)? as u64,
-                    unchanged: num(2)? as u64,
-                    metadata_only: num(3)? as u64,
-                    bytes_written: num(4)? as u64,
-                }
+                stats = Stats { written: number(1)?, unchanged: number(2)?, metadata_only: number(3)?, bytes_written: number(4)? }
             }
             (false, "op") => ops.push(match w.get(1).copied() {
-                Some("rename") => Op::Rename { temp: p(2)?, path: p(3)?, flags: flags(4) },
+                Some("rename") => Op::Rename { temp: checked(temp_name(p(2)?))?, path: p(3)?, flags: flags(4) },
                 Some("meta") => Op::Meta {
                     path: p(2)?,
-                    mode: u32::from_str_radix(w.get(3).ok_or_else(bad)?, 8).map_err(|_| bad())?,
-                    uid: num(4)? as u32,
-                    gid: num(5)? as u32,
-                    mtime: num(6)?,
+                    mode: u32::from_str_radix(word(3)?, 8).ok().filter(|m| *m <= 0o7777).ok_or_else(bad)?,
+                    uid: id(4)?,
+                    gid: id(5)?,
+                    mtime: word(6)?.parse::<i64>().map_err(|_| bad())?,
                     flags: flags(7),
                 },
-                Some("kernel-swap") => Op::KernelSwap { dir: p(2)?, staged: p(3)? },
+                Some("kernel-swap") => Op::KernelSwap { dir: p(2)?, staged: checked(temp_name(p(3)?))? },
                 Some("remove") => Op::Remove { path: p(2)? },
                 _ => return Err(bad()),
             }),
             (false, "end") => ended = true,
-            (true, "done") => done = done.max(num(1)? as usize),
+            (true, "done") => done = done.max(word(1)?.parse::<usize>().map_err(|_| bad())?),
             (true, "upgraded") => upgraded = true,
             (true, _) if !line.is_empty() => {} // a mark torn by a crash: ignored, its op is redone
             _ => return Err(bad()),
@@ -318,6 +329,33 @@ fn parse_commit<'a>(
         done,
         upgraded,
     })
+}
+
+/// A path read from the journal, checked: relative, no `..`, no NUL.
+fn path_in_root(s: &str) -> Result<PathBuf, String> {
+    let p = unescape(s).ok_or("bad escape or empty path")?;
+    if p.as_os_str().as_bytes().contains(&0) {
+        return Err("path with a NUL byte".into());
+    }
+    check_relative(&p).map_err(|e| e.to_string())?;
+    Ok(p)
+}
+
+/// Something staging created under one of the installer's temporary names.
+fn temp_name(p: PathBuf) -> Result<PathBuf, String> {
+    match p.file_name() {
+        Some(n) if n.as_bytes().starts_with(TEMP_PREFIX.as_bytes()) => Ok(p),
+        _ => Err(format!("not a temporary name ({TEMP_PREFIX}*)")),
+    }
+}
+
+/// The new base, which lives in the state directory.
+fn in_state_dir(p: PathBuf) -> Result<PathBuf, String> {
+    if p.starts_with(STATE_DIR) {
+        Ok(p)
+    } else {
+        Err(format!("not in {STATE_DIR}"))
+    }
 }
 
 pub fn escape(p: &Path) -> String {
@@ -402,5 +440,46 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn hostile_paths_and_numbers_are_refused_on_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = path(dir.path());
+        let staging = |body: &str| format!("{MAGIC}\nphase staging\n{body}\n");
+        let commit = |body: &str| {
+            format!(
+                "{MAGIC}\nphase commit\ndist DragonFly-world-x86_64-master-20261128T103900Z-v1\ntar 1 aa bb\n\
+                 base-new var/db/binarydist/world/.base.new.tar.gz\n{body}\nend\n"
+            )
+        };
+        for text in [
+            staging("staged ../outside/.bdtmp.1"),
+            staging("staged /etc/.bdtmp.1"),
+            staging("staged etc/passwd"),
+            staging("staged etc/\\000.bdtmp.1"),
+            staging("staged-tree boot/kernel"),
+            staging("created-dir usr/../.."),
+            staging("base-new etc/passwd"),
+            staging("dir-time 1 2000000000 etc"),
+            staging("dir-time 1 0 /"),
+            commit("op remove ../x"),
+            commit("op rename etc/passwd etc/shadow -"),
+            commit("op rename etc/.bdtmp.1 /etc/passwd -"),
+            commit("op meta bin 755 -1 0 0 -"),
+            commit("op meta bin 17777 0 0 0 -"),
+            commit("op kernel-swap boot/kernel boot/other"),
+            commit("stats -1 0 0 0"),
+            commit("upgrade-src ../src"),
+            commit("end\ndone -3"),
+        ] {
+            std::fs::write(&j, &text).unwrap();
+            match read(&j) {
+                Err(JournalError::Syntax { .. }) => {}
+                other => panic!("accepted {text:?}: {other:?}"),
+            }
+        }
+        std::fs::write(&j, staging("dir-time 1 999999999 .\nstaged etc/.bdtmp.7")).unwrap();
+        assert!(matches!(read(&j), Ok(Some(Found::Staging(items))) if items.len() == 2));
     }
 }

@@ -1,15 +1,16 @@
 //! `binarydist install`: puts a dist (or a patch chain's result) onto a root
 //! without ever leaving a mix that cannot boot. The steps, in order, each a
-//! function named for it below (see "Installing on a live system" in the
-//! design notes):
+//! function named for it below (docs/install.md tells them for an admin, with
+//! the state directory, the journal and what is durable when):
 //!
-//! 1. `take_lock`, `finish_or_undo_interrupted_install`, `open_source`,
+//! 1. `take_lock`, `finish_or_undo_interrupted_install`, `Source::open`,
 //!    `read_new_manifest`, `check_base`, `plan::make` (hostile archives are
 //!    refused here), `check_free_space`;
 //! 2. `stage::stage_all`: one pass over the stream, tee'd into the new base and
 //!    the hashes, unchanged entries skipped;
 //! 3. `verify_stream`: MD5 and SHA-256; on failure the transaction undoes itself;
-//! 4. `make_staged_durable`, the commit record, `commit::run_ops`;
+//! 4. `make_staged_durable` (see `durable`), the commit record, `commit::run_ops`,
+//!    `durable::commit_done`;
 //! 5. `run_make_upgrade`, exactly once;
 //! 6. `State::record`, journal cleared, summary.
 //!
@@ -19,24 +20,22 @@
 //! subset is pruned here, and a kernel directory is replaced whole.
 
 mod commit;
+mod durable;
 mod guard;
-mod hook;
 pub mod journal;
 mod plan;
 mod source;
 mod stage;
 pub mod state;
-mod sys;
 mod transaction;
 
-pub use hook::{KILL_AT_ENV, SKIP_SPACE_CHECK_ENV};
 pub use journal::Stats;
 pub use source::Source;
 
-use crate::info::DistError;
 use crate::manifest::{self, Manifest};
 use crate::names::DistName;
-use crate::tario::{Meta, TarError};
+use crate::os;
+use crate::testhooks;
 use journal::{Commit, Found, Item};
 use plan::Plan;
 use source::Stream;
@@ -58,15 +57,13 @@ pub enum InstallError {
     Plan(#[from] plan::PlanError),
     #[error(transparent)]
     Stage(#[from] stage::StageError),
-    #[error("commit: {0}")]
+    #[error("commit")]
     Commit(#[from] commit::CommitError),
-    #[error(transparent)]
-    Dist(#[from] DistError),
+    #[error("{what}")]
+    Manifest { what: String, source: manifest::ManifestError },
     #[error(transparent)]
     Source(#[from] source::SourceError),
-    #[error("{what}: {source}")]
-    Tar { what: String, source: TarError },
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Io { path: PathBuf, source: io::Error },
     #[error("{what}: {algo} of the tar is {found}, expected {expected} (from {from}); nothing was installed")]
     Digest { what: String, algo: &'static str, expected: String, found: String, from: String },
@@ -166,7 +163,7 @@ pub fn install(opts: &Options) -> Result<Summary, InstallError> {
     tx.record(Item::BaseNew(base_new.clone()))?;
     let installed = state.installed(&target.series)?;
     let mut stream = source.open(&root.join(&base_new), &state.base(&target.series), installed.as_ref())?;
-    let (manifest, mut manifest_meta, manifest_text) = read_new_manifest(&mut stream, &target)?;
+    let manifest::Member { manifest, meta: mut manifest_meta, text: manifest_text } = read_new_manifest(&mut stream, &target)?;
     // The manifest member (+MANIFEST) is metadata, not a file of the system:
     // it is kept in the state directory, where the next install compares with it.
     manifest_meta.path = state.manifest_rel(&target.series);
@@ -175,10 +172,11 @@ pub fn install(opts: &Options) -> Result<Summary, InstallError> {
     check_flags_changeable(&root, &manifest, &plan)?;
     check_free_space(&root, &plan, &state, stream.base_estimate())?;
 
-    let mut stager = stage::Stager::new(&mut tx);
+    let mut stager = stage::Stager::new(&mut tx, durable::Flusher::new());
     let staged = stage::stage_all(&mut stream.reader, &manifest, (&manifest_meta, &manifest_text), &plan, &mut stager)?;
+    let flusher = stager.into_flusher();
     let digests = verify_stream(stream)?;
-    hook::point("verified");
+    testhooks::kill_point("verified");
 
     let stats = Stats {
         written: plan.count(plan::Action::Stage) as u64
@@ -199,9 +197,9 @@ pub fn install(opts: &Options) -> Result<Summary, InstallError> {
         stats,
         ops: commit::build_ops(&manifest, &manifest_meta, &plan, &staged),
     };
-    make_staged_durable(&root, &plan, &state)?;
+    make_staged_durable(&plan, &state, &root.join(&commit.base_new), flusher)?;
     tx.commit(&commit)?;
-    hook::point("journal");
+    testhooks::kill_point("journal");
     finish_commit(&root, &state, opts, &commit, 0, false, &mut summary)?;
     Ok(summary)
 }
@@ -255,9 +253,9 @@ fn finish_commit(
 ) -> Result<(), InstallError> {
     let jpath = state.journal();
     {
-        let _quiet = sys::ignore_interrupts();
+        let _quiet = os::ignore_interrupts();
         commit::run_ops(root, &jpath, &c.ops, done)?;
-        sys::sync_filesystem(root).map_err(io_err(root))?;
+        durable::commit_done(root, &c.ops).map_err(|(p, e)| io_err(&p)(e))?;
     }
     summary.make_upgrade = "none";
     if let Some(src) = &c.upgrade_src {
@@ -268,7 +266,7 @@ fn finish_commit(
         summary.make_upgrade = "ran";
     }
     state.record(c)?;
-    hook::point("recorded");
+    testhooks::kill_point("recorded");
     journal::clear(&jpath)?;
     summary.dist = Some(c.dist.to_string());
     summary.stats = c.stats;
@@ -290,25 +288,16 @@ fn check_base(state: &State, source: &Source, target: &DistName) -> Result<(), I
 }
 
 /// The manifest, first member of the stream: what the dist is and every entry.
-fn read_new_manifest(stream: &mut Stream, target: &DistName) -> Result<(Manifest, Meta, Vec<u8>), InstallError> {
-    let what = stream.what.clone();
-    let tar_err = |e| InstallError::Tar { what: what.clone(), source: e };
-    let expected = manifest::member_path(&target.series);
-    let member = stream.reader.next_member().map_err(tar_err)?;
-    let found = member.as_ref().map(|m| m.meta.path.display().to_string()).unwrap_or_else(|| "end of archive".into());
-    let member = member.filter(|m| m.meta.path == expected && m.meta.kind == crate::tario::Kind::File && m.meta.size <= manifest::MAX_SIZE);
-    let Some(member) = member else {
-        return Err(DistError::NoManifest { path: what.into(), expected: expected.display().to_string(), found }.into());
-    };
-    let text = stream.reader.read_data_to_vec().map_err(tar_err)?;
-    let m = std::str::from_utf8(&text)
-        .map_err(|_| manifest::ManifestError::Magic)
-        .and_then(Manifest::parse)
-        .map_err(|e| DistError::Manifest { path: stream.what.clone().into(), source: e })?;
-    if m.name != *target {
-        return Err(InstallError::WrongDist { what: stream.what.clone(), expected: target.to_string(), found: m.name.to_string() });
+fn read_new_manifest(stream: &mut Stream, target: &DistName) -> Result<manifest::Member, InstallError> {
+    let m = manifest::read_member(&mut stream.reader).map_err(|e| InstallError::Manifest { what: stream.what.clone(), source: e })?;
+    if m.manifest.name != *target {
+        return Err(InstallError::WrongDist {
+            what: stream.what.clone(),
+            expected: target.to_string(),
+            found: m.manifest.name.to_string(),
+        });
     }
-    Ok((m, member.meta, text))
+    Ok(m)
 }
 
 /// The commit clears the flags of every file it replaces or changes in place,
@@ -349,7 +338,7 @@ fn check_flags_changeable(root: &Path, manifest: &Manifest, plan: &Plan) -> Resu
     for p in touched {
         let flags = crate::os::file_flags(&p).map_err(io_err(&p))?.unwrap_or_default();
         if flags.split(',').any(|f| crate::os::SYSTEM_FLAGS.contains(&f)) {
-            let path = p.strip_prefix(root).map(|r| Path::new("/").join(r)).unwrap_or(p);
+            let path = p.strip_prefix(root).map(|r| Path::new("/").join(r)).unwrap_or_else(|_| p.clone());
             return Err(InstallError::FlagsLocked { path, flags, why });
         }
     }
@@ -357,7 +346,7 @@ fn check_flags_changeable(root: &Path, manifest: &Manifest, plan: &Plan) -> Resu
 }
 
 fn check_free_space(root: &Path, plan: &Plan, state: &State, base_bytes: u64) -> Result<(), InstallError> {
-    if hook::skip_space_check() {
+    if testhooks::skip_space_check() {
         return Ok(());
     }
     let mut needs: Vec<(u64, plan::Need)> = plan.needs.iter().map(|(d, n)| (*d, n.clone())).collect();
@@ -402,19 +391,19 @@ fn verify_stream(stream: Stream) -> Result<crate::tario::Digests, InstallError> 
 }
 
 /// Staged files, their directories and the new base reach the disk before the
-/// commit record does: one syncfs per file system written.
-fn make_staged_durable(root: &Path, plan: &Plan, state: &State) -> Result<(), InstallError> {
+/// commit record does (see `durable` for how, per system). The new base was
+/// fsynced as it was closed; its directory, and the state directory (made by
+/// the first install), are fsynced with the rest.
+fn make_staged_durable(plan: &Plan, state: &State, base_new: &Path, mut flusher: durable::Flusher) -> Result<(), InstallError> {
+    flusher.entry(base_new);
+    for made in base_new.ancestors().skip(1).take_while(|d| *d != state.root()) {
+        flusher.entry(made);
+    }
     let mut probes: Vec<&Path> = plan.needs.values().map(|n| n.probe.as_path()).collect();
     probes.push(state.dir());
-    probes.push(root);
-    let mut seen = std::collections::HashSet::new();
-    for p in probes {
-        let dev = std::os::unix::fs::MetadataExt::dev(&std::fs::metadata(p).map_err(io_err(p))?);
-        if seen.insert(dev) {
-            sys::sync_filesystem(p).map_err(io_err(p))?;
-        }
-    }
-    Ok(())
+    // Directories created in place count in no need: the root's file system.
+    probes.push(state.root());
+    flusher.finish(&probes).map_err(|(p, e)| io_err(&p)(e))
 }
 
 /// Step 5: the /usr/src `upgrade` target itself, from the subset the dist
@@ -428,7 +417,7 @@ fn run_make_upgrade(root: &Path, guard_dir: &Path, src: &Path, make: &str) -> Re
     if src != Path::new(manifest::UPGRADE_SRC_PREFIX) || !plan::through_real_dirs(root, &src.join("Makefile")) {
         return Err(io_err(&dir)(io::Error::other(format!("not the shipped upgrade subset under {}", manifest::UPGRADE_SRC_PREFIX))));
     }
-    hook::point("upgrade");
+    testhooks::kill_point("upgrade");
     let other_root = root != Path::new("/");
     let destdir = if other_root { root.display().to_string() } else { String::new() };
     let guards = if other_root { Some(guard::Guards::install(guard_dir).map_err(io_err(guard_dir))?) } else { None };
@@ -452,11 +441,11 @@ fn run_make_upgrade(root: &Path, guard_dir: &Path, src: &Path, make: &str) -> Re
         cmd.env("PATH", g.path(&path)).env(guard::PATH_ENV, &path).env(guard::ROOT_ENV, root);
     }
     let mut child = cmd.spawn().map_err(|e| InstallError::Upgrade { dir: dir.clone(), status: format!("cannot run {make}: {e}") })?;
-    hook::point("upgrading");
+    testhooks::kill_point("upgrading");
     let status = child.wait().map_err(|e| InstallError::Upgrade { dir: dir.clone(), status: e.to_string() })?;
     if !status.success() {
         return Err(InstallError::Upgrade { dir, status: status.to_string() });
     }
-    hook::point("upgraded");
+    testhooks::kill_point("upgraded");
     Ok(())
 }

@@ -10,8 +10,8 @@
 //! archive (so never outside the root); device nodes unless running as root;
 //! a directory in the dist where the root has something else, and the reverse.
 
-use super::sys;
 use crate::manifest::{self, Entry, Manifest, UPGRADE_SRC_PREFIX};
+use crate::os;
 use crate::tario::{check_relative, Kind, Meta};
 use std::collections::{HashMap, HashSet};
 use std::fs;
@@ -28,7 +28,7 @@ pub const TEMP_PREFIX: &str = ".bdtmp.";
 pub enum PlanError {
     #[error("refusing the archive: {}: {why}", path.display())]
     Refused { path: PathBuf, why: String },
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Io { path: PathBuf, source: io::Error },
 }
 
@@ -182,147 +182,29 @@ fn content_matches(e: &Entry, m: &fs::Metadata, abs: &Path, old: Option<&Entry>)
 }
 
 pub fn make(root: &Path, new: &Manifest, old: Option<&Manifest>) -> Result<Plan, PlanError> {
-    let old_by_path: HashMap<&Path, &Entry> =
-        old.map(|o| o.entries.iter().map(|e| (e.meta.path.as_path(), e)).collect()).unwrap_or_default();
-    let manifest_member = manifest::member_path(&new.name.series);
-    let kernel_dir =
-        new.name.series.is_kernel().then(|| PathBuf::from(KERNEL_DIR)).filter(|k| new.entries.iter().any(|e| e.meta.path == *k));
-    let kernel_staged = kernel_dir.as_ref().map(|k| k.with_file_name(format!("{TEMP_PREFIX}{}", k.file_name().unwrap().to_string_lossy())));
-    let root_user = sys::is_root();
+    check_upgrade_src(new)?;
+    let mut planner = Planner::new(root, new, old);
+    for e in &new.entries {
+        planner.entry(e)?;
+    }
+    let Planner { actions, existed, kernel, needs, reboot, .. } = planner;
+    Ok(Plan { actions, existed, kernel, removals: removals(new, old), needs, reboot })
+}
 
-    let mut look = Looker { root, cache: HashMap::new(), devs: HashMap::new() };
-    let mut seen: HashMap<PathBuf, Kind> = HashMap::new();
-    let mut stored_seen: HashSet<PathBuf> = HashSet::new();
-    let mut used_as_dir: HashSet<PathBuf> = HashSet::new();
-    let mut actions = Vec::with_capacity(new.entries.len());
-    let mut existed = Vec::with_capacity(new.entries.len());
-    let mut staged_files: HashSet<&Path> = HashSet::new();
-    let mut needs: HashMap<u64, Need> = HashMap::new();
-    let mut reboot = kernel_dir.is_some();
-
-    // The manifest names the directory `make upgrade` runs in, as root: only
-    // the dist's own subset directory will do, never a path of its choosing.
+/// The manifest names the directory `make upgrade` runs in, as root: only the
+/// dist's own subset directory will do, never a path of its choosing.
+fn check_upgrade_src(new: &Manifest) -> Result<(), PlanError> {
     if let Some(src) = &new.upgrade_src {
         if src != Path::new(UPGRADE_SRC_PREFIX) || !new.entries.iter().any(|e| e.meta.path == *src && e.meta.kind == Kind::Dir) {
             return Err(refuse(src, format!("the upgrade subset must be the dist's own directory {UPGRADE_SRC_PREFIX}")));
         }
     }
+    Ok(())
+}
 
-    for e in &new.entries {
-        let path = e.meta.path.as_path();
-        let stored = e.stored_path();
-        for p in [path, stored.as_path()] {
-            check_relative(p).map_err(|why| refuse(p, why.to_string()))?;
-        }
-        if path == manifest_member || seen.contains_key(path) || !stored_seen.insert(stored.clone()) {
-            return Err(refuse(path, "duplicate entry"));
-        }
-        if path.components().any(|c| c.as_os_str().to_string_lossy().starts_with(TEMP_PREFIX)) {
-            return Err(refuse(path, format!("names starting with {TEMP_PREFIX} are the installer's temporary names")));
-        }
-        if path.starts_with(super::state::STATE_DIR) && path != Path::new(super::state::STATE_DIR) {
-            return Err(refuse(path, "inside the installer's state directory"));
-        }
-        if matches!(e.meta.kind, Kind::CharDev | Kind::BlockDev) && !root_user {
-            return Err(refuse(path, "device node, and only root may create one"));
-        }
-        if e.meta.kind != Kind::Dir && used_as_dir.contains(path) {
-            return Err(refuse(path, format!("a {} in the archive, but an earlier entry goes through it", e.meta.kind.word())));
-        }
-        if e.meta.kind == Kind::HardLink {
-            let target = e.meta.link.as_deref().unwrap_or(Path::new(""));
-            check_relative(target).map_err(|why| refuse(path, format!("hard link to {}: {why}", target.display())))?;
-            if seen.get(target) != Some(&Kind::File) {
-                return Err(refuse(path, format!("hard link to {}, which is not a regular file earlier in the archive", target.display())));
-            }
-        }
-        let in_kernel = kernel_dir.as_ref().is_some_and(|k| path.starts_with(k));
-        // Every ancestor must be a real directory: in the archive and in the root.
-        let ancestors: Vec<&Path> = path.ancestors().skip(1).filter(|a| !a.as_os_str().is_empty()).collect();
-        for anc in ancestors.into_iter().rev() {
-            if let Some(k) = seen.get(anc) {
-                if *k != Kind::Dir {
-                    return Err(refuse(path, format!("goes through {}, a {} planted earlier in the archive", anc.display(), k.word())));
-                }
-            }
-            used_as_dir.insert(anc.to_path_buf());
-            if in_kernel && anc.starts_with(kernel_dir.as_ref().unwrap()) {
-                continue; // staged in a fresh tree, never through the root's
-            }
-            match look.lstat(anc)? {
-                Some(m) if m.is_dir() => {}
-                Some(m) if m.file_type().is_symlink() => {
-                    let to = fs::read_link(root.join(anc)).map(|t| t.display().to_string()).unwrap_or_default();
-                    return Err(refuse(path, format!("goes through {}, a symlink already in the root (-> {to})", anc.display())));
-                }
-                Some(m) => return Err(refuse(path, format!("goes through {}, a {} in the root", anc.display(), kind_of(m.file_type())))),
-                None => {} // created while staging, as tar does
-            }
-        }
-        seen.insert(path.to_path_buf(), e.meta.kind);
-
-        let abs = root.join(path);
-        let here = if in_kernel && path != kernel_dir.as_deref().unwrap() { None } else { look.lstat(path)? };
-        existed.push(here.is_some());
-        if let Some(m) = &here {
-            let is_dir = m.is_dir();
-            if e.meta.kind == Kind::Dir && !is_dir {
-                return Err(refuse(path, format!("a directory in the dist, a {} in the root", kind_of(m.file_type()))));
-            }
-            if e.meta.kind != Kind::Dir && is_dir {
-                return Err(refuse(path, format!("a {} in the dist, a directory in the root", e.meta.kind.word())));
-            }
-        }
-        let action = if in_kernel {
-            Action::KernelTree
-        } else {
-            match (&here, e.meta.kind) {
-                (None, Kind::Dir) => Action::CreateDir,
-                (None, _) => Action::Stage,
-                (Some(m), Kind::Dir) => {
-                    if meta_matches(&e.meta, m, &abs) {
-                        Action::Unchanged
-                    } else {
-                        Action::MetaOnly
-                    }
-                }
-                (Some(m), Kind::HardLink) => {
-                    let target = e.meta.link.as_deref().unwrap();
-                    let same_inode = !staged_files.contains(target)
-                        && look.lstat(target)?.is_some_and(|t| t.is_file() && t.dev() == m.dev() && t.ino() == m.ino());
-                    if !same_inode {
-                        Action::Stage
-                    } else if meta_matches(&e.meta, m, &abs) {
-                        Action::Unchanged
-                    } else {
-                        Action::MetaOnly
-                    }
-                }
-                (Some(m), _) => {
-                    if !content_matches(e, m, &abs, old_by_path.get(path).copied()) {
-                        Action::Stage
-                    } else if meta_matches(&e.meta, m, &abs) {
-                        Action::Unchanged
-                    } else {
-                        Action::MetaOnly
-                    }
-                }
-            }
-        };
-        if matches!(action, Action::Stage | Action::KernelTree) {
-            if matches!(e.meta.kind, Kind::File | Kind::HardLink) {
-                staged_files.insert(path);
-            }
-            if e.critical && action == Action::Stage {
-                reboot = true;
-            }
-            let (dev, probe) = look.device_of(path)?;
-            let bytes = if e.meta.kind == Kind::File { footprint(e.meta.size) } else { 4096 };
-            needs.entry(dev).or_insert(Need { probe, bytes: 0 }).bytes += bytes;
-        }
-        actions.push(action);
-    }
-
+/// Entries of the installed dist that the new one drops, under the private
+/// upgrade-src prefix, deepest first.
+fn removals(new: &Manifest, old: Option<&Manifest>) -> Vec<PathBuf> {
     let kept: HashSet<&Path> = new.entries.iter().map(|e| e.meta.path.as_path()).collect();
     let mut removals: Vec<PathBuf> = old
         .map(|o| {
@@ -333,7 +215,183 @@ pub fn make(root: &Path, new: &Manifest, old: Option<&Manifest>) -> Result<Plan,
                 .collect()
         })
         .unwrap_or_default();
-    removals.sort_by(|a, b| crate::pack::path_order(b, a));
+    removals.sort_by(|a, b| crate::tario::path_order(b, a));
+    removals
+}
 
-    Ok(Plan { actions, existed, kernel: kernel_dir.zip(kernel_staged), removals, needs, reboot })
+/// The plan being made, entry by entry, with what earlier entries said.
+struct Planner<'a> {
+    root: &'a Path,
+    old_by_path: HashMap<&'a Path, &'a Entry>,
+    /// For a kernel dist: the kernel directory and where it is staged.
+    kernel: Option<(PathBuf, PathBuf)>,
+    root_user: bool,
+    look: Looker<'a>,
+    /// Kind of each entry so far, by final path.
+    seen: HashMap<PathBuf, Kind>,
+    stored_seen: HashSet<PathBuf>,
+    /// Paths earlier entries went through, which must be directories.
+    used_as_dir: HashSet<PathBuf>,
+    /// Regular files (and links to them) that are staged, not left in place.
+    staged_files: HashSet<&'a Path>,
+    actions: Vec<Action>,
+    existed: Vec<bool>,
+    needs: HashMap<u64, Need>,
+    reboot: bool,
+}
+
+impl<'a> Planner<'a> {
+    fn new(root: &'a Path, new: &'a Manifest, old: Option<&'a Manifest>) -> Self {
+        let kernel_dir =
+            new.name.series.is_kernel().then(|| PathBuf::from(KERNEL_DIR)).filter(|k| new.entries.iter().any(|e| e.meta.path == *k));
+        let kernel = kernel_dir.map(|k| {
+            let staged = k.with_file_name(format!("{TEMP_PREFIX}{}", k.file_name().unwrap_or_default().to_string_lossy()));
+            (k, staged)
+        });
+        Planner {
+            root,
+            old_by_path: old.map(|o| o.entries.iter().map(|e| (e.meta.path.as_path(), e)).collect()).unwrap_or_default(),
+            reboot: kernel.is_some(),
+            kernel,
+            root_user: os::is_root(),
+            look: Looker { root, cache: HashMap::new(), devs: HashMap::new() },
+            seen: HashMap::new(),
+            stored_seen: HashSet::new(),
+            used_as_dir: HashSet::new(),
+            staged_files: HashSet::new(),
+            actions: Vec::with_capacity(new.entries.len()),
+            existed: Vec::with_capacity(new.entries.len()),
+            needs: HashMap::new(),
+        }
+    }
+
+    fn in_kernel(&self, path: &Path) -> bool {
+        self.kernel.as_ref().is_some_and(|(k, _)| path.starts_with(k))
+    }
+
+    /// Checks one entry, decides what to do with it and counts the room it needs.
+    fn entry(&mut self, e: &'a Entry) -> Result<(), PlanError> {
+        let path = e.meta.path.as_path();
+        self.check_entry(e)?;
+        self.stored_seen.insert(e.stored_path());
+        self.check_ancestors(path)?;
+        self.seen.insert(path.to_path_buf(), e.meta.kind);
+        let in_kernel = self.in_kernel(path);
+        let here = if in_kernel && Some(path) != self.kernel.as_ref().map(|k| k.0.as_path()) { None } else { self.look.lstat(path)? };
+        self.existed.push(here.is_some());
+        if let Some(m) = &here {
+            if e.meta.kind == Kind::Dir && !m.is_dir() {
+                return Err(refuse(path, format!("a directory in the dist, a {} in the root", kind_of(m.file_type()))));
+            }
+            if e.meta.kind != Kind::Dir && m.is_dir() {
+                return Err(refuse(path, format!("a {} in the dist, a directory in the root", e.meta.kind.word())));
+            }
+        }
+        let action = if in_kernel { Action::KernelTree } else { self.action(e, here.as_ref())? };
+        if matches!(action, Action::Stage | Action::KernelTree) {
+            self.count_staged(e, action)?;
+        }
+        self.actions.push(action);
+        Ok(())
+    }
+
+    /// What an entry may not be, whatever the root holds.
+    fn check_entry(&self, e: &Entry) -> Result<(), PlanError> {
+        let path = e.meta.path.as_path();
+        let stored = e.stored_path();
+        for p in [path, stored.as_path()] {
+            check_relative(p).map_err(|why| refuse(p, why.to_string()))?;
+        }
+        if path.as_os_str() == manifest::MEMBER || self.seen.contains_key(path) || self.stored_seen.contains(&stored) {
+            return Err(refuse(path, "duplicate entry"));
+        }
+        if path.components().any(|c| c.as_os_str().to_string_lossy().starts_with(TEMP_PREFIX)) {
+            return Err(refuse(path, format!("names starting with {TEMP_PREFIX} are the installer's temporary names")));
+        }
+        if path.starts_with(super::state::STATE_DIR) && path != Path::new(super::state::STATE_DIR) {
+            return Err(refuse(path, "inside the installer's state directory"));
+        }
+        if matches!(e.meta.kind, Kind::CharDev | Kind::BlockDev) && !self.root_user {
+            return Err(refuse(path, "device node, and only root may create one"));
+        }
+        if e.meta.kind != Kind::Dir && self.used_as_dir.contains(path) {
+            return Err(refuse(path, format!("a {} in the archive, but an earlier entry goes through it", e.meta.kind.word())));
+        }
+        if e.meta.kind == Kind::HardLink {
+            let target = e.meta.link.as_deref().unwrap_or(Path::new(""));
+            check_relative(target).map_err(|why| refuse(path, format!("hard link to {}: {why}", target.display())))?;
+            if self.seen.get(target) != Some(&Kind::File) {
+                return Err(refuse(path, format!("hard link to {}, which is not a regular file earlier in the archive", target.display())));
+            }
+        }
+        Ok(())
+    }
+
+    /// Every ancestor must be a real directory: in the archive and in the root.
+    fn check_ancestors(&mut self, path: &Path) -> Result<(), PlanError> {
+        let in_kernel = self.in_kernel(path);
+        let ancestors: Vec<&Path> = path.ancestors().skip(1).filter(|a| !a.as_os_str().is_empty()).collect();
+        for anc in ancestors.into_iter().rev() {
+            if let Some(k) = self.seen.get(anc) {
+                if *k != Kind::Dir {
+                    return Err(refuse(path, format!("goes through {}, a {} planted earlier in the archive", anc.display(), k.word())));
+                }
+            }
+            self.used_as_dir.insert(anc.to_path_buf());
+            if in_kernel && self.in_kernel(anc) {
+                continue; // staged in a fresh tree, never through the root's
+            }
+            match self.look.lstat(anc)? {
+                Some(m) if m.is_dir() => {}
+                Some(m) if m.file_type().is_symlink() => {
+                    let to = fs::read_link(self.root.join(anc)).map(|t| t.display().to_string()).unwrap_or_default();
+                    return Err(refuse(path, format!("goes through {}, a symlink already in the root (-> {to})", anc.display())));
+                }
+                Some(m) => return Err(refuse(path, format!("goes through {}, a {} in the root", anc.display(), kind_of(m.file_type())))),
+                None => {} // created while staging, as tar does
+            }
+        }
+        Ok(())
+    }
+
+    /// Stage it, create it, leave it, or set its metadata only: by what the
+    /// root has at its place (`here`) and what the installed dist said.
+    fn action(&mut self, e: &Entry, here: Option<&fs::Metadata>) -> Result<Action, PlanError> {
+        let path = e.meta.path.as_path();
+        let abs = self.root.join(path);
+        let Some(m) = here else {
+            return Ok(if e.meta.kind == Kind::Dir { Action::CreateDir } else { Action::Stage });
+        };
+        let content_right = match e.meta.kind {
+            Kind::Dir => true,
+            Kind::HardLink => {
+                let target = e.meta.link.as_deref().unwrap_or(Path::new(""));
+                !self.staged_files.contains(target)
+                    && self.look.lstat(target)?.is_some_and(|t| t.is_file() && t.dev() == m.dev() && t.ino() == m.ino())
+            }
+            _ => content_matches(e, m, &abs, self.old_by_path.get(path).copied()),
+        };
+        Ok(if !content_right {
+            Action::Stage
+        } else if meta_matches(&e.meta, m, &abs) {
+            Action::Unchanged
+        } else {
+            Action::MetaOnly
+        })
+    }
+
+    /// Room on the entry's file system, and whether it needs a reboot.
+    fn count_staged(&mut self, e: &'a Entry, action: Action) -> Result<(), PlanError> {
+        let path = e.meta.path.as_path();
+        if matches!(e.meta.kind, Kind::File | Kind::HardLink) {
+            self.staged_files.insert(path);
+        }
+        if e.critical && action == Action::Stage {
+            self.reboot = true;
+        }
+        let (dev, probe) = self.look.device_of(path)?;
+        let bytes = if e.meta.kind == Kind::File { footprint(e.meta.size) } else { 4096 };
+        self.needs.entry(dev).or_insert(Need { probe, bytes: 0 }).bytes += bytes;
+        Ok(())
+    }
 }

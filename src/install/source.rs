@@ -6,8 +6,8 @@
 
 use super::state::Installed;
 use crate::apply;
-use crate::info;
 use crate::names::{DistName, NameError, PatchName};
+use crate::sidecar::{self, Algo, SidecarError};
 use crate::tario::{self, Digests, HashingReader};
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Read, Seek, Write};
@@ -18,13 +18,13 @@ use std::thread::JoinHandle;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Io { path: PathBuf, source: io::Error },
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Name { path: PathBuf, source: NameError },
     #[error(transparent)]
-    Dist(#[from] info::DistError),
-    #[error("reading {what}: {source}")]
+    Sidecar(#[from] SidecarError),
+    #[error("reading {what}")]
     Tar { what: String, source: tario::TarError },
     #[error("{}: applies to {from}, but {installed} is installed", patch.display())]
     WrongBase { patch: PathBuf, from: String, installed: String },
@@ -159,7 +159,7 @@ fn spawn_reader(inner: Box<dyn Read + Send>) -> (ChannelReader, JoinHandle<io::R
             // Reuse a spent chunk: no fresh allocation, page faults or zeroing per MiB.
             let mut chunk = spent_rx.try_recv().unwrap_or_else(|_| Vec::with_capacity(CHUNK));
             if let Err(e) = (&mut hashing).take(CHUNK as u64).read_to_end(&mut chunk) {
-                let msg = e.to_string();
+                let msg = crate::errors::chain(&e);
                 let _ = tx.send(Err(e));
                 return Err(io::Error::other(msg));
             }
@@ -277,8 +277,8 @@ impl Source {
         match self {
             Source::Dist(path) => {
                 let name = self.target_name()?;
-                let (md5_side, md5) = info::read_sidecar(path, &name, "MD5")?;
-                let (sha_side, sha256) = info::read_sidecar(path, &name, "SHA256")?;
+                let (md5_side, md5) = sidecar::read(path, &name, Algo::Md5)?;
+                let (sha_side, sha256) = sidecar::read(path, &name, Algo::Sha256)?;
                 let mut file = File::open(path).map_err(io_err(path))?;
                 let estimate = file.metadata().map_err(io_err(path))?.len();
                 let mut magic = [0u8; 2];

@@ -5,12 +5,14 @@
 //! root (the plan refused paths through one), and nothing here replaces an
 //! entry in use: that is the commit's job.
 
+use super::durable::Flusher;
 use super::journal::{Item, JournalError};
 use super::plan::{Action, Plan, TEMP_PREFIX};
 use super::transaction::Transaction;
-use super::{hook, sys};
 use crate::manifest::{self, Manifest};
+use crate::os;
 use crate::tario::{Kind, Meta, Reader, TarError};
+use crate::testhooks;
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, OpenOptions};
 use std::io::{self, IsTerminal, Read, Write};
@@ -20,11 +22,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StageError {
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Io { path: PathBuf, source: io::Error },
     #[error(transparent)]
     Journal(#[from] JournalError),
-    #[error("reading the tar stream: {0}")]
+    #[error("reading the tar stream")]
     Tar(#[from] TarError),
     #[error("member {index} ({member}) disagrees with the manifest: {what}")]
     Member { index: usize, member: String, what: String },
@@ -54,12 +56,20 @@ pub struct Stager<'t> {
     tree: Option<PathBuf>,
     buf: Vec<u8>,
     bytes_written: u64,
+    /// Makes what is staged durable, as it goes.
+    flusher: Flusher,
 }
 
 impl<'t> Stager<'t> {
-    pub fn new(tx: &'t mut Transaction) -> Self {
+    pub fn new(tx: &'t mut Transaction, flusher: Flusher) -> Self {
         let root = tx.root().to_path_buf();
-        Stager { tx, root, dirs: HashSet::new(), timed: HashSet::new(), tree: None, buf: vec![0; 256 * 1024], bytes_written: 0 }
+        let buf = vec![0; 256 * 1024];
+        Stager { tx, root, dirs: HashSet::new(), timed: HashSet::new(), tree: None, buf, bytes_written: 0, flusher }
+    }
+
+    /// Ends staging; the flusher still has to make it all durable.
+    pub fn into_flusher(self) -> Flusher {
+        self.flusher
     }
 
     fn in_tree(&self, rel: &Path) -> bool {
@@ -87,6 +97,7 @@ impl<'t> Stager<'t> {
                     }
                     fs::create_dir(&abs).map_err(io_err(&abs))?;
                     fs::set_permissions(&abs, fs::Permissions::from_mode(0o755)).map_err(io_err(&abs))?;
+                    self.flusher.entry(&abs);
                     self.timed.insert(anc.clone());
                 }
                 Err(e) => return Err(io_err(&abs)(e)),
@@ -125,7 +136,10 @@ impl<'t> Stager<'t> {
         }
         self.timed.insert(rel.to_path_buf());
         match fs::create_dir(&abs) {
-            Ok(()) => fs::set_permissions(&abs, fs::Permissions::from_mode(0o700)).map_err(io_err(&abs))?,
+            Ok(()) => {
+                fs::set_permissions(&abs, fs::Permissions::from_mode(0o700)).map_err(io_err(&abs))?;
+                self.flusher.entry(&abs);
+            }
             // Created a moment ago as the ancestor of an earlier entry.
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists && self.dirs.contains(rel) => {}
             Err(e) => return Err(io_err(&abs)(e)),
@@ -147,6 +161,7 @@ impl<'t> Stager<'t> {
         }
         fs::create_dir(&abs).map_err(io_err(&abs))?;
         fs::set_permissions(&abs, fs::Permissions::from_mode(0o700)).map_err(io_err(&abs))?;
+        self.flusher.entry(&abs);
         self.dirs.insert(rel.to_path_buf());
         Ok(())
     }
@@ -177,18 +192,21 @@ impl<'t> Stager<'t> {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    return Err(StageError::Io { path: abs.clone(), source: io::Error::new(e.kind(), format!("reading the stream: {e}")) })
+                    return Err(StageError::Io {
+                        path: abs.clone(),
+                        source: io::Error::new(e.kind(), format!("reading the stream: {}", crate::errors::chain(&e))),
+                    })
                 }
             };
             f.write_all(&self.buf[..n]).map_err(&err)?;
             self.bytes_written += n as u64;
         }
-        sys::start_writeback(&f);
         std::os::unix::fs::fchown(&f, Some(meta.uid), Some(meta.gid)).map_err(&err)?;
         // After chown, which clears set-id bits.
         f.set_permissions(fs::Permissions::from_mode(meta.mode)).map_err(&err)?;
         let t = epoch(meta.mtime);
         f.set_times(fs::FileTimes::new().set_accessed(t).set_modified(t)).map_err(&err)?;
+        self.flusher.file(&abs, f);
         Ok(())
     }
 
@@ -196,6 +214,7 @@ impl<'t> Stager<'t> {
         let abs = self.prepare(rel)?;
         let target = meta.link.as_deref().unwrap_or(Path::new(""));
         std::os::unix::fs::symlink(target, &abs).map_err(io_err(&abs))?;
+        self.flusher.entry(&abs);
         self.owner_and_time(&abs, meta)
     }
 
@@ -207,34 +226,37 @@ impl<'t> Stager<'t> {
         if !fs::symlink_metadata(&t).map_err(io_err(&t))?.is_file() {
             return Err(io_err(&t)(io::Error::other("hard link target is not a regular file")));
         }
-        fs::hard_link(&t, &abs).map_err(io_err(&abs))
+        fs::hard_link(&t, &abs).map_err(io_err(&abs))?;
+        self.flusher.entry(&abs);
+        Ok(())
     }
 
     pub fn special(&mut self, rel: &Path, meta: &Meta) -> Result<(), StageError> {
         let abs = self.prepare(rel)?;
         match meta.kind {
-            Kind::Fifo => sys::mkfifo(&abs, 0o600),
+            Kind::Fifo => os::mkfifo(&abs),
             _ => {
                 let (maj, min) = meta.dev.unwrap_or((0, 0));
-                sys::mknod(&abs, meta.kind == Kind::BlockDev, 0o600, maj, min)
+                os::mknod(&abs, meta.kind == Kind::BlockDev, maj, min)
             }
         }
         .map_err(io_err(&abs))?;
-        sys::lchown(&abs, meta.uid, meta.gid).map_err(io_err(&abs))?;
+        self.flusher.entry(&abs);
+        os::lchown(&abs, meta.uid, meta.gid).map_err(io_err(&abs))?;
         fs::set_permissions(&abs, fs::Permissions::from_mode(meta.mode)).map_err(io_err(&abs))?;
-        sys::set_mtime_nofollow(&abs, meta.mtime).map_err(io_err(&abs))
+        os::set_mtime_nofollow(&abs, meta.mtime).map_err(io_err(&abs))
     }
 
     fn owner_and_time(&self, abs: &Path, meta: &Meta) -> Result<(), StageError> {
-        sys::lchown(abs, meta.uid, meta.gid).map_err(io_err(abs))?;
-        sys::set_mtime_nofollow(abs, meta.mtime).map_err(io_err(abs))
+        os::lchown(abs, meta.uid, meta.gid).map_err(io_err(abs))?;
+        os::set_mtime_nofollow(abs, meta.mtime).map_err(io_err(abs))
     }
 
     /// Sets a directory inside the kernel tree to its final state right away:
     /// nothing renames into it later.
     pub fn finish_tree_dir(&self, rel: &Path, meta: &Meta) -> Result<(), StageError> {
         let abs = self.root.join(rel);
-        sys::lchown(&abs, meta.uid, meta.gid).map_err(io_err(&abs))?;
+        os::lchown(&abs, meta.uid, meta.gid).map_err(io_err(&abs))?;
         fs::set_permissions(&abs, fs::Permissions::from_mode(meta.mode)).map_err(io_err(&abs))
     }
 }
@@ -273,7 +295,6 @@ pub fn stage_all<R: Read>(
 ) -> Result<Staged, StageError> {
     let progress = io::stderr().is_terminal();
     let total = manifest.entries.len();
-    let critical: HashSet<&Path> = manifest.critical().map(|e| e.meta.path.as_path()).collect();
     // Where each staged regular file is now, for hard links to it.
     let mut location: HashMap<&Path, PathBuf> = HashMap::new();
     let mut temps = Vec::with_capacity(total);
@@ -285,22 +306,14 @@ pub fn stage_all<R: Read>(
     if let Some(k) = &plan.kernel {
         stager.create_tree(&k.1)?;
     }
-    for (index, entry) in manifest.entries.iter().enumerate() {
-        hook::point("stage");
+    for (index, (entry, expected)) in manifest.entries.iter().zip(manifest.member_metas()).enumerate() {
+        testhooks::kill_point("stage");
         if progress && index % 512 == 0 {
             eprint!("\rbinarydist: staging {index}/{total}");
         }
         let bad = |member: String, what: String| StageError::Member { index: index + 1, member, what };
         let member = reader.next_member()?.ok_or_else(|| bad("end of archive".into(), format!("{} entries missing", total - index)))?;
-        let mut expected = entry.meta.clone();
-        expected.path = entry.stored_path();
-        if expected.kind == Kind::HardLink {
-            let target = expected.link.clone().unwrap_or_default();
-            expected.link = Some(manifest::stored(&target, critical.contains(target.as_path())));
-        }
-        if member.meta != expected {
-            return Err(bad(member.meta.path.display().to_string(), format!("header {:?}, manifest {:?}", member.meta, expected)));
-        }
+        manifest::check_member(&member.meta, &expected).map_err(|why| bad(member.meta.path.display().to_string(), why))?;
         let path = entry.meta.path.as_path();
         let meta = &entry.meta;
         let dest = match plan.actions[index] {
@@ -348,6 +361,6 @@ pub fn stage_all<R: Read>(
     if progress {
         eprintln!("\rbinarydist: staged {total}/{total}");
     }
-    hook::point("staged");
+    testhooks::kill_point("staged");
     Ok(Staged { temps, manifest_temp, bytes_written: stager.bytes_written })
 }

@@ -13,9 +13,9 @@
 //! Installed binaries are never a base: only the kept tarball is.
 
 use super::journal::Commit;
-use super::sys;
 use crate::manifest::Manifest;
 use crate::names::{DistName, Series};
+use crate::os;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, Write};
 use std::path::{Path, PathBuf};
@@ -29,7 +29,7 @@ pub const MANIFEST: &str = "MANIFEST";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Io { path: PathBuf, source: io::Error },
     #[error("another install is running on this root (pid {pid}, holding {}); wait for it or use --wait", path.display())]
     Locked { path: PathBuf, pid: String },
@@ -74,10 +74,14 @@ impl State {
         &self.dir
     }
 
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
     pub fn lock(&self, wait: bool) -> Result<Lock, StateError> {
         let path = self.dir.join("lock");
         let mut file = OpenOptions::new().create(true).truncate(false).read(true).write(true).open(&path).map_err(io_err(&path))?;
-        if !sys::try_lock(&file).map_err(io_err(&path))? {
+        if !os::try_lock(&file).map_err(io_err(&path))? {
             if !wait {
                 let mut pid = String::new();
                 let _ = file.read_to_string(&mut pid);
@@ -85,7 +89,7 @@ impl State {
                 return Err(StateError::Locked { path, pid });
             }
             eprintln!("binarydist: waiting for the install running on {} to finish", self.root.display());
-            sys::lock(&file).map_err(io_err(&path))?;
+            os::lock(&file).map_err(io_err(&path))?;
         }
         let _ = file.set_len(0).and_then(|_| file.rewind()).and_then(|_| writeln!(file, "{}", std::process::id()));
         Ok(Lock { _file: file })

@@ -58,7 +58,7 @@ impl Drop for Transaction {
             return;
         }
         if let Err(e) = journal::clear(&self.journal_path) {
-            eprintln!("binarydist: while undoing: {e}");
+            eprintln!("binarydist: while undoing: {}", crate::errors::chain(&e));
         }
     }
 }
@@ -95,7 +95,7 @@ pub fn undo(root: &Path, items: &[Item]) -> Vec<String> {
             Item::Staged(p) | Item::BaseNew(p) => (p, fs::remove_file(root.join(p))),
             Item::StagedTree(p) => (p, fs::remove_dir_all(root.join(p))),
             Item::CreatedDir(p) => (p, remove_created_dir(&root.join(p))),
-            Item::DirTime(p, sec, nsec) => (p, super::sys::restore_mtime(&root.join(p), *sec, *nsec)),
+            Item::DirTime(p, sec, nsec) => (p, crate::os::restore_mtime(&root.join(p), *sec, *nsec)),
         };
         match res {
             Ok(()) => {}

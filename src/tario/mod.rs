@@ -124,6 +124,14 @@ pub fn check_relative(path: &Path) -> Result<(), UnsafePath> {
     }
 }
 
+/// Orders paths component by component, so that a directory is followed at once
+/// by its contents (`a`, `a/x`, `a.b`), as tar extraction wants and as
+/// `tar --sort=name` does: the order of a dist's members.
+pub fn path_order(a: &Path, b: &Path) -> std::cmp::Ordering {
+    use std::os::unix::ffi::OsStrExt;
+    a.components().map(|c| c.as_os_str().as_bytes()).cmp(b.components().map(|c| c.as_os_str().as_bytes()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -28,7 +28,7 @@ pub const MAX_TAIL: u64 = 1 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TarError {
-    #[error("read error at byte {offset}: {source}")]
+    #[error("read error at byte {offset}")]
     Io { offset: u64, source: io::Error },
     #[error("truncated at byte {offset}: {what}")]
     Truncated { offset: u64, what: &'static str },
@@ -52,6 +52,39 @@ pub struct Member {
     pub meta: Meta,
     /// Offset of the first header block in the stream.
     pub offset: u64,
+}
+
+/// What the extension headers before a member say, overriding its ustar fields.
+#[derive(Default)]
+struct Extensions {
+    path: Option<Vec<u8>>,
+    link: Option<Vec<u8>>,
+    size: Option<u64>,
+    mtime: Option<i64>,
+    uid: Option<u64>,
+    gid: Option<u64>,
+    flags: Option<String>,
+}
+
+impl Extensions {
+    /// The records of a PAX `x` header that binarydist uses.
+    fn read_pax(&mut self, body: &[u8], start: u64) -> Result<(), TarError> {
+        let mut records = body;
+        while let Some(record) = next_pax_record(&mut records) {
+            let (key, v) = record.map_err(|e| TarError::BadHeader { offset: start, what: format!("PAX record: {e}") })?;
+            match key {
+                b"path" => self.path = Some(v.to_vec()),
+                b"linkpath" => self.link = Some(v.to_vec()),
+                b"size" => self.size = Some(pax_number(v, start, "size")?),
+                b"uid" => self.uid = Some(pax_number(v, start, "uid")?),
+                b"gid" => self.gid = Some(pax_number(v, start, "gid")?),
+                b"mtime" => self.mtime = Some(pax_time(v, start)?),
+                b"SCHILY.fflags" => self.flags = Some(String::from_utf8_lossy(v).into_owned()),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 pub struct Reader<R: Read> {
@@ -84,13 +117,7 @@ impl<R: Read> Reader<R> {
         self.skip_data()?;
         let start = self.offset;
         let mut raw = Vec::with_capacity(BLOCK);
-        let mut pax_path = None;
-        let mut pax_link = None;
-        let mut pax_size = None;
-        let mut pax_mtime = None;
-        let mut pax_uid = None;
-        let mut pax_gid = None;
-        let mut pax_flags = None;
+        let mut ext = Extensions::default();
         loop {
             let mut block = [0u8; BLOCK];
             self.read_exact_at(&mut block, "header block")?;
@@ -108,110 +135,111 @@ impl<R: Read> Reader<R> {
             raw.extend_from_slice(&block);
             self.check_raw_len(&raw, start)?;
             let header = tar::Header::from_byte_slice(&block);
-            let flag = block[156];
-            match flag {
-                b'x' | b'g' | b'L' | b'K' => {
-                    let size = self.field_size(header)?;
-                    if size > MAX_EXTENSION {
-                        return Err(TarError::BadHeader { offset: self.offset, what: format!("extension header of {size} bytes") });
-                    }
-                    let mut body = vec![0u8; size as usize + super::write::padding(size)];
-                    self.read_exact_at(&mut body, "extension header")?;
-                    raw.extend_from_slice(&body);
-                    self.check_raw_len(&raw, start)?;
-                    body.truncate(size as usize);
-                    match flag {
-                        b'x' => {
-                            for ext in tar::PaxExtensions::new(&body) {
-                                let ext = ext.map_err(|e| TarError::BadHeader { offset: start, what: format!("PAX record: {e}") })?;
-                                let v = ext.value_bytes();
-                                match ext.key_bytes() {
-                                    b"path" => pax_path = Some(v.to_vec()),
-                                    b"linkpath" => pax_link = Some(v.to_vec()),
-                                    b"size" => pax_size = Some(pax_number(v, start, "size")?),
-                                    b"uid" => pax_uid = Some(pax_number(v, start, "uid")?),
-                                    b"gid" => pax_gid = Some(pax_number(v, start, "gid")?),
-                                    b"mtime" => pax_mtime = Some(pax_time(v, start)?),
-                                    b"SCHILY.fflags" => pax_flags = Some(String::from_utf8_lossy(v).into_owned()),
-                                    _ => {}
-                                }
-                            }
-                        }
-                        b'L' => pax_path = Some(trim_nul(&body).to_vec()),
-                        b'K' => pax_link = Some(trim_nul(&body).to_vec()),
-                        _ => {} // global headers: kept verbatim, their values unused
-                    }
-                }
-                _ => {
-                    let path_bytes = pax_path.unwrap_or_else(|| header.path_bytes().into_owned());
-                    let path_str = String::from_utf8_lossy(&path_bytes).into_owned();
-                    let kind = match flag {
-                        b'0' | 0 | b'7' => Kind::File,
-                        b'1' => Kind::HardLink,
-                        b'2' => Kind::Symlink,
-                        b'3' => Kind::CharDev,
-                        b'4' => Kind::BlockDev,
-                        b'5' => Kind::Dir,
-                        b'6' => Kind::Fifo,
-                        f => return Err(TarError::Unsupported { offset: start, path: path_str, flag: f as char }),
-                    };
-                    // An old-style regular file whose name ends in '/' is a directory.
-                    let kind = if kind == Kind::File && path_bytes.ends_with(b"/") && flag == 0 { Kind::Dir } else { kind };
-                    let size = match pax_size {
-                        Some(s) => s,
-                        None => self.field_size(header)?,
-                    };
-                    let bad = |what: &str| TarError::BadHeader { offset: start, what: format!("{path_str}: bad {what} field") };
-                    let mode = header.mode().map_err(|_| bad("mode"))? & 0o7777;
-                    let uid = match pax_uid {
-                        Some(u) => u,
-                        None => header.uid().map_err(|_| bad("uid"))?,
-                    };
-                    let gid = match pax_gid {
-                        Some(g) => g,
-                        None => header.gid().map_err(|_| bad("gid"))?,
-                    };
-                    let mtime = match pax_mtime {
-                        Some(t) => t,
-                        None => header.mtime().map_err(|_| bad("mtime"))? as i64,
-                    };
-                    let link = match kind {
-                        Kind::HardLink | Kind::Symlink => {
-                            let l = pax_link.unwrap_or_else(|| header.link_name_bytes().map(|c| c.into_owned()).unwrap_or_default());
-                            // A hard link names a stored path; a symlink's target is
-                            // kept as written (`.` and `./x` mean something there).
-                            Some(bytes_path(if kind == Kind::HardLink { normalize(&l) } else { l }))
-                        }
-                        _ => None,
-                    };
-                    let dev = match kind {
-                        Kind::CharDev | Kind::BlockDev => {
-                            Some((header.device_major().ok().flatten().unwrap_or(0), header.device_minor().ok().flatten().unwrap_or(0)))
-                        }
-                        _ => None,
-                    };
-                    // Regular files carry data, and so may a PAX hard link (POSIX
-                    // allows it); for the rest the size field means nothing.
-                    let data = if matches!(kind, Kind::File | Kind::HardLink) { size } else { 0 };
-                    let meta = Meta {
-                        path: bytes_path(normalize(&path_bytes)),
-                        kind,
-                        mode,
-                        uid: u32::try_from(uid).map_err(|_| bad("uid"))?,
-                        gid: u32::try_from(gid).map_err(|_| bad("gid"))?,
-                        mtime,
-                        size: data,
-                        link,
-                        dev,
-                        flags: pax_flags.filter(|f| !f.is_empty()),
-                    };
-                    self.data_left = data;
-                    self.pad_left = super::write::padding(data);
-                    self.current_path = path_str;
+            match block[156] {
+                flag @ (b'x' | b'g' | b'L' | b'K') => self.read_extension(flag, header, &mut ext, &mut raw, start)?,
+                flag => {
+                    let meta = self.member_meta(header, flag, ext, start)?;
+                    self.data_left = meta.size;
+                    self.pad_left = super::write::padding(meta.size);
+                    self.current_path = meta.path.display().to_string();
                     return Ok(Some(Member { raw_header: raw, meta, offset: start }));
                 }
             }
         }
+    }
+
+    /// An extension header (PAX `x`/`g`, GNU `L`/`K`): its body is read into
+    /// `raw` and what it says into `ext`, for the member header that follows.
+    fn read_extension(
+        &mut self,
+        flag: u8,
+        header: &tar::Header,
+        ext: &mut Extensions,
+        raw: &mut Vec<u8>,
+        start: u64,
+    ) -> Result<(), TarError> {
+        let size = self.field_size(header)?;
+        if size > MAX_EXTENSION {
+            return Err(TarError::BadHeader { offset: self.offset, what: format!("extension header of {size} bytes") });
+        }
+        let len = usize::try_from(size).expect("bounded by MAX_EXTENSION");
+        let mut body = vec![0u8; len + super::write::padding(size)];
+        self.read_exact_at(&mut body, "extension header")?;
+        raw.extend_from_slice(&body);
+        self.check_raw_len(raw, start)?;
+        body.truncate(len);
+        match flag {
+            b'x' => ext.read_pax(&body, start)?,
+            b'L' => ext.path = Some(trim_nul(&body).to_vec()),
+            b'K' => ext.link = Some(trim_nul(&body).to_vec()),
+            _ => {} // global headers: kept verbatim, their values unused
+        }
+        Ok(())
+    }
+
+    /// The metadata of a member from its ustar header and the extension
+    /// headers before it, which override the ustar fields.
+    fn member_meta(&self, header: &tar::Header, flag: u8, ext: Extensions, start: u64) -> Result<Meta, TarError> {
+        let path_bytes = ext.path.unwrap_or_else(|| header.path_bytes().into_owned());
+        let path_str = String::from_utf8_lossy(&path_bytes).into_owned();
+        let kind = match flag {
+            b'0' | 0 | b'7' => Kind::File,
+            b'1' => Kind::HardLink,
+            b'2' => Kind::Symlink,
+            b'3' => Kind::CharDev,
+            b'4' => Kind::BlockDev,
+            b'5' => Kind::Dir,
+            b'6' => Kind::Fifo,
+            f => return Err(TarError::Unsupported { offset: start, path: path_str, flag: f as char }),
+        };
+        // An old-style regular file whose name ends in '/' is a directory.
+        let kind = if kind == Kind::File && path_bytes.ends_with(b"/") && flag == 0 { Kind::Dir } else { kind };
+        let size = match ext.size {
+            Some(s) => s,
+            None => self.field_size(header)?,
+        };
+        let bad = |what: &str| TarError::BadHeader { offset: start, what: format!("{path_str}: bad {what} field") };
+        let uid = match ext.uid {
+            Some(u) => u,
+            None => header.uid().map_err(|_| bad("uid"))?,
+        };
+        let gid = match ext.gid {
+            Some(g) => g,
+            None => header.gid().map_err(|_| bad("gid"))?,
+        };
+        let mtime = match ext.mtime {
+            Some(t) => t,
+            None => i64::try_from(header.mtime().map_err(|_| bad("mtime"))?).map_err(|_| bad("mtime"))?,
+        };
+        let link = match kind {
+            Kind::HardLink | Kind::Symlink => {
+                let l = ext.link.unwrap_or_else(|| header.link_name_bytes().map(|c| c.into_owned()).unwrap_or_default());
+                // A hard link names a stored path; a symlink's target is
+                // kept as written (`.` and `./x` mean something there).
+                Some(bytes_path(if kind == Kind::HardLink { normalize(&l) } else { l }))
+            }
+            _ => None,
+        };
+        let dev = match kind {
+            Kind::CharDev | Kind::BlockDev => {
+                Some((header.device_major().ok().flatten().unwrap_or(0), header.device_minor().ok().flatten().unwrap_or(0)))
+            }
+            _ => None,
+        };
+        Ok(Meta {
+            path: bytes_path(normalize(&path_bytes)),
+            kind,
+            mode: header.mode().map_err(|_| bad("mode"))? & 0o7777,
+            uid: u32::try_from(uid).map_err(|_| bad("uid"))?,
+            gid: u32::try_from(gid).map_err(|_| bad("gid"))?,
+            mtime,
+            // Regular files carry data, and so may a PAX hard link (POSIX
+            // allows it); for the rest the size field means nothing.
+            size: if matches!(kind, Kind::File | Kind::HardLink) { size } else { 0 },
+            link,
+            dev,
+            flags: ext.flags.filter(|f| !f.is_empty()),
+        })
     }
 
     /// Reads data of the current member; 0 at its end.
@@ -369,6 +397,28 @@ fn bytes_path(b: Vec<u8>) -> PathBuf {
     PathBuf::from(std::ffi::OsStr::from_bytes(&b))
 }
 
+/// A PAX record's key and value.
+type PaxRecord<'a> = (&'a [u8], &'a [u8]);
+
+/// The next PAX record of `body` (`"<len> <key>=<value>\n"`, len counting the
+/// whole record), cut by its length as POSIX defines it: a value may hold a
+/// newline, as a file name may, which the tar crate's line-splitting parser
+/// refuses.
+fn next_pax_record<'a>(body: &mut &'a [u8]) -> Option<Result<PaxRecord<'a>, &'static str>> {
+    let b: &'a [u8] = body;
+    if b.is_empty() {
+        return None;
+    }
+    *body = &[];
+    let Some(space) = b.iter().position(|&c| c == b' ') else { return Some(Err("no length")) };
+    let len = std::str::from_utf8(&b[..space]).ok().and_then(|s| s.parse::<usize>().ok());
+    let Some(len) = len.filter(|&l| l > space + 1 && l <= b.len() && b[l - 1] == b'\n') else { return Some(Err("bad length")) };
+    let record = &b[space + 1..len - 1];
+    let Some(eq) = record.iter().position(|&c| c == b'=') else { return Some(Err("no '='")) };
+    *body = &b[len..];
+    Some(Ok((&record[..eq], &record[eq + 1..])))
+}
+
 fn pax_number(v: &[u8], offset: u64, what: &str) -> Result<u64, TarError> {
     std::str::from_utf8(v)
         .ok()
@@ -477,9 +527,98 @@ mod tests {
     }
 
     #[test]
+    fn a_long_name_with_a_newline_reads_back() {
+        // PAX records are cut by their length: a newline in a value is data.
+        let mut m = Meta::new(format!("usr/share/{}\nnext line", "n".repeat(120)), Kind::File);
+        m.size = 2;
+        let mut w = Writer::new(Vec::new());
+        w.append(&m, &b"ok"[..]).unwrap();
+        let tar = w.finish().unwrap();
+        let got = Reader::new(&tar[..]).next_member().unwrap().unwrap();
+        assert_eq!(got.meta, m);
+    }
+
+    #[test]
     fn hostile_names_stay_on_one_line_in_errors() {
         let h = retyped(&Meta::new("bin\nFAKE: ok", Kind::File), b'S');
         let err = Reader::new(&h[..]).next_member().unwrap_err().to_string();
         assert_eq!(err.lines().count(), 1, "{err}");
+    }
+
+    mod props {
+        use super::super::super::Writer;
+        use super::super::*;
+        use proptest::collection::vec;
+        use proptest::prelude::*;
+        use std::os::unix::ffi::OsStringExt;
+
+        /// A stored path: 1 to 6 components of any bytes but NUL and '/',
+        /// never `.` or `..`; long ones need PAX.
+        fn path() -> impl Strategy<Value = PathBuf> {
+            let component = vec(1u8..=255, 1..60).prop_filter("no / . ..", |c| !c.contains(&b'/') && c != b"." && c != b"..");
+            vec(component, 1..6).prop_map(|cs| PathBuf::from(std::ffi::OsString::from_vec(cs.join(&b'/'))))
+        }
+
+        fn meta() -> impl Strategy<Value = Meta> {
+            let kinds = [Kind::File, Kind::Dir, Kind::Symlink, Kind::HardLink, Kind::Fifo, Kind::CharDev, Kind::BlockDev];
+            (
+                (path(), proptest::sample::select(kinds.to_vec()), 0..=0o7777u32, any::<u32>(), any::<u32>()),
+                (-(1i64 << 40)..(1i64 << 40), 0..3000u64, path(), vec(1u8..=255, 1..200), (0..=0o7777777u32, 0..=0o7777777u32)),
+                proptest::option::of("[a-z]{1,8}(,[a-z]{1,8}){0,2}"),
+            )
+                .prop_map(|((p, kind, mode, uid, gid), (mtime, size, target, symlink, dev), flags)| {
+                    let mut m = Meta::new(p, kind);
+                    (m.mode, m.uid, m.gid, m.mtime, m.flags) = (mode, uid, gid, mtime, flags);
+                    m.size = if kind == Kind::File { size } else { 0 };
+                    m.link = match kind {
+                        Kind::HardLink => Some(target),
+                        Kind::Symlink => Some(PathBuf::from(std::ffi::OsString::from_vec(symlink))),
+                        _ => None,
+                    };
+                    m.dev = matches!(kind, Kind::CharDev | Kind::BlockDev).then_some(dev);
+                    m
+                })
+        }
+
+        fn tar_of(metas: &[Meta]) -> Vec<u8> {
+            let mut w = Writer::new(Vec::new());
+            for (i, m) in metas.iter().enumerate() {
+                w.append(m, &vec![i as u8; m.size as usize][..]).unwrap();
+            }
+            w.finish().unwrap()
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(64))]
+
+            #[test]
+            fn any_members_written_read_back_the_same(metas in vec(meta(), 1..8)) {
+                let tar = tar_of(&metas);
+                let mut r = Reader::new(&tar[..]);
+                for (i, m) in metas.iter().enumerate() {
+                    let got = r.next_member().unwrap().unwrap();
+                    prop_assert_eq!(&got.meta, m);
+                    prop_assert_eq!(r.read_data_to_vec().unwrap(), vec![i as u8; m.size as usize]);
+                }
+                prop_assert!(r.next_member().unwrap().is_none());
+            }
+
+            #[test]
+            fn damaged_archives_are_errors_not_panics(metas in vec(meta(), 1..4), hits in vec((any::<prop::sample::Index>(), any::<u8>()), 1..8), cut in any::<prop::sample::Index>()) {
+                let mut tar = tar_of(&metas);
+                for (at, byte) in hits {
+                    let i = at.index(tar.len());
+                    tar[i] = byte;
+                }
+                tar.truncate(cut.index(tar.len() + 1));
+                // The property is only that reading ends, with members or an error.
+                let mut r = Reader::new(&tar[..]);
+                while let Ok(Some(_)) = r.next_member() {
+                    if r.read_data_to_vec().is_err() {
+                        break;
+                    }
+                }
+            }
+        }
     }
 }

@@ -12,7 +12,7 @@ pub const KNOWN: &[&str] = &["MIRRORS", "PUBKEY", "CA_FILE", "TIMEOUT", "RETRIES
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Io { path: PathBuf, source: std::io::Error },
     #[error("{}: line {line}: {what}", path.display())]
     Syntax { path: PathBuf, line: usize, what: String },

@@ -19,6 +19,7 @@ use crate::index::{self, Entry, Kind};
 use crate::install::{self, state::Installed, InstallError, Source};
 use crate::names::{DistName, Series};
 use crate::plan::{self, Plan, PlanError, Way};
+use crate::sidecar::{self, Algo};
 use crate::sign;
 use crate::statedir::{self, Dir, StateDirError};
 use std::io::Read;
@@ -190,7 +191,8 @@ fn installed_series(state: Option<&Dir>) -> Result<Vec<Installed>, UpdateError> 
         let Some(dir) = state.subdir(&name, false)? else { continue };
         if let Some(text) = dir.read_text(install::state::INSTALLED)? {
             let path = dir.path().join(install::state::INSTALLED);
-            let i = install::state::parse_installed(&path, &text).map_err(|e| UpdateError::Local { path, what: e.to_string() })?;
+            let i =
+                install::state::parse_installed(&path, &text).map_err(|e| UpdateError::Local { path, what: crate::errors::chain(&e) })?;
             out.push(i);
         }
     }
@@ -249,7 +251,7 @@ fn fetch_trusted_index(fetcher: &Fetcher, anchor: &Anchor, allow: &trust::Allow)
             let sig = fetcher.small(m, &format!("{}{}", index::FILE, index::SIG_SUFFIX), sign::MAX_SIG_SIZE)?;
             let sig = sig.ok_or_else(|| TrustError::NoSignature.to_string())?;
             let keys = fetcher.small(m, sign::KEYS_FILE, sign::MAX_KEYS_SIZE)?;
-            trust::check(anchor, &text, &sig, keys.as_deref(), allow, index::now()).map_err(|e| e.to_string())
+            trust::check(anchor, &text, &sig, keys.as_deref(), allow, index::now()).map_err(|e| crate::errors::chain(&e))
         })();
         match got {
             Ok(v) => return Ok((v, label)),
@@ -422,9 +424,9 @@ pub fn verify_local(
             });
         }
         if let Kind::Dist(d) = &e.kind {
-            for (algo, want) in [("MD5", &e.tar.md5), ("SHA256", &e.tar.sha256)] {
+            for (algo, want) in [(Algo::Md5, &e.tar.md5), (Algo::Sha256, &e.tar.sha256)] {
                 let (side, hex) =
-                    crate::info::read_sidecar(f, d, algo).map_err(|x| UpdateError::Local { path: f.clone(), what: x.to_string() })?;
+                    sidecar::read(f, d, algo).map_err(|x| UpdateError::Local { path: f.clone(), what: crate::errors::chain(&x) })?;
                 if hex != *want {
                     return Err(UpdateError::Local { path: side, what: format!("says {hex}, the INDEX says {want}; refused") });
                 }

@@ -27,7 +27,7 @@ pub enum TrustError {
     State(#[from] StateDirError),
     #[error("{}: {what}", path.display())]
     BadState { path: PathBuf, what: String },
-    #[error("INDEX: {0}")]
+    #[error("INDEX")]
     Index(#[from] index::IndexError),
     #[error("INDEX serial {serial} is older than serial {seen}, already seen: a replayed INDEX or a mirror behind; refused (--allow-replay overrides)")]
     Replay { serial: u64, seen: u64 },

@@ -3,7 +3,7 @@
 //! order, kernel.old, the lock, `make upgrade`. Crashes and full disks are in
 //! install_crash.rs, hostile archives in install_hostile.rs.
 
-use crate::util::{bin, fails, is_root, ok, sh, tempdir};
+use crate::util::{bin, fails, is_root, ok, sh, skip, tempdir};
 use std::collections::{BTreeMap, HashMap};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
@@ -456,27 +456,44 @@ fn kernel_dist_turns_the_current_kernel_into_kernel_old() {
 }
 
 #[test]
-fn a_second_install_refuses_while_one_runs_and_a_dead_lock_is_no_lock() {
+fn a_second_install_refuses_while_one_runs_waits_with_wait_and_a_dead_lock_is_no_lock() {
+    use rustix::fs::{flock, FlockOperation};
+    use std::io::BufRead;
     let f = fixture();
     let t = tempdir();
     let root = t.path().join("root");
     std::fs::create_dir_all(root.join("var/db/binarydist")).unwrap();
     let lock = root.join("var/db/binarydist/lock");
-    std::fs::write(&lock, "999999\n").unwrap(); // left by a dead process, not flocked
-    let mut holder = Command::new("flock").arg("-o").arg(&lock).args(["sleep", "30"]).spawn().unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    // This process holds the lock, as a running install would.
+    std::fs::write(&lock, "4242\n").unwrap();
+    let held = std::fs::File::open(&lock).unwrap();
+    flock(&held, FlockOperation::NonBlockingLockExclusive).unwrap();
     let err = fails(&mut install(&root, &f.dists[0]));
-    holder.kill().unwrap();
-    holder.wait().unwrap();
-    assert!(err.contains("another install is running"), "{err}");
+    assert!(err.contains("another install is running") && err.contains("pid 4242"), "{err}");
     assert!(!root.join("bin").exists());
-    // --wait waits for the holder instead.
-    let mut holder = Command::new("flock").arg("-o").arg(&lock).args(["sleep", "1"]).spawn().unwrap();
+
+    // --wait says it waits, and does, until the lock is let go.
+    let mut waiting = install(&root, &f.dists[0]).arg("--wait").stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = waiting.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let said = rx.recv_timeout(std::time::Duration::from_secs(60)).expect("no line from the waiting install");
+    assert!(said.contains("waiting for the install running on"), "{said}");
     std::thread::sleep(std::time::Duration::from_millis(200));
-    let started = std::time::Instant::now();
-    ok(install(&root, &f.dists[0]).arg("--wait"));
-    assert!(started.elapsed() >= std::time::Duration::from_millis(500), "did not wait");
-    holder.wait().unwrap();
+    assert!(waiting.try_wait().unwrap().is_none(), "the install did not wait for the lock");
+    assert!(!root.join("bin").exists(), "installed while the lock was held");
+    drop(held);
+    assert!(waiting.wait().unwrap().success());
+    reader.join().unwrap();
+    assert_eq!(std::fs::read_to_string(root.join("bin/sh")).unwrap(), "sh v1\n");
+
+    // A lock file left by a process that died holds no flock: no lock at all.
+    std::fs::write(&lock, "999999\n").unwrap();
+    ok(&mut install(&root, &f.dists[1]));
 }
 
 #[test]
@@ -522,15 +539,13 @@ fn a_dist_that_does_not_match_its_sidecar_leaves_the_root_as_it_was() {
 #[test]
 fn device_nodes_are_made_when_root() {
     if !is_root() {
-        eprintln!("skipped: not root");
-        return;
+        return skip("device nodes need root");
     }
     let t = tempdir();
     let stage = t.path().join("stage");
     std::fs::create_dir_all(stage.join("dev")).unwrap();
     if !Command::new("mknod").arg(stage.join("dev/zero")).args(["c", "1", "5"]).status().unwrap().success() {
-        eprintln!("skipped: mknod is not allowed here");
-        return;
+        return skip("mknod is not allowed here");
     }
     let dist = crate::util::pack(&stage, t.path(), "world", STAMPS[0], "v1");
     let root = t.path().join("root");
@@ -598,8 +613,7 @@ fn progress_is_shown_on_a_terminal() {
     // script(1) gives the install a pseudo-terminal.
     let cmd = format!("'{}' install --root '{}' --make bmake '{}'", env!("CARGO_BIN_EXE_binarydist"), root.display(), f.dists[0].display());
     let Ok(out) = Command::new("script").args(["-qec", &cmd, "/dev/null"]).output() else {
-        eprintln!("skipped: no script(1)");
-        return;
+        return skip("no script(1)");
     };
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() && text.contains("staging 0/") && text.contains("staged"), "{text}");

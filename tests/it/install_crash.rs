@@ -6,9 +6,9 @@
 use crate::install::{
     assert_same_tree, assert_same_tree_but, fixture, gnu_tar_reference, install, root_with, tree, STAMPS, V2_UPGRADED_DIRS,
 };
-use crate::util::{bin, fails, ok, sh, tempdir};
+use crate::util::{bin, fails, ok, sh, tempdir, Tmpfs};
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 /// Runs `install` with the kill hook at `point`; true if it died by SIGKILL,
@@ -147,31 +147,6 @@ fn a_rerun_without_a_dist_finishes_a_committed_install() {
     assert_no_leftovers(&root);
 }
 
-/// A tmpfs of `size` mounted at `dir`; None (and a message) where mounting is
-/// not allowed. Unmounted on drop.
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(dir: &Path, size: &str) -> Option<Tmpfs> {
-        std::fs::create_dir_all(dir).unwrap();
-        let st = Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"]).arg(dir).output().ok()?;
-        if !st.status.success() {
-            eprintln!("skipped: cannot mount a tmpfs here: {}", String::from_utf8_lossy(&st.stderr).trim());
-            return None;
-        }
-        Some(Tmpfs(dir.to_path_buf()))
-    }
-    fn remount(&self, opts: &str) {
-        ok(Command::new("mount").args(["-o", &format!("remount,{opts}")]).arg(&self.0));
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
-
 #[test]
 fn a_full_disk_is_refused_up_front_or_undone_while_staging_and_a_rerun_finishes() {
     let f = fixture();
@@ -222,4 +197,88 @@ fn a_read_only_root_is_refused_and_left_alone() {
     fs.remount("rw");
     ok(&mut install(&root, &f.dists[1]));
     assert_same_tree_but(&root, &f.refs[1], V2_UPGRADED_DIRS);
+}
+
+/// The calls of a run of `c` that make things durable (fsync, syncfs) or move
+/// them into place (renames), as strace prints them with file descriptors
+/// resolved to paths; `None` (after a skip) without strace.
+pub fn durability_calls(c: &Command, log: &Path) -> Option<Vec<String>> {
+    let mut s = Command::new("strace");
+    s.args(["-f", "-qq", "-y", "-e", "signal=none", "-e", "trace=fsync,fdatasync,syncfs,rename,renameat,renameat2", "-o"]).arg(log);
+    s.arg("--").arg(c.get_program()).args(c.get_args());
+    for (k, v) in c.get_envs() {
+        match v {
+            Some(v) => s.env(k, v),
+            None => s.env_remove(k),
+        };
+    }
+    match s.output() {
+        Ok(out) => assert!(out.status.success(), "{s:?}: {}", String::from_utf8_lossy(&out.stderr)),
+        Err(_) => {
+            crate::util::skip("no strace");
+            return None;
+        }
+    }
+    Some(std::fs::read_to_string(log).unwrap().lines().map(str::to_string).collect())
+}
+
+/// Index of the first call that renames something onto `to`.
+fn renamed_onto(calls: &[String], to: &Path) -> usize {
+    let want = format!("\"{}\"", to.display());
+    calls.iter().position(|l| l.contains("rename") && l.contains(&want)).unwrap_or_else(|| panic!("no rename onto {want}:\n{calls:#?}"))
+}
+
+fn fsynced(calls: &[String], path: &Path) -> bool {
+    let want = format!("<{}>", path.display());
+    calls.iter().any(|l| l.contains("fsync(") && l.contains(&want))
+}
+
+#[test]
+fn staged_files_and_directories_are_durable_before_the_commit_record_and_renames_before_the_record() {
+    let t = tempdir();
+    let stage = t.path().join("stage");
+    sh(&format!(
+        "mkdir -p '{0}/bin' '{0}/usr/lib' '{0}/usr/share/doc' && cd '{0}' && echo a > bin/a && echo b > usr/lib/b && ln usr/lib/b usr/lib/b2 \
+         && ln -s b usr/lib/c && echo d > usr/share/doc/d",
+        stage.display()
+    ));
+    let dist = crate::util::pack(&stage, &t.path().join("out"), "world", STAMPS[0], "v1");
+    let files = ["bin/a", "usr/lib/b", "usr/share/doc/d", "var/db/binarydist/world/MANIFEST"];
+    for per_file in [true, false] {
+        let root = t.path().join(format!("root.{per_file}"));
+        std::fs::create_dir(&root).unwrap();
+        let mut c = install(&root, &dist);
+        if per_file {
+            c.env("BINARYDIST_TEST_SYNC", "per-file");
+        }
+        let Some(calls) = durability_calls(&c, &t.path().join(format!("strace.{per_file}"))) else { return };
+        let commit = renamed_onto(&calls, &root.join("var/db/binarydist/journal"));
+        let recorded = renamed_onto(&calls, &root.join("var/db/binarydist/world/installed"));
+        let (staging, committing) = (&calls[..commit], &calls[commit..recorded]);
+        let syncfs = |calls: &[String]| calls.iter().any(|l| l.contains("syncfs("));
+        for f in files {
+            // The op that renames the staged file into place names its temporary.
+            let line = &calls[renamed_onto(&calls, &root.join(f))];
+            let temp = line.split('"').nth(1).unwrap_or_else(|| panic!("{line}"));
+            assert!(temp.contains(".bdtmp."), "{line}");
+            assert_eq!(fsynced(staging, Path::new(temp)), per_file, "per file {per_file}: fsync of {temp} before the commit record");
+            if per_file {
+                let parent = root.join(f).parent().unwrap().to_path_buf();
+                for dir in parent.ancestors().take_while(|d| d.starts_with(&root)) {
+                    assert!(fsynced(staging, dir), "fsync of {} before the commit record", dir.display());
+                }
+                assert!(fsynced(committing, &parent), "fsync of {} after the renames, before the record", parent.display());
+            }
+        }
+        assert!(fsynced(staging, &root.join("var/db/binarydist/world/.base.new.tar.gz")), "the new base");
+        assert_eq!(syncfs(staging), !per_file, "per file {per_file}: syncfs while staging");
+        assert_eq!(syncfs(committing), !per_file, "per file {per_file}: syncfs after the renames");
+        assert_same_tree(&root, &{
+            let r = t.path().join("ref");
+            if !r.exists() {
+                gnu_tar_reference(&dist, &r);
+            }
+            r
+        });
+    }
 }

@@ -187,7 +187,12 @@ fn hostile_members_that_disagree_with_the_manifest_leave_the_root_as_it_was() {
     let entries = [dir("usr"), file("usr/a", "a"), file("usr/b", "b")];
     let members = [dir("usr"), file("usr/a", "a"), file("usr/c", "b")];
     let dist = craft(&s.out, &entries, &members);
-    refused(&s, &dist, "disagrees with the manifest");
+    // The message names the field that differs, not two structs.
+    refused(&s, &dist, r#"disagrees with the manifest: path "usr/c" in the header, "usr/b" in the manifest"#);
+    let mut wrong_mode = file("usr/a", "a");
+    wrong_mode.0.mode = 0o4755;
+    let dist = craft(&s.out.join("mode"), &entries, &[dir("usr"), wrong_mode, file("usr/b", "b")]);
+    refused(&s, &dist, "mode 4755 in the header, 0644 in the manifest");
 }
 
 #[test]
@@ -202,8 +207,7 @@ fn hostile_device_node_is_refused_when_not_root() {
     let bin = env!("CARGO_BIN_EXE_binarydist");
     let probe = Command::new("setpriv").args(["--reuid=65534", "--regid=65534", "--clear-groups", bin, "--version"]).output();
     if !probe.is_ok_and(|o| o.status.success()) {
-        eprintln!("skipped: cannot run the binary as an unprivileged user here");
-        return;
+        return crate::util::skip("cannot run the binary as an unprivileged user here");
     }
     let before = tree(&s.root);
     let out = Command::new("setpriv")
@@ -253,8 +257,10 @@ fn hostile_symlink_where_a_dropped_subset_directory_was_does_not_carry_removals_
     second.push(link(&format!("{SUBSET}/a"), Kind::Symlink, &s.outside.display().to_string()));
     let name2 = "DragonFly-world-x86_64-master-20261128T110000Z-evil2";
     let d2 = craft_named(&s.out.join("2"), name2, &second, &second, Some(SUBSET));
-    let _ = install(&s.root, &d2).output().unwrap();
+    crate::util::ok(&mut install(&s.root, &d2));
     assert_eq!(sh(&format!("cat '{}/b'", s.outside.display())), "precious\n", "a removal went through the symlink");
+    let planted = std::fs::read_link(s.root.join(format!("{SUBSET}/a"))).unwrap();
+    assert_eq!(planted, s.outside, "the new dist's symlink is in place");
 }
 
 /// Corrupts a dist's SHA-256 sidecar, so that the install fails at verification,
@@ -315,4 +321,37 @@ fn undo_finishes_even_when_the_journal_lost_a_temporary_file() {
     rerun.arg("install").arg("--root").arg(&s.root);
     crate::util::ok(&mut rerun);
     assert!(tree(&s.root) == before, "the root is not as it was");
+}
+
+#[test]
+fn hostile_journal_is_refused_before_anything_is_undone_or_redone() {
+    // The journal is read back by the next run, which removes what a staging
+    // log lists and renames what a commit record lists: its paths are input.
+    let s = scene();
+    let journal = s.root.join("var/db/binarydist/journal");
+    let outside = s.outside.file_name().unwrap().to_str().unwrap().to_string();
+    let commit = |op: &str| {
+        format!(
+            "#binarydist journal 1\nphase commit\ndist {NAME}\ntar 1 {} {}\nbase-new var/db/binarydist/world/.base.new.tar.gz\nop {op}\nend\n",
+            "0".repeat(32),
+            "0".repeat(64)
+        )
+    };
+    for text in [
+        format!("#binarydist journal 1\nphase staging\nstaged-tree ../{outside}\n"),
+        format!("#binarydist journal 1\nphase staging\nstaged ../{outside}/f\n"),
+        "#binarydist journal 1\nphase staging\nstaged etc/motd\n".to_string(),
+        commit(&format!("remove ../{outside}/f")),
+        commit("rename bin/sh etc/motd -"),
+    ] {
+        std::fs::write(&journal, &text).unwrap();
+        let before = tree(&s.root);
+        let mut rerun = crate::util::bin();
+        rerun.arg("install").arg("--root").arg(&s.root);
+        let err = fails(&mut rerun);
+        assert!(err.contains("journal: line 3") || err.contains("journal: line 6"), "{text}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert_eq!(sh(&format!("ls -A '{}'", s.outside.display())), "f\n", "{text}: outside the root changed");
+        assert!(tree(&s.root) == before, "{text}: the root changed");
+    }
 }

@@ -3,6 +3,12 @@
 
 mod util;
 
+// The suite reaches into binarydist through its test points (kill points, fake
+// flags, ...), which only a test-hooks build has: `make test` runs
+// `cargo test --release --features test-hooks`.
+#[cfg(not(feature = "test-hooks"))]
+compile_error!("the integration tests need the test-hooks feature: run `make test`, or cargo test --features test-hooks");
+
 mod bsd;
 mod fragment;
 mod httpd;
@@ -18,3 +24,4 @@ mod pack;
 mod patch;
 mod patch_memory;
 mod realtree;
+mod shipped;

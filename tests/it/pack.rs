@@ -2,9 +2,8 @@
 //! read back by GNU tar, bsdtar and gzip.
 
 use crate::util::*;
-use std::ffi::CString;
+use rustix::fs::{mkfifoat, mknodat, FileType, Mode, CWD};
 use std::fs;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -72,12 +71,8 @@ fn steps() -> Vec<Step> {
         File(long.join("file-at-the-end-of-a-long-path").to_string_lossy().into_owned(), 0o644, data(8, 1000)),
         File("usr/share/empty".into(), 0o644, Vec::new()),
         Fifo("var/run/fifo"),
-        Dev("dev/null", libc::makedev(1, 3)),
+        Dev("dev/null", rustix::fs::makedev(1, 3)),
     ]
-}
-
-fn cpath(p: &Path) -> CString {
-    CString::new(p.as_os_str().as_bytes()).unwrap()
 }
 
 /// Builds the stage; `reverse` creates the entries in another order.
@@ -87,6 +82,10 @@ fn build_stage(root: &Path, reverse: bool) {
         steps.reverse();
     }
     fs::create_dir_all(root).unwrap();
+    if !is_root() {
+        // Outside CI, the rest of the test still runs without them.
+        skip("the stage's device node and owners need root");
+    }
     let mkparent = |p: &Path| fs::create_dir_all(p.parent().unwrap()).unwrap();
     // Hard links need their target: make those in a second round.
     for round in 0..2 {
@@ -104,12 +103,11 @@ fn build_stage(root: &Path, reverse: bool) {
                 (1, Step::HardLink(target, l)) => fs::hard_link(root.join(target), root.join(l)).unwrap(),
                 (0, Step::Fifo(f)) => {
                     mkparent(&root.join(f));
-                    assert_eq!(unsafe { libc::mkfifo(cpath(&root.join(f)).as_ptr(), 0o644) }, 0);
+                    mkfifoat(CWD, root.join(f), Mode::from_raw_mode(0o644)).unwrap();
                 }
                 (0, Step::Dev(d, dev)) if is_root() => {
                     mkparent(&root.join(d));
-                    let r = unsafe { libc::mknod(cpath(&root.join(d)).as_ptr(), libc::S_IFCHR | 0o666, *dev) };
-                    assert_eq!(r, 0, "mknod");
+                    mknodat(CWD, root.join(d), FileType::CharacterDevice, Mode::from_raw_mode(0o666), *dev).unwrap();
                 }
                 _ => {}
             }
@@ -405,26 +403,58 @@ fn unwritable_or_full_distdir_leaves_nothing_behind() {
     assert!(err.contains("file/out") && err.contains("Not a directory"), "{err}");
 
     if !is_root() {
-        eprintln!("skipped: read-only and full file systems need root to mount");
-        return;
+        return skip("read-only and full file systems need root to mount");
     }
-    let mnt = t.path().join("mnt");
-    fs::create_dir_all(&mnt).unwrap();
-    let mounted = Command::new("mount").args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"]).arg(&mnt).status().is_ok_and(|s| s.success());
-    if !mounted {
-        eprintln!("skipped: cannot mount a tmpfs here");
-        return;
-    }
-    struct Unmount(PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg(&self.0).status();
-        }
-    }
-    let _guard = Unmount(mnt.clone());
+    let Some(fs) = Tmpfs::mount(&t.path().join("mnt"), "256k") else { return };
+    let mnt = fs.0.clone();
     let err = fails(&mut pack_cmd(&stage, &mnt));
     assert_clean_failure(&err, &["No space left on device", NAME], &mnt);
-    ok(Command::new("mount").args(["-o", "remount,ro"]).arg(&mnt));
+    fs.remount("ro");
     let err = fails(&mut pack_cmd(&stage, &mnt));
     assert_clean_failure(&err, &["Read-only file system"], &mnt);
+}
+
+#[test]
+fn an_error_prints_its_chain_once_on_one_line() {
+    // No message embeds its cause: main prints the chain, each cause once.
+    let (t, _stage, out) = packed_sample();
+    let dist = dist_in(&out);
+    let sha = out.join(format!("{NAME}.tar.sha256"));
+    fs::remove_file(&sha).unwrap();
+    let root = t.path().join("root");
+    fs::create_dir(&root).unwrap();
+    let cases: [(Command, Vec<String>); 3] = [
+        (
+            {
+                let mut c = bin();
+                c.arg("verify").arg(&dist);
+                c
+            },
+            vec![format!("binarydist: {}: No such file or directory (os error 2)", sha.display())],
+        ),
+        (
+            {
+                let mut c = bin();
+                c.arg("install").arg("--root").arg(&root).arg(&dist);
+                c
+            },
+            vec![format!("binarydist: install onto {}: {}: No such file or directory (os error 2)", root.display(), sha.display())],
+        ),
+        (
+            {
+                let mut c = bin();
+                c.arg("install").arg("--root").arg(t.path().join("missing")).arg(&dist);
+                c
+            },
+            vec!["No such file or directory (os error 2)".to_string()],
+        ),
+    ];
+    for (mut c, wants) in cases {
+        let err = fails(&mut c);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        for want in wants {
+            assert!(err.contains(&want), "{want:?} not in {err:?}");
+        }
+        assert_eq!(err.matches("os error").count(), 1, "a cause printed twice: {err}");
+    }
 }

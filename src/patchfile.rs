@@ -42,7 +42,9 @@ pub const PREAMBLE_LEN: usize = 8 + 4 + 4 + 32;
 /// A header longer than this is refused before it is read.
 pub const MAX_HEADER: u32 = 64 << 20;
 /// zstd window of the ops stream: 16 MiB gets nearly all of the shared-context
-/// gain (see the design notes) and bounds the decoder's memory.
+/// gain and bounds the decoder's memory. Measured on a real security update
+/// (925 changed files, 108 MB): member deltas zstd-19'd one by one 4.75 MB,
+/// as one stream 4.19 MB with a 16 MiB window, 4.06 MB with 128 MiB.
 pub const WINDOW_LOG: u32 = 24;
 /// Absolute ceiling on any single in-memory bound a header may declare
 /// (an old member held for a delta, the kept set): past it a header is absurd.
@@ -150,7 +152,7 @@ pub struct PatchHeader {
 
 #[derive(Debug, thiserror::Error)]
 pub enum FormatError {
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Io { path: PathBuf, source: io::Error },
     #[error("{}: not a binarydist patch (magic {found:?}, expected {expected:?})", path.display())]
     Magic { path: PathBuf, expected: String, found: String },
@@ -419,6 +421,30 @@ mod tests {
         assert!(read_varint(&mut &[0x80u8][..]).is_err());
         for v in [0i64, 1, -1, 1000, -1000, i64::MAX, i64::MIN] {
             assert_eq!(unzigzag(zigzag(v)), v);
+        }
+    }
+
+    mod props {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn any_varint_round_trips(v in any::<u64>(), i in any::<i64>()) {
+                let mut b = Vec::new();
+                write_varint(&mut b, v).unwrap();
+                prop_assert!(b.len() <= 10);
+                prop_assert_eq!(read_varint(&mut &b[..]).unwrap(), v);
+                prop_assert_eq!(unzigzag(zigzag(i)), i);
+            }
+
+            #[test]
+            fn no_bytes_make_a_varint_read_panic_or_run_past_ten_bytes(b in proptest::collection::vec(any::<u8>(), 0..16)) {
+                let mut r = &b[..];
+                if read_varint(&mut r).is_ok() {
+                    prop_assert!(b.len() - r.len() <= 10);
+                }
+            }
         }
     }
 }
