@@ -4,6 +4,7 @@
 mod util;
 
 mod bsd;
+mod gzip;
 mod install;
 mod install_crash;
 mod install_hostile;
