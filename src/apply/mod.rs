@@ -263,7 +263,7 @@ pub fn apply_to_file<R: Read + Send>(base: R, base_label: &str, patches: &[Patch
     let written = os::write_atomically(path, |f| {
         let w = BufWriter::with_capacity(256 * 1024, f);
         if gzip {
-            let mut z = tario::gz::encoder_with(w, &tario::gz::Options::dist());
+            let mut z = tario::gz::encoder(w);
             digests = Some(apply_chain(base, base_label, patches, &mut z).map_err(ApplyError::into_io)?);
             z.finish()?.flush()
         } else {
