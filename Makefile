@@ -24,7 +24,7 @@ test-deps:
 	sh tools/test-deps.sh
 
 test: test-deps
-	$(CARGO) test --release
+	$(CARGO) test --release --features test-hooks
 
 test-large: test-deps build
 	sh tools/test-large.sh
@@ -39,7 +39,7 @@ install: build
 	@# the /usr/src fragment, where there is a DragonFly source tree (or a DESTDIR)
 	if [ -f $(SRCDIR)/Makefile.inc1 ] || [ -n "$(DESTDIR)" ]; then \
 		install -d $(DESTDIR)$(SRCDIR)/binarydists && \
-		install -m 444 binarydists/Makefile binarydists/Makefile.patch binarydists/subset.sh $(DESTDIR)$(SRCDIR)/binarydists/; \
+		install -m 444 binarydists/Makefile binarydists/Makefile.targets binarydists/Makefile.patch binarydists/subset.sh $(DESTDIR)$(SRCDIR)/binarydists/; \
 	fi
 
 clean:

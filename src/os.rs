@@ -39,6 +39,32 @@ pub fn log_step(step: &str, path: &Path) {
     }
 }
 
+/// Test-only (feature `test-hooks`): the kern.securelevel to pretend, so that
+/// tests on Linux can see an install refuse what DragonFly would not allow.
+#[cfg(feature = "test-hooks")]
+pub const TEST_SECURELEVEL_ENV: &str = "BINARYDIST_TEST_SECURELEVEL";
+
+/// The flags that kern.securelevel protects (securelevel(7)): with any of
+/// them on a file, the file's flags cannot change while the level is above 0.
+pub const SYSTEM_FLAGS: [&str; 3] = ["schg", "sappnd", "sunlnk"];
+
+/// Why this system will not let the installer change the flags of a file
+/// that has a system flag (schg, sappnd, sunlnk), if it will not: on
+/// DragonFly, kern.securelevel above 0 (raised by init or an admin, lowered
+/// only by a reboot). `None` where it may, and where there are no such flags.
+pub fn system_flags_locked() -> io::Result<Option<String>> {
+    #[cfg(feature = "test-hooks")]
+    if let Some(level) = std::env::var_os(TEST_SECURELEVEL_ENV) {
+        let level: i32 = level.to_str().and_then(|l| l.parse().ok()).ok_or_else(|| io::Error::other("bad test securelevel"))?;
+        return Ok(securelevel_forbids(level));
+    }
+    Ok(native::securelevel()?.and_then(securelevel_forbids))
+}
+
+fn securelevel_forbids(level: i32) -> Option<String> {
+    (level > 0).then(|| format!("kern.securelevel is {level}, which forbids clearing schg, sappnd and sunlnk"))
+}
+
 /// Major and minor numbers of a device number, as tar stores them.
 pub fn dev_split(rdev: u64) -> (u32, u32) {
     #[allow(clippy::unnecessary_cast)]
@@ -120,6 +146,21 @@ mod native {
         Ok(if words.is_empty() { None } else { Some(words.join(",")) })
     }
 
+    /// kern.securelevel, by sysctl(3).
+    pub fn securelevel() -> io::Result<Option<i32>> {
+        let mut mib = [libc::CTL_KERN, libc::KERN_SECURELVL];
+        let mut level: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>();
+        // SAFETY: a two-element MIB, and a writable int with its size.
+        let rc = unsafe {
+            libc::sysctl(mib.as_mut_ptr(), mib.len() as _, (&mut level as *mut libc::c_int).cast(), &mut len, std::ptr::null_mut(), 0)
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Some(level))
+    }
+
     pub fn set_file_flags(path: &Path, flags: &str) -> io::Result<()> {
         let mut bits = 0u64;
         for w in flags.split(',').filter(|w| !w.is_empty()) {
@@ -142,6 +183,11 @@ mod native {
 
     /// Linux files have no BSD flags.
     pub fn file_flags(_path: &Path) -> io::Result<Option<String>> {
+        Ok(None)
+    }
+
+    /// No BSD flags, so nothing a securelevel protects.
+    pub fn securelevel() -> io::Result<Option<i32>> {
         Ok(None)
     }
 

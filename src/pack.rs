@@ -243,6 +243,8 @@ fn stat_meta(rel: &Path, fs_path: &Path, md: &fs::Metadata, clamp: Option<i64>) 
 fn upgrade_subset(src: &Path, opts: &PackOptions, staged: &[Source]) -> Result<Vec<Source>, PackError> {
     let mut files: Vec<PathBuf> = Vec::new();
     for line in list_lines(&opts.upgrade_subset) {
+        // `?path`: an entry only some trees have (etc/upgrade-subset.conf).
+        let (line, optional) = line.strip_prefix('?').map_or((line, false), |l| (l, true));
         let matches: Vec<PathBuf> = if line.contains(['*', '?', '[']) {
             let pat = src.join(line);
             glob::glob(&pat.to_string_lossy())
@@ -252,6 +254,9 @@ fn upgrade_subset(src: &Path, opts: &PackOptions, staged: &[Source]) -> Result<V
         } else {
             let p = src.join(line);
             if fs::symlink_metadata(&p).is_err() {
+                if optional {
+                    continue;
+                }
                 return Err(PackError::MissingSubset(p));
             }
             vec![p]

@@ -195,9 +195,12 @@ fn set_meta(root: &Path, path: &Path, mode: u32, uid: u32, gid: u32, mtime: i64,
     Ok(())
 }
 
-/// The current kernel directory becomes `DIR.old` (replacing an older one), as
-/// installkernel does, and the staged one becomes `DIR`. Decided by what is on
-/// disk, so that a rerun after a crash anywhere in here completes it.
+/// The current kernel directory becomes `DIR.old` (replacing an older one) and
+/// the staged one becomes `DIR`. installkernel copies the running kernel into
+/// `DIR.old` and installs over `DIR` in place; two renames reach the same
+/// state, the old modules kept with the old kernel, without a moment when
+/// `DIR` holds a mix of both. Decided by what is on disk, so that a rerun after
+/// a crash anywhere in here completes it.
 fn kernel_swap(root: &Path, dir: &Path, staged: &Path) -> Result<(), CommitError> {
     let d = root.join(dir);
     let s = root.join(staged);

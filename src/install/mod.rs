@@ -19,6 +19,7 @@
 //! subset is pruned here, and a kernel directory is replaced whole.
 
 mod commit;
+mod guard;
 mod hook;
 pub mod journal;
 mod plan;
@@ -75,6 +76,8 @@ pub enum InstallError {
     WrongArch { installed: String, arch: String, found: String },
     #[error("not enough room on the file system of {}: {need} bytes needed, {free} available; nothing was installed", probe.display())]
     NoSpace { probe: PathBuf, need: u64, free: u64 },
+    #[error("{}: has {flags}, and {why}: the install would stop half-way through its commit; nothing was staged. The securelevel only goes down at a reboot: boot with kern_securelevel_enable=NO in /etc/rc.conf (or into single-user mode), then install again", path.display())]
+    FlagsLocked { path: PathBuf, flags: String, why: String },
     #[error("make upgrade in {} failed ({status}); the new binaries are in place; fix the cause and run `binarydist install` again to retry it", dir.display())]
     Upgrade { dir: PathBuf, status: String },
 }
@@ -169,6 +172,7 @@ pub fn install(opts: &Options) -> Result<Summary, InstallError> {
     manifest_meta.path = state.manifest_rel(&target.series);
     let old = state.installed_manifest(&target.series);
     let plan = plan::make(&root, &manifest, old.as_ref())?;
+    check_flags_changeable(&root, &manifest, &plan)?;
     check_free_space(&root, &plan, &state, stream.base_estimate())?;
 
     let mut stager = stage::Stager::new(&mut tx);
@@ -258,7 +262,7 @@ fn finish_commit(
     summary.make_upgrade = "none";
     if let Some(src) = &c.upgrade_src {
         if !upgraded {
-            run_make_upgrade(root, src, &opts.make)?;
+            run_make_upgrade(root, &state.dir().join("guard"), src, &opts.make)?;
             journal::mark(&jpath, "upgraded", true)?;
         }
         summary.make_upgrade = "ran";
@@ -305,6 +309,51 @@ fn read_new_manifest(stream: &mut Stream, target: &DistName) -> Result<(Manifest
         return Err(InstallError::WrongDist { what: stream.what.clone(), expected: target.to_string(), found: m.name.to_string() });
     }
     Ok((m, member.meta, text))
+}
+
+/// The commit clears the flags of every file it replaces or changes in place,
+/// and removes the old kernel.old. Where the system forbids that for a file
+/// with schg, sappnd or sunlnk (kern.securelevel above 0), the install would
+/// stop half-way through its commit, as FreeBSD's pkg does: refuse it now,
+/// before anything is staged, naming the first such file.
+fn check_flags_changeable(root: &Path, manifest: &Manifest, plan: &Plan) -> Result<(), InstallError> {
+    let Some(why) = crate::os::system_flags_locked().map_err(io_err(Path::new("kern.securelevel")))? else {
+        return Ok(());
+    };
+    let mut touched: Vec<PathBuf> = manifest
+        .entries
+        .iter()
+        .zip(plan.actions.iter().zip(&plan.existed))
+        .filter(|(_, (a, existed))| **existed && matches!(a, plan::Action::Stage | plan::Action::MetaOnly))
+        .map(|(e, _)| root.join(&e.meta.path))
+        .collect();
+    if let Some((kernel, _)) = &plan.kernel {
+        let mut old = kernel.as_os_str().to_os_string();
+        old.push(".old");
+        let old = root.join(old);
+        // kern.post.mk: the .old "might be a file and not a directory".
+        if std::fs::symlink_metadata(&old).is_ok() {
+            touched.push(old.clone());
+        }
+        let mut dirs = vec![old];
+        while let Some(d) = dirs.pop() {
+            let Ok(rd) = std::fs::read_dir(&d) else { continue };
+            for e in rd.flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    dirs.push(e.path());
+                }
+                touched.push(e.path());
+            }
+        }
+    }
+    for p in touched {
+        let flags = crate::os::file_flags(&p).map_err(io_err(&p))?.unwrap_or_default();
+        if flags.split(',').any(|f| crate::os::SYSTEM_FLAGS.contains(&f)) {
+            let path = p.strip_prefix(root).map(|r| Path::new("/").join(r)).unwrap_or(p);
+            return Err(InstallError::FlagsLocked { path, flags, why });
+        }
+    }
+    Ok(())
 }
 
 fn check_free_space(root: &Path, plan: &Plan, state: &State, base_bytes: u64) -> Result<(), InstallError> {
@@ -369,24 +418,27 @@ fn make_staged_durable(root: &Path, plan: &Plan, state: &State) -> Result<(), In
 }
 
 /// Step 5: the /usr/src `upgrade` target itself, from the subset the dist
-/// shipped, against the same root. Its output goes to stderr (stdout is the
-/// summary's, which may be JSON).
-fn run_make_upgrade(root: &Path, src: &Path, make: &str) -> Result<(), InstallError> {
+/// shipped, against the same root: the plain upgrade a source upgrade runs
+/// (BINARY_UPGRADE would leave /etc/resolvconf.conf and /etc/dhcpcd.conf
+/// uninstalled), guarded for another root (see guard.rs). Its output goes to
+/// stderr (stdout is the summary's, which may be JSON).
+fn run_make_upgrade(root: &Path, guard_dir: &Path, src: &Path, make: &str) -> Result<(), InstallError> {
     let dir = root.join(src);
     // Checked at plan time too; a journal read back is checked again here.
     if src != Path::new(manifest::UPGRADE_SRC_PREFIX) || !plan::through_real_dirs(root, &src.join("Makefile")) {
         return Err(io_err(&dir)(io::Error::other(format!("not the shipped upgrade subset under {}", manifest::UPGRADE_SRC_PREFIX))));
     }
     hook::point("upgrade");
-    let destdir = if root == Path::new("/") { String::new() } else { root.display().to_string() };
+    let other_root = root != Path::new("/");
+    let destdir = if other_root { root.display().to_string() } else { String::new() };
+    let guards = if other_root { Some(guard::Guards::install(guard_dir).map_err(io_err(guard_dir))?) } else { None };
     let stdout = io::stderr().lock();
     let stdout = std::os::fd::AsFd::as_fd(&stdout).try_clone_to_owned().map_err(io_err(&dir))?;
-    eprintln!("binarydist: {make} -C {} upgrade BINARY_UPGRADE=yes DESTDIR={destdir}", dir.display());
-    let mut child = Command::new(make)
-        .arg("-C")
+    eprintln!("binarydist: {make} -C {} upgrade DESTDIR={destdir}", dir.display());
+    let mut cmd = Command::new(make);
+    cmd.arg("-C")
         .arg(&dir)
         .arg("upgrade")
-        .arg("BINARY_UPGRADE=yes")
         .arg(format!("DESTDIR={destdir}"))
         // The subset is a source tree of its own: no object directory, and
         // nothing inherited from a make that may have called us (installbinary).
@@ -394,9 +446,12 @@ fn run_make_upgrade(root: &Path, src: &Path, make: &str) -> Result<(), InstallEr
         .env_remove("MFLAGS")
         .env_remove("MAKEOBJDIRPREFIX")
         .env_remove("MAKEOBJDIR")
-        .stdout(stdout)
-        .spawn()
-        .map_err(|e| InstallError::Upgrade { dir: dir.clone(), status: format!("cannot run {make}: {e}") })?;
+        .stdout(stdout);
+    if let Some(g) = &guards {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        cmd.env("PATH", g.path(&path)).env(guard::PATH_ENV, &path).env(guard::ROOT_ENV, root);
+    }
+    let mut child = cmd.spawn().map_err(|e| InstallError::Upgrade { dir: dir.clone(), status: format!("cannot run {make}: {e}") })?;
     hook::point("upgrading");
     let status = child.wait().map_err(|e| InstallError::Upgrade { dir: dir.clone(), status: e.to_string() })?;
     if !status.success() {

@@ -17,17 +17,17 @@ const KERNCONFS: &str = "GENERIC CUSTOM";
 const REVS: [(u32, &str); 3] = [(1, "r1"), (2, "r2"), (3, "v6.5.0-3-gabcde")];
 const EPOCH: i64 = 1_790_000_000;
 
-fn repo() -> &'static Path {
+pub(crate) fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn binarydist_path() -> PathBuf {
+pub(crate) fn binarydist_path() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_binarydist"))
 }
 
 /// Writes revision `rev` of the sample tree to `src`, with the fragment
 /// installed as a build machine would (src/binarydists).
-fn sample_tree(src: &Path, rev: u32) {
+pub(crate) fn sample_tree(src: &Path, rev: u32) {
     ok(Command::new("sh").arg(repo().join("examples/mkrev.sh")).arg(src).arg(rev.to_string()));
     let frag = src.join("binarydists");
     let _ = std::fs::remove_dir_all(&frag);
@@ -36,7 +36,7 @@ fn sample_tree(src: &Path, rev: u32) {
 
 /// bmake in `dir` with the environment a build machine has: binarydist
 /// first in PATH, objects under `obj`, the lists from this checkout.
-fn bmake(dir: &Path, obj: &Path, args: &[&str]) -> Command {
+pub(crate) fn bmake(dir: &Path, obj: &Path, args: &[&str]) -> Command {
     let mut c = Command::new("bmake");
     let path = format!("{}:{}", binarydist_path().parent().unwrap().display(), std::env::var("PATH").unwrap_or_default());
     c.current_dir(dir)
@@ -50,14 +50,14 @@ fn bmake(dir: &Path, obj: &Path, args: &[&str]) -> Command {
     c
 }
 
-struct Built {
-    root: PathBuf,
-    dist: PathBuf,
+pub(crate) struct Built {
+    pub root: PathBuf,
+    pub dist: PathBuf,
 }
 
 /// Revisions 1, 2 and 3 built through the fragment into one DISTDIR, once
 /// per test run, under the target directory.
-fn built() -> &'static Built {
+pub(crate) fn built() -> &'static Built {
     static BUILT: OnceLock<Built> = OnceLock::new();
     BUILT.get_or_init(|| {
         let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bsd-sample");
@@ -84,7 +84,7 @@ fn built() -> &'static Built {
     })
 }
 
-fn files_with_suffix(dir: &Path, suffix: &str) -> Vec<String> {
+pub(crate) fn files_with_suffix(dir: &Path, suffix: &str) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -95,7 +95,7 @@ fn files_with_suffix(dir: &Path, suffix: &str) -> Vec<String> {
 }
 
 /// The dists of each series, oldest first.
-fn dists_by_series(dist: &Path) -> BTreeMap<String, Vec<DistName>> {
+pub(crate) fn dists_by_series(dist: &Path) -> BTreeMap<String, Vec<DistName>> {
     let mut m: BTreeMap<String, Vec<DistName>> = BTreeMap::new();
     for f in files_with_suffix(dist, ".tar.gz") {
         let n = DistName::from_file_name(&f).unwrap_or_else(|e| panic!("{f}: {e}"));
@@ -115,7 +115,7 @@ fn extract(dist: &Path, root: &Path) {
     sh(&format!("cd '{}' && find . -name '*.new' | while read -r f; do mv \"$f\" \"${{f%.new}}\"; done", root.display()));
 }
 
-fn dist_file(b: &Built, series: &str, rev: usize) -> PathBuf {
+pub(crate) fn dist_file(b: &Built, series: &str, rev: usize) -> PathBuf {
     let m = dists_by_series(&b.dist);
     b.dist.join(m[series][rev - 1].file_name())
 }
@@ -194,7 +194,6 @@ fn bsd_world_dist_runs_when_extracted_and_kernel_dists_own_boot_kernel() {
     // The world leaves /boot/kernel to the kernel dists, keeps /rescue.
     assert!(root.join("boot").is_dir() && !root.join("boot/kernel").exists(), "world dist writes into /boot/kernel");
     assert!(root.join("rescue/init").is_file());
-    assert!(root.join("usr/share/binarydist/upgrade-src/etc/mail.rc").is_file(), "BINARY_UPGRADE copies in the subset's etc/");
 
     for conf in ["GENERIC", "CUSTOM"] {
         let k = b.root.join(format!("extract-{conf}"));
@@ -204,7 +203,7 @@ fn bsd_world_dist_runs_when_extracted_and_kernel_dists_own_boot_kernel() {
         top.sort();
         assert_eq!(top, ["+MANIFEST", "boot"], "a kernel dist is /boot/kernel (and its manifest)");
         assert!(k.join("boot/kernel/initrd.img.gz").is_file(), "the kernel dist carries the initrd");
-        assert!(!k.join("boot/kernel.old").exists());
+        assert!(!k.join("boot/kernel.old").exists() && !k.join("rescue").exists() && !k.join("boot/dloader.rc").exists());
         let out = ok(&mut Command::new(k.join("boot/kernel/kernel")));
         assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("({conf})")));
     }
@@ -220,13 +219,14 @@ fn bsd_make_upgrade_runs_from_the_subset_shipped_in_the_world_dist() {
     let run_upgrade = |root: &Path| {
         let subset = root.join("usr/share/binarydist/upgrade-src");
         let mut c = Command::new("bmake");
-        c.arg("-C").arg(&subset).arg("upgrade").arg("BINARY_UPGRADE=yes").arg(format!("DESTDIR={}", root.display()));
+        c.arg("-C").arg(&subset).arg("upgrade").arg(format!("DESTDIR={}", root.display()));
         c.env_remove("MAKEFLAGS").env_remove("MAKEOBJDIRPREFIX");
         ok(&mut c)
     };
     extract(&dist_file(b, "world", 1), &root);
     run_upgrade(&root);
     assert!(root.join("etc/mail.rc").is_file() && root.join("etc/ssh/moduli").is_file());
+    assert!(root.join("etc/resolvconf.conf").is_file() && root.join("etc/dhcpcd.conf").is_file(), "the plain upgrade installs these");
     assert!(root.join("usr/bin/oldtool").is_file());
     extract(&dist_file(b, "world", 2), &root);
     assert!(root.join("lib/libc.so.8").exists());
@@ -277,14 +277,14 @@ fn bsd_prune_keeps_the_newest_dists_and_drops_patches_from_the_rest() {
 }
 
 /// A rev-1 sample tree (not built) for the `check` tests.
-fn check_tree(name: &str) -> (tempfile::TempDir, PathBuf) {
+pub(crate) fn check_tree(name: &str) -> (tempfile::TempDir, PathBuf) {
     let t = crate::util::tempdir();
     let src = t.path().canonicalize().unwrap().join(name).join("usr/src");
     sample_tree(&src, 1);
     (t, src)
 }
 
-fn check_fails(src: &Path, obj: &Path, args: &[&str]) -> Vec<String> {
+pub(crate) fn check_fails(src: &Path, obj: &Path, args: &[&str]) -> Vec<String> {
     let out: Output = bmake(src, obj, args).output().unwrap();
     assert!(!out.status.success(), "check passed: {}", String::from_utf8_lossy(&out.stdout));
     String::from_utf8_lossy(&out.stderr).lines().filter(|l| l.starts_with("binarydist check:")).map(String::from).collect()
@@ -324,20 +324,16 @@ fn bsd_check_catches_a_subset_with_a_file_removed() {
     assert!(lines.iter().any(|l| l.contains("upgrade subset lacks tools/pw-update.sh")), "{lines:#?}");
     assert_eq!(lines.len(), 2, "one line per missing file: {lines:#?}");
 
-    // The BINARY_UPGRADE copies (etc/mail.rc, etc/locate.rc) are needed too.
-    let mut args = vec!["binarydist-check".to_string(), "KERNCONFS=GENERIC".to_string(), "UPGRADE_COPIES=".to_string()];
-    args.extend(common(&repo().join("etc/upgrade-subset.conf")));
-    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-    let lines = check_fails(&src, &root.join("obj"), &argv);
-    assert!(lines.iter().any(|l| l.contains("lacks etc/mail.rc")) && lines.iter().any(|l| l.contains("lacks etc/locate.rc")), "{lines:#?}");
-
-    // A file the list names that the tree does not have.
+    // An optional entry (?tools/tools/chkldd/chkldd.awk) the tree lacks is a
+    // note; but this tree's etc/Makefile reads it, so it is still missing.
     std::fs::remove_file(src.join("tools/tools/chkldd/chkldd.awk")).unwrap();
     let mut args = vec!["binarydist-check".to_string(), "KERNCONFS=GENERIC".to_string()];
     args.extend(common(&repo().join("etc/upgrade-subset.conf")));
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-    let lines = check_fails(&src, &root.join("obj"), &argv);
-    assert!(lines.iter().any(|l| l.contains("chkldd.awk is missing")), "{lines:#?}");
+    let out = bmake(&src, &root.join("obj"), &argv).output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success() && stdout.contains("note: optional upgrade-subset entry tools/tools/chkldd/chkldd.awk"), "{stdout}");
+    assert!(stderr.contains("reads tools/tools/chkldd/chkldd.awk, which the source tree lacks too"), "{stderr}");
     drop(t);
 }
 
@@ -391,24 +387,14 @@ fn bsd_check_says_in_one_line_each_what_is_missing() {
 }
 
 #[test]
-fn bsd_makefile_patch_applies_to_dragonflys_top_level_makefile() {
-    // The end of DragonFly's /usr/src/Makefile, which the patch uses as context.
-    let t = crate::util::tempdir();
-    let mk = t.path().join("Makefile");
-    std::fs::write(
-        &mk,
-        "#\n# Handle the upgrade of /etc, post-installworld updating of static files\n# and removing obsolete files.\n#\n\n\
-         preupgrade:\n\t@cd ${.CURDIR}/etc; make -m ${.CURDIR}/share/mk preupgrade\n\n\
-         upgrade:\n\t@cd ${.CURDIR}/etc; make -m ${.CURDIR}/share/mk upgrade_etc\n\
-         .if !defined(NOMAN) && !defined(NO_MAKEDB_RUN)\n\tcd ${.CURDIR}/share/man; make makedb\n.endif\n",
-    )
-    .unwrap();
-    ok(Command::new("patch").current_dir(t.path()).arg("-p0").arg("-i").arg(repo().join("binarydists/Makefile.patch")).arg("Makefile"));
-    let patched = std::fs::read_to_string(&mk).unwrap();
-    assert!(patched.contains("binarydist binarykernel:\n\t@cd ${.CURDIR}/binarydists; make ${.TARGET}"));
-    // The sample tree carries the same targets.
+fn bsd_the_sample_tree_carries_the_hook_line_of_makefile_patch() {
+    // The one line Makefile.patch adds (its test on DragonFly's own Makefile
+    // is in realtree.rs) ends the sample's top-level Makefile too.
+    let patch = std::fs::read_to_string(repo().join("binarydists/Makefile.patch")).unwrap();
+    let added: Vec<&str> = patch.lines().filter_map(|l| l.strip_prefix('+')).filter(|l| !l.starts_with("++")).collect();
+    assert_eq!(added, [r#".sinclude "${.CURDIR}/binarydists/Makefile.targets""#]);
     let sample = std::fs::read_to_string(repo().join("examples/src/Makefile")).unwrap();
-    assert!(sample.contains("binarydist binarykernel:\n\t@cd ${.CURDIR}/binarydists; ${.MAKE} ${.TARGET}"));
+    assert_eq!(sample.lines().last(), Some(added[0]));
 }
 
 #[test]
@@ -476,4 +462,47 @@ fn bsd_diff_step_patches_the_new_dist_from_the_last_bindist_keep_dists() {
     assert_eq!(patched().len(), 4, "BINDIST_KEEP=3 adds the patches from r1: {:?}", patched());
     let calls = std::fs::read_to_string(&calls).unwrap();
     assert_eq!(calls.lines().count(), 4, "a patch already made is not made again:\n{calls}");
+}
+
+/// Members of a dist as `tar -tv` shows them: path -> (is a directory, mode,
+/// owner and time).
+fn members(dist: &Path) -> BTreeMap<String, (bool, String)> {
+    let out = ok(Command::new("tar").arg("-tvzf").arg(dist).arg("--numeric-owner").env("TZ", "UTC"));
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let path = f[5].trim_end_matches('/').to_string();
+            (path, (f[0].starts_with('d'), format!("{} {} {} {}", f[0], f[1], f[3], f[4])))
+        })
+        .collect()
+}
+
+#[test]
+fn bsd_no_file_is_in_two_series_and_shared_directories_agree() {
+    // A target installs the world and one kernel series (its KERNCONF's):
+    // those two must not both carry a file, and the directories both carry
+    // (boot) must be the same in each, or installing one would undo the other.
+    let b = built();
+    for rev in 1..=3 {
+        let world = members(&dist_file(b, "world", rev));
+        for conf in ["GENERIC", "CUSTOM"] {
+            let kernel = members(&dist_file(b, &format!("kernel.{conf}"), rev));
+            for (path, meta) in &kernel {
+                assert!(
+                    path == "+MANIFEST" || path == "boot" || path == "boot/kernel" || path.starts_with("boot/kernel/"),
+                    "kernel.{conf} r{rev} has {path}"
+                );
+                match world.get(path) {
+                    Some(w) if path != "+MANIFEST" => {
+                        assert!(meta.0 && w.0, "r{rev}: {path} is in the world and in kernel.{conf}");
+                        assert_eq!(meta, w, "r{rev}: directory {path} differs between the world and kernel.{conf}");
+                    }
+                    _ => {}
+                }
+            }
+            assert!(kernel.contains_key("boot") && world.contains_key("boot"), "boot is in both");
+        }
+    }
 }

@@ -48,8 +48,12 @@ fn sample_tree_dists_install_and_make_upgrade_runs_from_the_shipped_subset() {
     ok(install(&root).arg(find(&dist, "DragonFly-kernel.GENERIC-", "-r1.tar.gz")));
     let out = ok(install(&root).arg(find(&dist, "DragonFly-world-", "-r1.tar.gz")));
     let log = String::from_utf8_lossy(&out.stderr);
-    assert!(log.contains("upgrade BINARY_UPGRADE=yes"), "{log}");
+    assert!(log.contains(" upgrade DESTDIR=") && !log.contains("BINARY_UPGRADE"), "the plain upgrade: {log}");
     assert!(root.join("etc/mail.rc").is_file() && root.join("etc/ssh/moduli").is_file(), "upgrade_etc ran: {log}");
+    assert!(
+        root.join("etc/resolvconf.conf").is_file() && root.join("etc/dhcpcd.conf").is_file(),
+        "and installed what only it installs: {log}"
+    );
     assert!(root.join("usr/bin/oldtool").is_file() && root.join("lib/libc.so.8").is_file());
     assert!(root.join("boot/kernel/kernel").is_file() && root.join("rescue").is_dir());
 

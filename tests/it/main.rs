@@ -4,12 +4,15 @@
 mod util;
 
 mod bsd;
+mod fragment;
 mod gzip;
 mod install;
 mod install_crash;
+mod install_guards;
 mod install_hostile;
 mod install_patch;
 mod install_sample;
 mod pack;
 mod patch;
 mod patch_memory;
+mod realtree;
