@@ -117,6 +117,15 @@ fn find_member_size(mut extra: &[u8]) -> Option<u32> {
     None
 }
 
+/// The uncompressed size a whole member's trailer claims (modulo 2^32, as
+/// gzip stores it).
+pub fn inflated_size(member: &[u8]) -> usize {
+    match member.len().checked_sub(4) {
+        Some(at) => u32::from_le_bytes([member[at], member[at + 1], member[at + 2], member[at + 3]]) as usize,
+        None => 0,
+    }
+}
+
 /// Inflates one whole member (`member` holds exactly its bytes) into `out`,
 /// which is cleared first; checks that the deflate data ends exactly at the
 /// trailer, and the trailer's CRC-32 and length. At most `max_out` bytes are
@@ -128,7 +137,7 @@ pub fn decompress(inflate: &mut Decompress, member: &[u8], max_out: usize, out: 
     }
     let (data, trailer) = member[header.len..].split_at(member.len() - header.len - TRAILER_LEN);
     let crc_want = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
-    let isize = u32::from_le_bytes([trailer[4], trailer[5], trailer[6], trailer[7]]) as usize;
+    let isize = inflated_size(member);
     if isize > max_out {
         return Err(invalid(format!("gzip member claims {isize} bytes, more than a block")));
     }

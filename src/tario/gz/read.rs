@@ -17,9 +17,11 @@ use std::io::{self, BufReader, Read};
 use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 use std::sync::{Arc, Mutex};
 
-/// Largest member the fast path accepts, compressed or not; our blocks are far
-/// smaller. A hostile size field cannot make a reader allocate more than this.
-const MAX_MEMBER: usize = 64 << 20;
+/// Largest member the fast path takes, compressed or not: four of our blocks.
+/// A member past it (not one of ours, whatever its field says) goes the
+/// general way, so no size field or trailer makes a reader allocate more than
+/// this per block in flight.
+const MAX_MEMBER: usize = 4 * super::BLOCK;
 /// Chunks the fallback path hands on.
 const CHUNK: usize = 1 << 20;
 
@@ -208,6 +210,9 @@ fn split<R: Read>(mut input: Input<R>, slots: &SyncSender<Slot>, jobs: &Sender<J
         };
         let mut m = pools.1.get();
         input.take(size, &mut m)?;
+        if member::inflated_size(&m) > MAX_MEMBER {
+            return inflate_rest(io::Cursor::new(m).chain(input.rest()), slots, &pools.0);
+        }
         let (done, rx) = sync_channel(1);
         if slots.send(Slot::Pending(rx)).is_err() {
             return Ok(()); // the reader is gone
