@@ -36,6 +36,7 @@ install: build
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/etc/binarydist
 	install -m 555 target/release/binarydist $(DESTDIR)$(PREFIX)/bin/binarydist
 	install -m 444 etc/critical.conf etc/upgrade-subset.conf $(DESTDIR)$(PREFIX)/etc/binarydist/
+	install -m 644 etc/binarydist.conf.sample $(DESTDIR)$(PREFIX)/etc/binarydist.conf.sample
 	@# the /usr/src fragment, where there is a DragonFly source tree (or a DESTDIR)
 	if [ -f $(SRCDIR)/Makefile.inc1 ] || [ -n "$(DESTDIR)" ]; then \
 		install -d $(DESTDIR)$(SRCDIR)/binarydists && \

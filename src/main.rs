@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "binarydist", version, about = "Binary updates for DragonFly BSD, built by the /usr/src Makefiles")]
+#[command(name = "binarydist", version, about = "Binary updates for DragonFly BSD, built by the /usr/src Makefiles", after_help = EXIT_HELP)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -45,7 +45,26 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write DISTDIR/INDEX: every dist and patch, for every series, with a new serial and expiry
+    Index(cmd::IndexArgs),
+    /// Make a minisign key pair (the secret key 0600, never overwritten)
+    Keygen(cmd::KeygenArgs),
+    /// Sign files (FILE.minisig, minisign's format); an INDEX's trusted comment repeats its serial and expiry
+    Sign(cmd::SignArgs),
+    /// Append a signed statement to a mirror's KEYS chain: a key rotation or a revocation
+    #[command(subcommand)]
+    Keys(cmd::KeysCommand),
+    /// Print what `update` would download and install, without doing it
+    Plan(cmd::PlanArgs),
+    /// Update this root from signed mirrors: verify INDEX, plan, download, install
+    #[command(after_help = EXIT_HELP)]
+    Update(cmd::UpdateArgs),
 }
+
+/// The exit codes of every command (docs/update.md, "Exit status").
+const EXIT_HELP: &str = "\
+Exit status, for every command: 0 done (or up to date), 1 error, 2 usage, \
+3 an update is available (update --check).";
 
 #[derive(clap::Args)]
 struct InstallArgs {
@@ -64,6 +83,12 @@ struct InstallArgs {
     /// Print the summary as JSON
     #[arg(long)]
     json: bool,
+    /// Check the dist (or patches) against this signed INDEX first (INDEX.minisig
+    /// and KEYS beside it); without it the dist is not authenticated
+    #[arg(long)]
+    index: Option<PathBuf>,
+    #[command(flatten)]
+    trust: cmd::TrustArgs,
     /// The dist to install (.tar.gz or .tar, with its .tar.md5 and .tar.sha256 beside it)
     dist: Option<PathBuf>,
 }
@@ -160,9 +185,11 @@ struct PatchArgs {
     output: Option<PathBuf>,
 }
 
+mod cmd;
+
 fn main() -> ExitCode {
     match run(Cli::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("binarydist: {}", one_line(&e));
             ExitCode::FAILURE
@@ -186,8 +213,20 @@ fn one_line(e: &anyhow::Error) -> String {
     out
 }
 
-fn run(cli: Cli) -> Result<()> {
+fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
+        Command::Index(a) => cmd::index(a),
+        Command::Keygen(a) => cmd::keygen(a),
+        Command::Sign(a) => cmd::sign(a),
+        Command::Keys(a) => cmd::keys(a),
+        Command::Plan(a) => cmd::plan(a),
+        Command::Update(a) => cmd::update(a),
+        other => run_build_side(other).map(|()| ExitCode::SUCCESS),
+    }
+}
+
+fn run_build_side(command: Command) -> Result<()> {
+    match command {
         Command::Pack(a) => run_pack(*a),
         Command::Verify { dist } => {
             let (m, d) = info::verify_dist(&dist)?;
@@ -218,18 +257,30 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        _ => unreachable!("handled in run"),
     }
 }
 
 fn run_install(a: InstallArgs) -> Result<()> {
     use binarydist::install::{self, Source};
+    let files: Vec<PathBuf> = a.dist.iter().chain(&a.patches).cloned().collect();
+    let what = if a.dist.is_some() { "this dist is" } else { "these patches are" };
     let source = match (a.dist, a.patches.is_empty()) {
         (Some(d), _) => Some(Source::Dist(d)),
         (None, false) => Some(Source::Chain(a.patches)),
         (None, true) => None,
     };
+    if let (Some(index), false) = (&a.index, files.is_empty()) {
+        cmd::verify_local(&a.root, index, &files, &a.trust)?;
+    }
     let opts = install::Options { root: a.root.clone(), source, make: a.make, wait: a.wait };
     let summary = install::install(&opts).with_context(|| format!("install onto {}", a.root.display()))?;
+    // Said once it is installed: a refusal stays the one line that says why.
+    if a.index.is_none() && !files.is_empty() && !summary.already_installed {
+        eprintln!(
+            "binarydist: warning: {what} not authenticated: only sidecars and headers from the same place vouch for it; give --index INDEX to check it against a signed INDEX"
+        );
+    }
     if a.json {
         println!("{}", serde_json::to_string(&summary)?);
     } else {

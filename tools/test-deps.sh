@@ -11,6 +11,8 @@ command -v cc >/dev/null 2>&1 || need="$need gcc libc6-dev"
 tar --version 2>/dev/null | grep -q 'GNU tar' || need="$need tar"
 command -v python3 >/dev/null 2>&1 || need="$need python3"
 command -v patch >/dev/null 2>&1 || need="$need patch"
+command -v minisign >/dev/null 2>&1 || need="$need minisign" # the CLI checks what binarydist signs, and signs for it
+command -v openssl >/dev/null 2>&1 || need="$need openssl" # the HTTPS test's certificate
 command -v git >/dev/null 2>&1 || need="$need git" # check on a git checkout (tests/it/fragment.rs)
 [ -x /usr/bin/time ] || need="$need time" # peak RSS of `binarydist patch` in the memory test
 [ -z "$need" ] && exit 0

@@ -383,7 +383,7 @@ fn verify_stream(stream: Stream) -> Result<crate::tario::Digests, InstallError> 
     let what = stream.what.clone();
     let expected = stream.expected.clone();
     let digests = stream.finish()?;
-    let size_ok = expected.size.map_or(true, |s| s == digests.size);
+    let size_ok = expected.size.is_none_or(|s| s == digests.size);
     if !size_ok {
         return Err(InstallError::Digest {
             what,

@@ -49,6 +49,10 @@ pub enum Source {
     Dist(PathBuf),
     /// Patches applied in order to the kept base.
     Chain(Vec<PathBuf>),
+    /// A full dist with patches applied to it on the way, in one stream: an
+    /// update planned as "full dist, then patches" (the dist's own sidecars
+    /// are not needed: the last patch's header says what the result must be).
+    DistThenChain { dist: PathBuf, patches: Vec<PathBuf> },
 }
 
 /// What the whole tar must hash to, and who says so.
@@ -230,12 +234,24 @@ impl Source {
     pub fn target_name(&self) -> Result<DistName, SourceError> {
         match self {
             Source::Dist(p) => DistName::from_file_name(file_name(p)).map_err(|e| SourceError::Name { path: p.clone(), source: e }),
-            Source::Chain(ps) => Ok(patch_names(ps)?.pop().expect("non-empty").to),
+            Source::Chain(ps) | Source::DistThenChain { patches: ps, .. } => Ok(patch_names(ps)?.pop().expect("non-empty").to),
         }
     }
 
     /// A chain must start from the installed dist, whose kept base it patches.
     pub fn check_base(&self, installed: Option<&DistName>, base: &Path) -> Result<(), SourceError> {
+        if let Source::DistThenChain { dist, patches } = self {
+            let first = &patch_names(patches)?[0];
+            let name = Source::Dist(dist.clone()).target_name()?;
+            if first.from != name {
+                return Err(SourceError::BrokenChain {
+                    patch: patches[0].clone(),
+                    expected: name.to_string(),
+                    found: first.from.to_string(),
+                });
+            }
+            return Ok(());
+        }
         let Source::Chain(ps) = self else { return Ok(()) };
         let first = &patch_names(ps)?[0];
         match installed {
@@ -288,12 +304,17 @@ impl Source {
                     estimate,
                 })
             }
-            Source::Chain(paths) => {
+            Source::Chain(paths) | Source::DistThenChain { patches: paths, .. } => {
                 // Headers, ops digests and links of the chain are checked here,
                 // before a byte streams; the kept base must be the tar the first
                 // patch was made from.
                 let patches = apply::open_patches(paths)?;
                 let (first, last) = (&patches[0], &patches[patches.len() - 1]);
+                let kept_base = match self {
+                    Source::DistThenChain { dist, .. } => dist.as_path(),
+                    _ => kept_base,
+                };
+                let installed = if matches!(self, Source::Chain(_)) { installed } else { None };
                 if let Some(i) = installed {
                     if i.sha256 != first.header.old.sha256 || i.tar_size != first.header.old.size {
                         return Err(SourceError::BaseDigest {

@@ -120,22 +120,7 @@ impl State {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io_err(&path)(e)),
         };
-        let bad = |what: &str| StateError::Bad { path: path.clone(), what: what.into() };
-        let mut name = None;
-        let mut tar = None;
-        for line in text.lines() {
-            match line.split_once(' ') {
-                Some(("name", v)) => name = Some(DistName::parse(v).map_err(|e| bad(&e.to_string()))?),
-                Some(("tar", v)) => {
-                    let w: Vec<&str> = v.split(' ').collect();
-                    let [size, md5, sha] = w[..] else { return Err(bad("bad tar line")) };
-                    tar = Some((size.parse().map_err(|_| bad("bad tar size"))?, md5.to_string(), sha.to_string()));
-                }
-                _ => {}
-            }
-        }
-        let (name, (tar_size, md5, sha256)) = name.zip(tar).ok_or_else(|| bad("no name or tar line"))?;
-        Ok(Some(Installed { name, tar_size, md5, sha256 }))
+        parse_installed(&path, &text).map(Some)
     }
 
     /// The installed dist's manifest, as the dist itself installed it; `None`
@@ -169,4 +154,25 @@ impl State {
         crate::os::write_atomically(&path, |f| f.write_all(text.as_bytes())).map_err(io_err(&path))?;
         crate::os::sync_dir(&sdir).map_err(io_err(&sdir))
     }
+}
+
+/// Parses an `installed` record (`name NAME`, `tar SIZE MD5 SHA256`); shared
+/// with `update`, which reads it through the state directory's descriptor.
+pub fn parse_installed(path: &Path, text: &str) -> Result<Installed, StateError> {
+    let bad = |what: &str| StateError::Bad { path: path.to_path_buf(), what: what.into() };
+    let mut name = None;
+    let mut tar = None;
+    for line in text.lines() {
+        match line.split_once(' ') {
+            Some(("name", v)) => name = Some(DistName::parse(v).map_err(|e| bad(&e.to_string()))?),
+            Some(("tar", v)) => {
+                let w: Vec<&str> = v.split(' ').collect();
+                let [size, md5, sha] = w[..] else { return Err(bad("bad tar line")) };
+                tar = Some((size.parse().map_err(|_| bad("bad tar size"))?, md5.to_string(), sha.to_string()));
+            }
+            _ => {}
+        }
+    }
+    let (name, (tar_size, md5, sha256)) = name.zip(tar).ok_or_else(|| bad("no name or tar line"))?;
+    Ok(Installed { name, tar_size, md5, sha256 })
 }

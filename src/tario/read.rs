@@ -470,7 +470,7 @@ mod tests {
     fn piled_up_extension_headers_are_refused_not_buffered() {
         // Each is within MAX_EXTENSION; together they would grow without bound.
         let one = global_header(MAX_EXTENSION as usize);
-        let stream: Vec<u8> = std::iter::repeat(one).take(4).flatten().collect();
+        let stream: Vec<u8> = std::iter::repeat_n(one, 4).flatten().collect();
         let mut r = Reader::new(&stream[..]);
         let err = r.next_member().unwrap_err().to_string();
         assert!(err.contains("member header over"), "{err}");

@@ -53,10 +53,12 @@ pub(crate) fn bmake(dir: &Path, obj: &Path, args: &[&str]) -> Command {
 pub(crate) struct Built {
     pub root: PathBuf,
     pub dist: PathBuf,
+    /// The minisign key the fragment signed the INDEX with (no password).
+    pub key: PathBuf,
 }
 
 /// Revisions 1, 2 and 3 built through the fragment into one DISTDIR, once
-/// per test run, under the target directory.
+/// per test run, under the target directory; the INDEX is signed.
 pub(crate) fn built() -> &'static Built {
     static BUILT: OnceLock<Built> = OnceLock::new();
     BUILT.get_or_init(|| {
@@ -65,6 +67,8 @@ pub(crate) fn built() -> &'static Built {
         std::fs::create_dir_all(&root).unwrap();
         let root = root.canonicalize().unwrap();
         let (src, obj, dist, stage) = (root.join("usr/src"), root.join("obj"), root.join("dist"), root.join("stage"));
+        let key = root.join("sign.key");
+        ok(bin().args(["keygen", "--no-password", "--secret"]).arg(&key));
         for (rev, gitrev) in REVS {
             sample_tree(&src, rev);
             let args = [
@@ -76,11 +80,12 @@ pub(crate) fn built() -> &'static Built {
                 "BRANCH=master".to_string(),
                 format!("GITREV={gitrev}"),
                 format!("SOURCE_DATE_EPOCH={}", EPOCH + i64::from(rev) * 3600),
+                format!("BINDIST_SIGNKEY={}", key.display()),
             ];
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
             ok(&mut bmake(&src, &obj, &args));
         }
-        Built { root, dist }
+        Built { root, dist, key }
     })
 }
 

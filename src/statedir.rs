@@ -1,0 +1,366 @@
+//! The state directory, ROOT/var/db/binarydist, reached without following a
+//! symlink anywhere below the root.
+//!
+//! Whoever owns the tree under `--root` (a jail, an image, a chroot) can plant
+//! symlinks there: `var` pointing out of the root, a `lock` or a partial
+//! download pointing at /etc/master.passwd. So `var`, `db` and `binarydist` are
+//! each opened with `O_DIRECTORY|O_NOFOLLOW` relative to the one before, and
+//! every file in them is reached by a single name relative to that descriptor
+//! (`openat`, `mkdirat`, `renameat`, `unlinkat`) with `O_NOFOLLOW`: a symlink in
+//! the way is refused, never followed. A name is one path component, never
+//! `..`. The installer (issue 9) adopts the same piece.
+//!
+//! What lives here besides the installer's files (install/state.rs):
+//!
+//! ```text
+//! keys/pinned.pub     the key that signed the last INDEX accepted (minisign format)
+//! keys/revoked        keys learned or declared revoked, one key id or public key a line
+//! serial              the serial of the last INDEX accepted
+//! downloads/          partial and verified downloads (NAME.part, then NAME)
+//! <series>/hold       present while the series is held (rollback writes it):
+//!                     `update` leaves the series alone until `--to` or unhold
+//! ```
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+/// ROOT-relative path of the state directory.
+pub const STATE_DIR: &str = "var/db/binarydist";
+/// The hold marker of a series, under `<series>/`.
+pub const HOLD: &str = "hold";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateDirError {
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: io::Error },
+    #[error("{}: not a real directory (a symlink or another kind of file); the state directory must be a directory inside the root, reached without symlinks", path.display())]
+    NotRealDir { path: PathBuf },
+    #[error("{}: not a regular file (a symlink or another kind of file), refused", path.display())]
+    NotRegular { path: PathBuf },
+    #[error("{}: larger than the {max} bytes allowed here", path.display())]
+    TooLarge { path: PathBuf, max: u64 },
+    #[error("{name:?}: not a single file name")]
+    BadName { name: String },
+}
+
+/// An open directory, reached without symlinks, and its path for messages.
+#[derive(Debug)]
+pub struct Dir {
+    fd: OwnedFd,
+    path: PathBuf,
+}
+
+fn cname(name: &str) -> Result<CString, StateDirError> {
+    let bad = || StateDirError::BadName { name: name.to_string() };
+    if name.is_empty() || name == "." || name == ".." || name.contains('/') {
+        return Err(bad());
+    }
+    CString::new(name).map_err(|_| bad())
+}
+
+fn last_err() -> io::Error {
+    io::Error::last_os_error()
+}
+
+const DIR_FLAGS: libc::c_int = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+
+impl Dir {
+    /// Opens `path` itself as the starting point (the root, which the admin
+    /// named; it may be reached through symlinks of the admin's own).
+    pub fn open_root(path: &Path) -> Result<Dir, StateDirError> {
+        let io = |source| StateDirError::Io { path: path.to_path_buf(), source };
+        let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| io(io::Error::other("path has a NUL byte")))?;
+        // SAFETY: valid C string; the returned descriptor is owned below.
+        let fd = unsafe { libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC) };
+        if fd < 0 {
+            return Err(io(last_err()));
+        }
+        // SAFETY: fd is a fresh descriptor we own.
+        Ok(Dir { fd: unsafe { OwnedFd::from_raw_fd(fd) }, path: path.to_path_buf() })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn child(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+
+    fn io_err(&self, name: &str) -> impl Fn(io::Error) -> StateDirError + '_ {
+        let path = self.child(name);
+        move |source| StateDirError::Io { path: path.clone(), source }
+    }
+
+    /// The subdirectory `name`, created (0755) when `create` and missing;
+    /// `None` when missing and not created. A symlink is refused.
+    pub fn subdir(&self, name: &str, create: bool) -> Result<Option<Dir>, StateDirError> {
+        let c = cname(name)?;
+        loop {
+            // SAFETY: valid descriptor and C string.
+            let fd = unsafe { libc::openat(self.fd.as_raw_fd(), c.as_ptr(), DIR_FLAGS) };
+            if fd >= 0 {
+                // SAFETY: fresh descriptor we own.
+                return Ok(Some(Dir { fd: unsafe { OwnedFd::from_raw_fd(fd) }, path: self.child(name) }));
+            }
+            let e = last_err();
+            match e.raw_os_error() {
+                Some(libc::ENOENT) if create => {
+                    // SAFETY: valid descriptor and C string.
+                    if unsafe { libc::mkdirat(self.fd.as_raw_fd(), c.as_ptr(), 0o755) } != 0 {
+                        let e = last_err();
+                        if e.kind() != io::ErrorKind::AlreadyExists {
+                            return Err(self.io_err(name)(e));
+                        }
+                    }
+                }
+                Some(libc::ENOENT) => return Ok(None),
+                Some(libc::ELOOP) | Some(libc::ENOTDIR) => return Err(StateDirError::NotRealDir { path: self.child(name) }),
+                _ => return Err(self.io_err(name)(e)),
+            }
+        }
+    }
+
+    /// Opens the file `name` with `flags` (plus `O_NOFOLLOW|O_CLOEXEC|O_NONBLOCK`)
+    /// and checks that it is a regular file: a symlink, fifo or device is refused.
+    pub fn open(&self, name: &str, flags: libc::c_int, mode: u32) -> Result<Option<File>, StateDirError> {
+        let c = cname(name)?;
+        let flags = flags | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK;
+        // SAFETY: valid descriptor and C string.
+        let fd = unsafe { libc::openat(self.fd.as_raw_fd(), c.as_ptr(), flags, mode as libc::c_uint) };
+        if fd < 0 {
+            let e = last_err();
+            return match e.raw_os_error() {
+                Some(libc::ENOENT) if flags & libc::O_CREAT == 0 => Ok(None),
+                Some(libc::ELOOP) => Err(StateDirError::NotRegular { path: self.child(name) }),
+                _ => Err(self.io_err(name)(e)),
+            };
+        }
+        // SAFETY: fresh descriptor we own.
+        let file = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+        let md = file.metadata().map_err(self.io_err(name))?;
+        if !md.file_type().is_file() {
+            return Err(StateDirError::NotRegular { path: self.child(name) });
+        }
+        // O_NONBLOCK was only there so that opening a planted fifo cannot hang.
+        // SAFETY: valid descriptor.
+        unsafe {
+            let fl = libc::fcntl(file.as_raw_fd(), libc::F_GETFL);
+            libc::fcntl(file.as_raw_fd(), libc::F_SETFL, fl & !libc::O_NONBLOCK);
+        }
+        Ok(Some(file))
+    }
+
+    /// The whole content of `name`, at most `max` bytes; `None` when missing.
+    pub fn read(&self, name: &str, max: u64) -> Result<Option<Vec<u8>>, StateDirError> {
+        let Some(f) = self.open(name, libc::O_RDONLY, 0)? else { return Ok(None) };
+        let mut v = Vec::new();
+        f.take(max + 1).read_to_end(&mut v).map_err(self.io_err(name))?;
+        if v.len() as u64 > max {
+            return Err(StateDirError::TooLarge { path: self.child(name), max });
+        }
+        Ok(Some(v))
+    }
+
+    /// `name` as UTF-8 text, at most 1 MiB.
+    pub fn read_text(&self, name: &str) -> Result<Option<String>, StateDirError> {
+        match self.read(name, 1 << 20)? {
+            None => Ok(None),
+            Some(v) => String::from_utf8(v).map(Some).map_err(|_| self.io_err(name)(io::Error::other("not UTF-8 text"))),
+        }
+    }
+
+    /// Replaces `name` by `bytes` atomically and durably: a temporary file made
+    /// with `O_CREAT|O_EXCL|O_NOFOLLOW`, synced, renamed over `name`, directory synced.
+    pub fn write_atomically(&self, name: &str, bytes: &[u8], mode: u32) -> Result<(), StateDirError> {
+        cname(name)?;
+        let tmp = format!(".{name}.{}.tmp", std::process::id());
+        let _ = self.remove(&tmp);
+        let mut f = self
+            .open(&tmp, libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL, mode)?
+            .ok_or_else(|| self.io_err(&tmp)(io::ErrorKind::NotFound.into()))?;
+        let written = f.write_all(bytes).and_then(|_| f.sync_all());
+        if let Err(e) = written {
+            let _ = self.remove(&tmp);
+            return Err(self.io_err(name)(e));
+        }
+        self.rename(&tmp, name)?;
+        self.sync()
+    }
+
+    /// renameat within this directory; neither name is followed.
+    pub fn rename(&self, from: &str, to: &str) -> Result<(), StateDirError> {
+        let (a, b) = (cname(from)?, cname(to)?);
+        // SAFETY: valid descriptors and C strings.
+        if unsafe { libc::renameat(self.fd.as_raw_fd(), a.as_ptr(), self.fd.as_raw_fd(), b.as_ptr()) } != 0 {
+            return Err(self.io_err(to)(last_err()));
+        }
+        Ok(())
+    }
+
+    /// Removes the file `name` (a symlink itself, never its target); missing is fine.
+    pub fn remove(&self, name: &str) -> Result<(), StateDirError> {
+        let c = cname(name)?;
+        // SAFETY: valid descriptor and C string.
+        if unsafe { libc::unlinkat(self.fd.as_raw_fd(), c.as_ptr(), 0) } != 0 {
+            let e = last_err();
+            if e.kind() != io::ErrorKind::NotFound {
+                return Err(self.io_err(name)(e));
+            }
+        }
+        Ok(())
+    }
+
+    /// The names in this directory (not `.` and `..`), sorted; read through
+    /// the descriptor (fdopendir of a duplicate), not the path, so a swapped
+    /// symlink in the path cannot make us list another directory.
+    pub fn names(&self) -> Result<Vec<String>, StateDirError> {
+        let io = |source| StateDirError::Io { path: self.path.clone(), source };
+        // SAFETY: duplicating a valid descriptor; fdopendir takes the duplicate
+        // over, closedir closes it.
+        let dup = unsafe { libc::fcntl(self.fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) };
+        if dup < 0 {
+            return Err(io(last_err()));
+        }
+        let dirp = unsafe { libc::fdopendir(dup) };
+        if dirp.is_null() {
+            let e = last_err();
+            unsafe { libc::close(dup) };
+            return Err(io(e));
+        }
+        // The duplicate shares the offset of the descriptor: start from the top.
+        // SAFETY: dirp is a valid DIR*.
+        unsafe { libc::rewinddir(dirp) };
+        let mut v = Vec::new();
+        loop {
+            // SAFETY: dirp is a valid DIR*; the entry is read before the next call.
+            let ent = unsafe { libc::readdir(dirp) };
+            if ent.is_null() {
+                break;
+            }
+            let name = unsafe { std::ffi::CStr::from_ptr((*ent).d_name.as_ptr()) };
+            if let Ok(n) = name.to_str() {
+                if n != "." && n != ".." {
+                    v.push(n.to_string());
+                }
+            }
+        }
+        // SAFETY: dirp came from fdopendir and is closed once.
+        unsafe { libc::closedir(dirp) };
+        v.sort();
+        Ok(v)
+    }
+
+    /// fsync of the directory itself.
+    pub fn sync(&self) -> Result<(), StateDirError> {
+        // SAFETY: valid descriptor.
+        if unsafe { libc::fsync(self.fd.as_raw_fd()) } != 0 {
+            return Err(StateDirError::Io { path: self.path.clone(), source: last_err() });
+        }
+        Ok(())
+    }
+
+    /// Bytes available to us on this directory's file system.
+    pub fn free_bytes(&self) -> Result<u64, StateDirError> {
+        let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
+        // SAFETY: valid descriptor and a writable statvfs.
+        if unsafe { libc::fstatvfs(self.fd.as_raw_fd(), &mut s) } != 0 {
+            return Err(StateDirError::Io { path: self.path.clone(), source: last_err() });
+        }
+        #[allow(clippy::unnecessary_cast)]
+        Ok(s.f_bavail as u64 * s.f_frsize as u64)
+    }
+}
+
+/// ROOT/var/db/binarydist, each step opened without following symlinks;
+/// created when `create` (refused, not created, when any step is a symlink).
+/// `None` when it does not exist and `create` is false.
+pub fn open(root: &Path, create: bool) -> Result<Option<Dir>, StateDirError> {
+    let mut dir = Dir::open_root(root)?;
+    for part in STATE_DIR.split('/') {
+        match dir.subdir(part, create)? {
+            Some(d) => dir = d,
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(dir))
+}
+
+/// Why the series is held, or `None` when it is not: `<series>/hold` holds a
+/// line saying who held it and when (rollback writes it; `update` respects it).
+pub fn hold(state: &Dir, series: &str) -> Result<Option<String>, StateDirError> {
+    let Some(dir) = state.subdir(series, false)? else { return Ok(None) };
+    Ok(dir.read_text(HOLD)?.map(|t| {
+        let t = t.trim();
+        if t.is_empty() {
+            "held".to_string()
+        } else {
+            t.lines().next().unwrap_or_default().to_string()
+        }
+    }))
+}
+
+/// Records a hold on the series, with `why` as its one line.
+pub fn set_hold(state: &Dir, series: &str, why: &str) -> Result<(), StateDirError> {
+    let dir = state.subdir(series, true)?.expect("created");
+    dir.write_atomically(HOLD, format!("{}\n", why.replace('\n', " ")).as_bytes(), 0o644)
+}
+
+/// Removes the hold on the series, if any.
+pub fn clear_hold(state: &Dir, series: &str) -> Result<(), StateDirError> {
+    match state.subdir(series, false)? {
+        Some(dir) => dir.remove(HOLD),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_symlinked_step_is_refused_and_nothing_is_created_outside() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("root");
+        let outside = t.path().join("outside");
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("var")).unwrap();
+        let e = open(&root, true).unwrap_err();
+        assert!(matches!(e, StateDirError::NotRealDir { .. }), "{e}");
+        assert!(std::fs::read_dir(&outside).unwrap().next().is_none(), "created outside the root");
+    }
+
+    #[test]
+    fn files_are_never_followed() {
+        let t = tempfile::tempdir().unwrap();
+        let d = open(t.path(), true).unwrap().unwrap();
+        let victim = t.path().join("victim");
+        std::fs::write(&victim, "keep").unwrap();
+        std::os::unix::fs::symlink(&victim, d.path().join("serial")).unwrap();
+        assert!(matches!(d.read("serial", 10), Err(StateDirError::NotRegular { .. })));
+        assert!(d.open("serial", libc::O_WRONLY | libc::O_CREAT, 0o644).is_err());
+        // Replacing it atomically replaces the link, not its target.
+        d.write_atomically("serial", b"7\n", 0o644).unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
+        assert_eq!(d.read_text("serial").unwrap().unwrap(), "7\n");
+        assert!(cname("../x").is_err() && cname("..").is_err());
+    }
+
+    #[test]
+    fn holds_round_trip() {
+        let t = tempfile::tempdir().unwrap();
+        let d = open(t.path(), true).unwrap().unwrap();
+        assert_eq!(hold(&d, "world").unwrap(), None);
+        assert!(d.names().unwrap().is_empty());
+        set_hold(&d, "world", "rollback to X\nsecond line").unwrap();
+        assert_eq!(hold(&d, "world").unwrap().as_deref(), Some("rollback to X second line"));
+        assert_eq!(d.names().unwrap(), ["world"]);
+        clear_hold(&d, "world").unwrap();
+        assert_eq!(hold(&d, "world").unwrap(), None);
+    }
+}
