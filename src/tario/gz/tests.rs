@@ -182,3 +182,41 @@ fn plain_tars_pass_through() {
     maybe_gunzip(io::Cursor::new(tar.clone())).unwrap().read_to_end(&mut out).unwrap();
     assert_eq!(out, tar);
 }
+
+#[test]
+fn a_reader_that_is_not_read_holds_a_bounded_number_of_blocks() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    struct Counting(io::Cursor<Vec<u8>>, Arc<AtomicUsize>);
+    impl Read for Counting {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.0.read(buf)?;
+            self.1.fetch_add(n, Ordering::SeqCst);
+            Ok(n)
+        }
+    }
+    // Incompressible 64 KiB blocks: each member is a little over 64 KiB.
+    let mut x = 88172645463325252u64;
+    let input: Vec<u8> = (0..100 << 16)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    let opts = Options { level: 1, block: 1 << 16, threads: 2 };
+    let gz = compress(&input, &opts, 3);
+    let pulled = Arc::new(AtomicUsize::new(0));
+    let mut r = Reader::new(Counting(io::Cursor::new(gz), pulled.clone()), &opts);
+    let mut first = [0u8; 1];
+    r.read_exact(&mut first).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // 2 x threads + 2 blocks in flight, one being cut out, and the look-ahead.
+    let bound = (2 * 2 + 3) * (66 << 10) + (64 << 10);
+    let got = pulled.load(Ordering::SeqCst);
+    assert!(got <= bound, "read {got} bytes ahead of the consumer, bound {bound}");
+    let mut rest = Vec::new();
+    r.read_to_end(&mut rest).unwrap();
+    assert!(first[..] == input[..1] && rest[..] == input[1..]);
+}
