@@ -32,6 +32,11 @@ enum Command {
     /// Apply a patch, or a chain of patches in one pass, as a stream
     #[command(after_help = PATCH_HELP)]
     Patch(PatchArgs),
+    /// Write a dist's (or any gzip file's) uncompressed bytes to standard output
+    Cat {
+        /// The dist (.tar.gz or .tar); `-` for standard input
+        file: PathBuf,
+    },
     /// Print what a dist or a patch is
     Info {
         /// The dist (.tar.gz or .tar) or patch (.bdpatch)
@@ -123,6 +128,9 @@ struct PackArgs {
     /// Output directory
     #[arg(short = 'o', long = "output", env = "DISTDIR")]
     out_dir: PathBuf,
+    /// Threads for gzip [default: the number of CPUs]; the dist is the same for any number
+    #[arg(long)]
+    threads: Option<usize>,
 }
 
 #[derive(clap::Args)]
@@ -213,6 +221,7 @@ fn run_build_side(command: Command) -> Result<()> {
         Command::Install(a) => run_install(a),
         Command::Diff(a) => run_diff(a),
         Command::Patch(a) => run_patch(a),
+        Command::Cat { file } => run_cat(&file),
         Command::Info { file, json } if patchfile::looks_like_patch(&file) => {
             let p = patchfile::read_header(&file)?;
             patchfile::verify_ops(&p)?;
@@ -285,6 +294,7 @@ fn run_pack(a: PackArgs) -> Result<()> {
         critical: read_list(a.critical_list.as_deref(), pack::DEFAULT_CRITICAL)?,
         clamp_mtime: clamp,
         out_dir: a.out_dir,
+        gzip: binarydist::tario::gz::Options::dist().threads(a.threads),
     };
     let p = pack::pack(&opts)?;
     println!(
@@ -296,6 +306,20 @@ fn run_pack(a: PackArgs) -> Result<()> {
         p.manifest.critical().count()
     );
     Ok(())
+}
+
+fn run_cat(file: &Path) -> Result<()> {
+    use binarydist::tario::gz;
+    let (input, label) = match file.to_str() {
+        Some("-") => (gz::maybe_gunzip(std::io::stdin()).context("standard input")?, "standard input".to_string()),
+        _ => (gz::open_tar(file).with_context(|| file.display().to_string())?, file.display().to_string()),
+    };
+    match gz::copy_out(input, std::io::stdout().lock()) {
+        Err(gz::CopyError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()), // `| head`: not an error
+        Err(gz::CopyError::Output(e)) => Err(e).context("standard output"),
+        Err(gz::CopyError::Input(e)) => Err(e).context(label),
+        Ok(_) => Ok(()),
+    }
 }
 
 fn run_diff(a: DiffArgs) -> Result<()> {

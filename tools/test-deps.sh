@@ -9,6 +9,7 @@ need=""
 command -v bmake >/dev/null 2>&1 || need="$need bmake"
 command -v bsdtar >/dev/null 2>&1 || need="$need libarchive-tools"
 command -v gzip >/dev/null 2>&1 || need="$need gzip"
+command -v pigz >/dev/null 2>&1 || need="$need pigz" # reads our dists in the tests; bench/pack.sh's anchor
 command -v cc >/dev/null 2>&1 || need="$need gcc libc6-dev"
 tar --version 2>/dev/null | grep -q 'GNU tar' || need="$need tar"
 command -v python3 >/dev/null 2>&1 || need="$need python3"
