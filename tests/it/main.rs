@@ -18,3 +18,4 @@ mod pack;
 mod patch;
 mod patch_memory;
 mod realtree;
+mod workflow;
