@@ -241,6 +241,48 @@ fn workflow_demo_runs_the_whole_story_and_every_acceptance_point_holds() {
     }
 }
 
+#[test]
+fn workflow_installbinary_from_usr_src_through_the_hook_reads_a_dist_directory() {
+    // The shared sample build's tree has the hook line; its DISTDIR is a
+    // plain directory (a mount, on a real target), signed.
+    let b = crate::bsd::built();
+    let t = tempdir();
+    let root = t.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    let make = |dir: &Path, args: &[String]| -> Output {
+        let path = format!("{}:{}", binarydist_path().parent().unwrap().display(), std::env::var("PATH").unwrap_or_default());
+        Command::new("bmake").arg("-C").arg(dir).args(args).env("PATH", path).env_remove("MAKEFLAGS").output().unwrap()
+    };
+    let args = |distdir: &Path| {
+        vec![
+            "installbinary".to_string(),
+            format!("DESTDIR={}", root.display()),
+            format!("DISTDIR={}", distdir.display()),
+            format!("BINDIST_PUBKEY={}", b.key.with_extension("pub").display()),
+            "KERNCONF=GENERIC".into(),
+        ]
+    };
+    // A DISTDIR without an INDEX is said before anything runs.
+    let out = make(&b.root.join("usr/src"), &args(t.path()));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains(&format!("DISTDIR {} has no INDEX", t.path().display())), "{err}");
+    assert!(!root.join("var").exists());
+
+    let out = make(&b.root.join("usr/src"), &args(&b.dist));
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{said}");
+    let (dists, _) = published(&b.dist);
+    assert!(said.contains(&format!("--mirror {}", b.dist.display())) && said.contains("--series kernel.GENERIC"), "{said}");
+    assert_eq!(installed(&root, "kernel.GENERIC"), Some(dists["kernel.GENERIC"][2].to_string()));
+    assert_eq!(installed(&root, WORLD), Some(dists["world"][2].to_string()));
+    assert!(said.contains("make upgrade: ran"), "{said}");
+
+    // Run again: up to date, and no --series once the root has its own.
+    let out = make(&b.root.join("usr/src"), &args(&b.dist));
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success() && said.contains("is up to date") && !said.contains("--series"), "{said}");
+}
+
 fn sh_cmd(script: &str) -> Command {
     let mut c = Command::new("sh");
     c.arg("-c").arg(script);
