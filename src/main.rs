@@ -64,7 +64,7 @@ enum Command {
 /// The exit codes of every command (docs/update.md, "Exit status").
 const EXIT_HELP: &str = "\
 Exit status, for every command: 0 done (or up to date), 1 error, 2 usage, \
-3 an update is available (update --check).";
+3 an update is available (update --check, update --fetch-only).";
 
 #[derive(clap::Args)]
 struct InstallArgs {

@@ -18,6 +18,7 @@ command -v patch >/dev/null 2>&1 || need="$need patch"
 command -v minisign >/dev/null 2>&1 || need="$need minisign" # the CLI checks what binarydist signs, and signs for it
 command -v openssl >/dev/null 2>&1 || need="$need openssl" # the HTTPS test's certificate
 command -v git >/dev/null 2>&1 || need="$need git" # check on a git checkout (tests/it/fragment.rs)
+command -v mandoc >/dev/null 2>&1 || need="$need mandoc" # mandoc -T lint of the manuals (tests/it/workflow.rs)
 [ -x /usr/bin/time ] || need="$need time" # peak RSS of `binarydist patch` in the memory test
 [ -z "$need" ] && exit 0
 if command -v apt-get >/dev/null 2>&1; then

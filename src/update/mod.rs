@@ -90,7 +90,17 @@ pub enum Mode {
     Check,
     /// Print the plan.
     Plan,
+    /// Download what the update needs into `downloads/`, verified, and stop
+    /// (the periodic job's fetch-ahead; the next update installs from there).
+    Fetch,
     Update,
+}
+
+impl Mode {
+    /// Keeps state: creates the state directory, takes the lock, remembers the INDEX.
+    fn writes(self) -> bool {
+        matches!(self, Mode::Fetch | Mode::Update)
+    }
 }
 
 #[derive(Debug, Default, serde::Serialize)]
@@ -125,9 +135,9 @@ pub fn run(opts: &Options, mode: Mode) -> Result<Report, UpdateError> {
         return Err(UpdateError::Root(opts.root.clone()));
     }
     // Checking and planning change nothing on the root; an update keeps state.
-    let state = statedir::open(&root, mode == Mode::Update)?;
-    let _lock = match (&state, mode) {
-        (Some(s), Mode::Update) => Some(take_update_lock(s)?),
+    let state = statedir::open(&root, mode.writes())?;
+    let _lock = match &state {
+        Some(s) if mode.writes() => Some(take_update_lock(s)?),
         _ => None,
     };
     let mut report = Report::default();
@@ -137,18 +147,21 @@ pub fn run(opts: &Options, mode: Mode) -> Result<Report, UpdateError> {
     let (verified, mirror) = fetch_trusted_index(&fetcher, &anchor, &opts.allow)?;
     report.serial = verified.index.serial;
     report.mirror = mirror;
-    if let (Some(s), Mode::Update) = (&state, mode) {
+    if let Some(s) = state.as_ref().filter(|_| mode.writes()) {
         trust::persist(s, &anchor, &verified)?;
     }
     for stream in &streams {
         report.plans.push(plan_stream(&verified, stream, state.as_ref(), opts)?);
     }
-    if mode != Mode::Update || !report.update_available() {
+    if !mode.writes() || !report.update_available() {
         return Ok(report);
     }
     let state = state.expect("created for an update");
     let downloads = state.subdir(DOWNLOADS, true)?.expect("created");
     download(&fetcher, &downloads, &report.plans)?;
+    if mode == Mode::Fetch {
+        return Ok(report);
+    }
     for p in report.plans.clone() {
         if p.way == Way::UpToDate {
             continue;

@@ -26,3 +26,4 @@ mod patch;
 mod patch_memory;
 mod realtree;
 mod shipped;
+mod workflow;
