@@ -8,7 +8,8 @@
 //!   hashing tee, gzip), `os` (the calls that differ between systems) and
 //!   `testhooks` (test points, empty in a shipped build);
 //! - over them: `manifest` (the `+MANIFEST` member), `sidecar` (the checksum
-//!   files beside a dist), `patchfile` (the patch format), `statedir` (the
+//!   files beside a dist), `patchfile` (the patch format) and `codec` (its
+//!   streams' compression), `statedir` (the
 //!   state directory, opened without following symlinks), `index` (the INDEX
 //!   format) and `sign` (keys, signatures, KEYS);
 //! - the steps: `pack` makes dists, `info` describes and verifies them, `delta`
@@ -18,6 +19,7 @@
 //!   the network.
 
 pub mod apply;
+pub mod codec;
 pub mod delta;
 pub mod errors;
 pub mod fetch;
