@@ -7,7 +7,8 @@
 //!            32-byte SHA-256 of the header
 //! header     JSON (PatchHeader): both dist names, size/MD5/SHA-256 of the old and new
 //!            uncompressed tars, the keep lists, the bounds of every allocation, and
-//!            for each stream its codec, dictionary, raw and packed size and SHA-256
+//!            for each stream its codec, dictionary, raw and packed size, and the
+//!            SHA-256 of all the streams
 //! streams    the nine STREAMS, in that order, each compressed on its own (raw LZMA2,
 //!            or one zstd frame), each in its own context: what each holds compresses
 //!            best beside its own kind (measured: research for issue 15, README)
@@ -172,7 +173,6 @@ pub struct StreamInfo {
     pub raw_size: u64,
     /// Bytes in the file.
     pub size: u64,
-    pub sha256: String,
 }
 
 /// How the new members were made, for `info`.
@@ -221,8 +221,10 @@ pub struct PatchHeader {
     /// The longest raw header and tail in the ops.
     pub max_raw_header: u64,
     pub tail_size: u64,
-    /// The nine streams, in [`STREAMS`] order.
+    /// The nine streams, in [`STREAMS`] order, and the SHA-256 of all of them
+    /// as they are in the file (one digest: the body is checked in one pass).
     pub streams: Vec<StreamInfo>,
+    pub streams_sha256: String,
     pub stats: Stats,
 }
 
@@ -271,7 +273,7 @@ pub struct PatchFile {
 
 /// Writes preamble and header; the caller writes the streams after it.
 pub fn write_header(w: &mut impl Write, header: &PatchHeader) -> io::Result<()> {
-    let json = serde_json::to_vec_pretty(header).map_err(io::Error::other)?;
+    let json = serde_json::to_vec(header).map_err(io::Error::other)?;
     let sha: [u8; 32] = Sha256::digest(&json).into();
     w.write_all(MAGIC)?;
     w.write_all(&FORMAT_VERSION.to_le_bytes())?;
@@ -420,9 +422,9 @@ fn check_bounds(h: &PatchHeader) -> Result<(), String> {
     for s in &h.streams {
         over(&format!("stream {} dictionary", s.name), s.dict, MAX_DICT)?;
         over(&format!("stream {} raw size", s.name), s.raw_size, MAX_DECLARED_MEMORY.saturating_mul(64))?;
-        if s.sha256.len() != 64 || !s.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(format!("stream {} SHA-256 is not hex", s.name));
-        }
+    }
+    if h.streams_sha256.len() != 64 || !h.streams_sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err("streams SHA-256 is not hex".into());
     }
     for (what, d) in [("old", &h.old), ("new", &h.new)] {
         if d.md5.len() != 32 || d.sha256.len() != 64 || !d.md5.bytes().chain(d.sha256.bytes()).all(|b| b.is_ascii_hexdigit()) {
@@ -432,33 +434,31 @@ fn check_bounds(h: &PatchHeader) -> Result<(), String> {
     Ok(())
 }
 
-/// Reads every stream once and checks its SHA-256 against the header, so that a
-/// truncated or bit-flipped patch is refused before any byte is applied.
+/// Reads every stream once and checks their SHA-256 against the header, so that
+/// a truncated or bit-flipped patch is refused before any byte is applied.
 pub fn verify_streams(p: &PatchFile) -> Result<(), FormatError> {
     use std::io::{Seek, SeekFrom};
     let io_err = |e| FormatError::Io { path: p.path.clone(), source: e };
     let mut f = File::open(&p.path).map_err(io_err)?;
+    f.seek(SeekFrom::Start(p.offsets.first().copied().unwrap_or(0))).map_err(io_err)?;
+    let mut h = Sha256::new();
     let mut buf = vec![0u8; 256 * 1024];
-    for (s, &offset) in p.header.streams.iter().zip(&p.offsets) {
-        f.seek(SeekFrom::Start(offset)).map_err(io_err)?;
-        let mut h = Sha256::new();
-        let mut left = s.size;
-        while left > 0 {
-            let want = left.min(buf.len() as u64) as usize;
-            let n = f.read(&mut buf[..want]).map_err(io_err)?;
-            if n == 0 {
-                return Err(FormatError::Truncated { path: p.path.clone(), what: format!("stream {} ends {left} bytes early", s.name) });
-            }
-            h.update(&buf[..n]);
-            left -= n as u64;
+    let mut left = p.header.streams_size();
+    while left > 0 {
+        let want = left.min(buf.len() as u64) as usize;
+        let n = f.read(&mut buf[..want]).map_err(io_err)?;
+        if n == 0 {
+            return Err(FormatError::Truncated { path: p.path.clone(), what: format!("streams end {left} bytes early") });
         }
-        let found = hex::encode(h.finalize());
-        if found != s.sha256 {
-            return Err(FormatError::Corrupt {
-                path: p.path.clone(),
-                what: format!("stream {} SHA-256 is {found}, the header says {}", s.name, s.sha256),
-            });
-        }
+        h.update(&buf[..n]);
+        left -= n as u64;
+    }
+    let found = hex::encode(h.finalize());
+    if found != p.header.streams_sha256 {
+        return Err(FormatError::Corrupt {
+            path: p.path.clone(),
+            what: format!("streams SHA-256 is {found}, the header says {}", p.header.streams_sha256),
+        });
     }
     Ok(())
 }

@@ -52,7 +52,12 @@ impl OldReader {
                         return;
                     }
                 };
-                if let Err(e) = check(&buf[..n], total, &expect, &mut prefix) {
+                if let Err((good, e)) = check(&buf[..n], total, &expect, &mut prefix) {
+                    // The bytes before the end the patch expects first, as a
+                    // plain reader would give them.
+                    if good > 0 && tx.send(Msg::Data(buf, good)).is_err() {
+                        return;
+                    }
                     let _ = tx.send(Msg::Failed(e));
                     return;
                 }
@@ -90,29 +95,33 @@ fn fill(input: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     Ok(n)
 }
 
-/// The prefix digest and the size bound, for the `bytes` that follow `before`.
-fn check(bytes: &[u8], before: u64, expect: &Expect, prefix: &mut Option<Sha256>) -> io::Result<()> {
+/// The prefix digest and the size bound, for the `bytes` that follow `before`;
+/// on a problem, how many of the bytes came before it.
+fn check(bytes: &[u8], before: u64, expect: &Expect, prefix: &mut Option<Sha256>) -> Result<(), (usize, io::Error)> {
     if let Some(h) = prefix.as_mut() {
         let take = expect.prefix_len.saturating_sub(before).min(bytes.len() as u64) as usize;
         h.update(&bytes[..take]);
         if before + take as u64 == expect.prefix_len {
             let found = hex::encode(prefix.take().expect("checked").finalize());
             if found != expect.prefix_sha256 {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!(
-                        "its first {} bytes are not those of the tar the patch applies to (SHA-256 {found}, expected {}): wrong base?",
-                        expect.prefix_len, expect.prefix_sha256
+                return Err((
+                    0,
+                    io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!(
+                            "its first {} bytes are not those of the tar the patch applies to (SHA-256 {found}, expected {}): wrong base?",
+                            expect.prefix_len, expect.prefix_sha256
+                        ),
                     ),
                 ));
             }
         }
     }
     if before + bytes.len() as u64 > expect.size {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("longer than the {} bytes of the tar the patch applies to", expect.size),
-        ));
+        let good = expect.size.saturating_sub(before) as usize;
+        let e =
+            io::Error::new(io::ErrorKind::InvalidData, format!("longer than the {} bytes of the tar the patch applies to", expect.size));
+        return Err((good, e));
     }
     Ok(())
 }

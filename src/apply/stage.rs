@@ -103,12 +103,18 @@ pub fn apply_one<R: Read + Send, W: Write>(p: &PatchFile, label: &str, old: R, o
             hdr: Vec::new(),
         };
         let mut index = 0u64;
-        while let Some(tag) = a.next_tag(index)? {
-            a.apply_op(tag, index, &mut w)?;
-            index += 1;
+        let made = (|| {
+            while let Some(tag) = a.next_tag(index)? {
+                a.apply_op(tag, index, &mut w)?;
+                index += 1;
+            }
+            a.write_end(index, &mut w)
+        })();
+        match made {
+            Ok(()) => a.verify(w),
+            Err(e @ ApplyError::Ops { .. }) => Err(a.blame_the_base().unwrap_or(e)),
+            Err(e) => Err(e),
         }
-        a.write_end(index, &mut w)?;
-        a.verify(w)
     })
 }
 
@@ -396,6 +402,22 @@ impl Applier<'_> {
         }
         w.put(&[0u8; BLOCK]).map_err(|e| self.out_err(members, "end of archive", e))?;
         w.put(&tail).map_err(|e| self.out_err(members, "end of archive", e))
+    }
+
+    /// After the ops went wrong: the error of the old stream, if it is not the
+    /// tar the patch applies to (a wrong base makes sound ops fail: a control
+    /// that runs past a source member of another size). Reads the old stream to
+    /// its end to tell.
+    fn blame_the_base(self) -> Option<ApplyError> {
+        let (p, label) = (self.p, self.label);
+        match finish_old(self.old) {
+            Err(e) => Some(tar_err(p, label, e)),
+            Ok((size, sha256)) if !p.header.old.matches_sha256(size, &sha256) => {
+                let found = Digests { size, md5: [0; 16], sha256 };
+                Some(ApplyError::Old { patch: p.path.clone(), label: label.into(), what: digest_mismatch(&p.header.old, &found) })
+            }
+            Ok(_) => None,
+        }
     }
 
     /// The rest of the old stream, then both digests: the old one first, since

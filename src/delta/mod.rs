@@ -26,7 +26,7 @@ use crate::patchfile::{self, stream, Codec, PatchHeader, Stats, TarDigest};
 use matcher::{Choice, DataFrom};
 use scan::{ScanError, ScannedTar};
 use sha2::{Digest, Sha256};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufWriter, Seek, Write};
 use std::path::{Path, PathBuf};
 use streams::StreamSet;
 
@@ -151,6 +151,14 @@ pub fn diff(opts: &DiffOptions) -> Result<Diffed, DeltaError> {
         max_raw_header: new.members.iter().map(|m| m.raw_header.len() as u64).max().unwrap_or(0),
         tail_size: new.tail.len() as u64,
         streams: packed.iter().map(|p| p.info.clone()).collect(),
+        streams_sha256: {
+            let mut h = Sha256::new();
+            for p in &packed {
+                io::copy(&mut &p.file, &mut HashWrite(&mut h)).map_err(out_err)?;
+                (&p.file).seek(io::SeekFrom::Start(0)).map_err(out_err)?;
+            }
+            hex::encode(h.finalize())
+        },
         stats,
     };
     os::write_atomically(&out_path, |f| {
@@ -316,6 +324,19 @@ fn write_ops(old: &ScannedTar, new: &ScannedTar, choices: &[Choice], s: &mut Str
     e.s.varint(stream::OPS, new.tail.len() as u64).map_err(out_err)?;
     e.s.put(stream::OPS, &new.tail).map_err(out_err)?;
     Ok(e.stats)
+}
+
+/// Feeds what is written into a SHA-256.
+struct HashWrite<'a>(&'a mut Sha256);
+
+impl Write for HashWrite<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Parses a byte size such as `64M`, `1G`, `512K` or `1000` (binary multiples).

@@ -344,7 +344,8 @@ mod tests {
         let whole = diff(&old, 0, &new);
         assert_eq!(apply(&old, std::slice::from_ref(&whole)), new);
         assert!(whole.extra.len() < 25_000 && whole.diff.len() < 1000, "{} {}", whole.extra.len(), whole.diff.len());
-        for window in [16 << 10, 64 << 10] {
+        // Windows find what moved less than half a window from its proportional place.
+        for window in [64 << 10, 128 << 10] {
             let ws = windows(old.len() as u64, new.len() as u64, window);
             assert!(ws.len() > 1);
             let outs: Vec<DeltaOut> = ws

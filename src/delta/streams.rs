@@ -7,7 +7,6 @@
 use super::ordered;
 use crate::codec;
 use crate::patchfile::{Codec, StreamInfo, STREAMS};
-use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Seek, SeekFrom, Write};
 use std::path::Path;
@@ -70,17 +69,17 @@ impl StreamSet {
                 spill.seek(SeekFrom::Start(0))?;
                 let mut input = Counting { inner: BufReader::with_capacity(256 * 1024, spill), n: 0 };
                 let mut file = tempfile::tempfile_in(dir)?;
-                let (size, sha256) = {
-                    let mut w = Hashed { inner: BufWriter::with_capacity(256 * 1024, &file), sha: Sha256::new() };
+                let size = {
+                    let mut w = BufWriter::with_capacity(256 * 1024, &file);
                     let size = codec::encode(codec, level, dicts[i], &mut input, &mut w)?;
-                    w.inner.flush()?;
-                    (size, hex::encode(w.sha.finalize()))
+                    w.flush()?;
+                    size
                 };
                 if input.n != self.raw[i] {
                     return Err(io::Error::other(format!("stream {} spilled {} bytes, read back {}", STREAMS[i], self.raw[i], input.n)));
                 }
                 file.seek(SeekFrom::Start(0))?;
-                let info = StreamInfo { name: STREAMS[i].into(), codec, dict: dicts[i], raw_size: self.raw[i], size, sha256 };
+                let info = StreamInfo { name: STREAMS[i].into(), codec, dict: dicts[i], raw_size: self.raw[i], size };
                 Ok(Packed { info, file })
             },
             |_, p| {
@@ -103,22 +102,5 @@ impl<R: io::Read> io::Read for Counting<R> {
         let n = self.inner.read(buf)?;
         self.n += n as u64;
         Ok(n)
-    }
-}
-
-/// SHA-256 of what passes.
-struct Hashed<W> {
-    inner: W,
-    sha: Sha256,
-}
-
-impl<W: Write> Write for Hashed<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.sha.update(&buf[..n]);
-        Ok(n)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
     }
 }
