@@ -142,8 +142,9 @@ struct DiffArgs {
     /// Output directory
     #[arg(short = 'o', long = "output")]
     out_dir: PathBuf,
-    /// Most memory the applier may spend keeping old members for later use
-    /// (64M, 1G, bytes); past it, data is sent literally instead
+    /// Most memory the applier may spend keeping old members for later use, and
+    /// apart new members that later ones repeat (64M, 1G, bytes); past it, data
+    /// is sent literally instead
     #[arg(long, default_value = "64M", value_parser = delta::parse_size)]
     keep_cap: u64,
     /// Compression of the patch's streams: lzma2 (smallest) or zstd (faster to apply)

@@ -159,7 +159,8 @@ impl Applier<'_> {
         let new = self.write_header(header_op, source.as_ref(), index, w)?;
         let (size, path) = (new.size, new.path.as_str());
         if self.new_keep.contains_key(&index) {
-            w.tee = Some(Vec::with_capacity(size.min(self.p.header.new_kept_bytes) as usize));
+            // Grown as the data is written: the header's sizes reserve nothing.
+            w.tee = Some(Vec::with_capacity(size.min(1 << 20) as usize));
         }
         match data_op {
             patchfile::DATA_NONE if size == 0 => {}
@@ -525,15 +526,18 @@ impl Applier<'_> {
     }
 
     /// Reads the current old member's data, `size` bytes (checked against
-    /// `max_source`), into the reused source buffer, which only ever grows.
+    /// `max_source`), into the reused source buffer. The buffer only grows, and
+    /// only as data arrives: a size field that lies reserves nothing.
     fn read_source(&mut self, size: u64) -> Result<(), ApplyError> {
         let size = usize::try_from(size).expect("bounded by max_source");
-        if self.src.len() < size {
-            self.src.resize(size, 0);
-        }
         let mut at = 0;
         while at < size {
-            match self.old.read_data(&mut self.src[at..size]) {
+            if at == self.src.len() {
+                let grow = self.src.len().max(1 << 20).min(size - at);
+                self.src.resize(at + grow, 0);
+            }
+            let end = self.src.len().min(size);
+            match self.old.read_data(&mut self.src[at..end]) {
                 Ok(0) => return Err(self.old_err(format!("member data ends {} bytes early", size - at))),
                 Ok(n) => at += n,
                 Err(e) => return Err(tar_err(self.p, self.label, e)),
