@@ -26,7 +26,7 @@ tools=${BENCH_TOOLS:-bsdiff xdelta3 zstd binarydist}
 bd=${BINARYDIST_BIN:-$repo/target/release/binarydist}
 [ -x "$bd" ] || cargo build --release
 for t in bsdiff bspatch xdelta3 zstd python3 md5sum; do
-	command -v $t >/dev/null || { echo "bench/patch.sh: needs $t (make test-deps)" >&2; exit 1; }
+	command -v $t >/dev/null || { echo "bench/patch.sh: needs $t (make test-deps installs it)" >&2; exit 1; }
 done
 [ -f "$worlds/world-3.tar" ] || bash ../shared/bench/worlds.sh "$worlds" >/dev/null
 work=$(mktemp -d "${TMPDIR:-/var/tmp}/binarydist-bench-patch.XXXXXX")

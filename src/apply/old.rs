@@ -9,6 +9,7 @@ use std::io::{self, Read};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::thread::Scope;
 
+/// Read-ahead chunks: a pipe gives 64 KiB a read, a file more.
 const CHUNK: usize = 1 << 20;
 const DEPTH: usize = 2;
 
@@ -45,7 +46,7 @@ impl OldReader {
             let mut total = 0u64;
             loop {
                 let mut buf = back_rx.try_recv().unwrap_or_else(|_| vec![0; CHUNK]);
-                let n = match fill(&mut input, &mut buf) {
+                let n = match super::streams::read_full(&mut input, &mut buf) {
                     Ok(n) => n,
                     Err(e) => {
                         let _ = tx.send(Msg::Failed(e));
@@ -79,20 +80,6 @@ impl OldReader {
     pub fn digest(&self) -> Option<(u64, [u8; 32])> {
         self.end
     }
-}
-
-/// Reads until `buf` is full or the input ends (a pipe gives 64 KiB a read).
-fn fill(input: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match input.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }
 
 /// The prefix digest and the size bound, for the `bytes` that follow `before`;

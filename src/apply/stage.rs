@@ -158,7 +158,10 @@ impl Applier<'_> {
         let earlier = if data_op == patchfile::DATA_NEW { Some(self.earlier(index)?) } else { None };
         let new = self.write_header(header_op, source.as_ref(), index, w)?;
         let (size, path) = (new.size, new.path.as_str());
-        if self.new_keep.contains_key(&index) {
+        if let Some(keep) = self.new_keep.get(&index) {
+            if keep.size != size {
+                return Err(self.ops_err(index, format!("{path}: {size} bytes, the new keep list says {}", keep.size)));
+            }
             // Grown as the data is written: the header's sizes reserve nothing.
             w.tee = Some(Vec::with_capacity(size.min(1 << 20) as usize));
         }
@@ -178,11 +181,6 @@ impl Applier<'_> {
         w.put(&[0u8; BLOCK][..tario::write::padding(size)]).map_err(|e| self.out_err(index, path, e))?;
         if let Some(data) = captured {
             let uses = self.new_keep[&index].uses;
-            if data.len() as u64 != self.new_keep[&index].size {
-                return Err(
-                    self.ops_err(index, format!("{path}: {} bytes, the new keep list says {}", data.len(), self.new_keep[&index].size))
-                );
-            }
             self.new_kept.insert(index, Kept { header: Vec::new(), data, uses_left: uses });
         }
         if let Some((k, Fetched::Stored)) = source {

@@ -75,7 +75,8 @@ fn spawn<'scope, 'env>(
     Ok(StreamReader { name, rx, back, chunk: Vec::new(), len: 0, pos: 0, ended: false, consumed: 0 })
 }
 
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+/// Reads until `buf` is full or the input ends.
+pub(super) fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {
         match r.read(&mut buf[n..]) {

@@ -286,10 +286,11 @@ impl Rle {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn noise(seed: u32, n: usize) -> Vec<u8> {
+    /// Reproducible incompressible bytes, for the matcher's tests and `similar`'s.
+    pub(crate) fn noise(seed: u32, n: usize) -> Vec<u8> {
         let mut x = seed;
         (0..n)
             .map(|_| {

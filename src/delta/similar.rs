@@ -171,17 +171,8 @@ fn sketches(tar: &ScannedTar, members: &[usize], threads: usize) -> Result<Vec<S
 
 #[cfg(test)]
 mod tests {
+    use super::super::sais::tests::noise;
     use super::*;
-
-    fn noise(seed: u32, n: usize) -> Vec<u8> {
-        let mut x = seed;
-        (0..n)
-            .map(|_| {
-                x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
-                (x >> 16) as u8
-            })
-            .collect()
-    }
 
     #[test]
     fn alike_members_score_high_and_others_low() {
