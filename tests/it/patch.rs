@@ -428,6 +428,10 @@ fn bad_patches_and_bad_bases_are_refused_clearly() {
     // A header that lies within its bounds: caught while streaming.
     rewrite_header(&p[0], &bad_p, |j| j["max_source"] = 10.into());
     refused(&mut patch_cmd(&w[0], &[&bad_p]), &["expects delta sources of at most 10"]);
+    // A new tar that would grow past the size the header declares: stopped at
+    // the first byte too many, before the digests could tell.
+    rewrite_header(&p[0], &bad_p, |j| j["new"]["size"] = 5000.into());
+    refused(&mut patch_cmd(&w[0], &[&bad_p]), &["makes more than the 5000 bytes the header declares"]);
 }
 
 #[test]
