@@ -192,7 +192,10 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         "d" => 86400,
         _ => return Err(format!("{s:?}: the unit must be s, m, h or d")),
     };
-    Ok(Duration::from_secs(n * mult))
+    match n.checked_mul(mult) {
+        Some(secs) if secs <= index::MAX_VALIDITY => Ok(Duration::from_secs(secs)),
+        _ => Err(format!("{s:?}: longer than {} days", index::MAX_VALIDITY / 86400)),
+    }
 }
 
 pub fn index(a: IndexArgs) -> Result<ExitCode> {
@@ -293,7 +296,7 @@ fn options(a: &PlanArgs, make: Option<String>, wait: bool) -> Result<update::Opt
     };
     let fetch = fetch::Options {
         timeout: Duration::from_secs(num(a.timeout, "TIMEOUT", 30)?),
-        retries: num(a.retries.map(u64::from), "RETRIES", 2)? as u32,
+        retries: u32::try_from(num(a.retries.map(u64::from), "RETRIES", 2)?).context("RETRIES in the configuration is too large")?,
         ca_file: a.ca_file.clone().or_else(|| c.get("CA_FILE").map(PathBuf::from)),
         progress: true,
     };

@@ -186,6 +186,19 @@ fn workflow_demo_runs_the_whole_story_and_every_acceptance_point_holds() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("the root follows kernel.GENERIC, and the command line asks for kernel.CUSTOM"), "{err}");
+    // A relative key would be looked up in the fragment's directory (make -C).
+    let out = Command::new("bmake")
+        .arg("-C")
+        .arg(&frag)
+        .arg("checkbinary")
+        .arg(format!("DESTDIR={}", root.display()))
+        .arg("BINDIST_PUBKEY=binarydist.pub")
+        .arg(format!("BINARYDIST={}", binarydist_path().display()))
+        .env_remove("MAKEFLAGS")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("binarydist.pub is a relative path"), "{err}");
 
     // Second half: a release whose kernels did not change, the update, the summary.
     let said = demo(&work, &["release4", "update4", "summary"]);
