@@ -8,9 +8,9 @@
 //!   hashing tee, gzip), `os` (the calls that differ between systems) and
 //!   `testhooks` (test points, empty in a shipped build);
 //! - over them: `manifest` (the `+MANIFEST` member), `sidecar` (the checksum
-//!   files beside a dist), `patchfile` (the patch format), `statedir` (the
-//!   state directory, opened without following symlinks), `sign` (keys,
-//!   signatures, KEYS);
+//!   files beside a dist), `patchfile` (the patch format) and `codec` (its
+//!   streams' compression), `statedir` (the state directory, opened without
+//!   following symlinks), `sign` (keys, signatures, KEYS);
 //! - over those: `index` (the INDEX format, which describes dists and patches
 //!   by their sidecars and patch headers);
 //! - the steps: `pack` makes dists, `info` describes and verifies them, `delta`
@@ -22,6 +22,7 @@
 //!   the network.
 
 pub mod apply;
+pub mod codec;
 pub mod delta;
 pub mod errors;
 pub mod fetch;

@@ -142,13 +142,21 @@ struct DiffArgs {
     /// Output directory
     #[arg(short = 'o', long = "output")]
     out_dir: PathBuf,
-    /// Most memory the applier may spend keeping old members for later use
-    /// (64M, 1G, bytes); past it, data is sent literally instead
+    /// Most memory the applier may spend keeping old members for later use, and
+    /// apart new members that later ones repeat (64M, 1G, bytes); past it, data
+    /// is sent literally instead
     #[arg(long, default_value = "64M", value_parser = delta::parse_size)]
     keep_cap: u64,
-    /// zstd level of the patch
-    #[arg(long, default_value_t = delta::DEFAULT_LEVEL)]
-    level: i32,
+    /// Compression of the patch's streams: lzma2 (smallest) or zstd (faster to apply)
+    #[arg(long, default_value = "lzma2", value_parser = parse_codec)]
+    compress: patchfile::Codec,
+    /// Compression level [default: 9 for lzma2 (extreme), 19 for zstd]
+    #[arg(long)]
+    level: Option<u32>,
+    /// Most memory diff may use (512M, 1G, bytes), whatever the member sizes:
+    /// it sizes the windows of large members and the work in flight
+    #[arg(long, default_value = "512M", value_parser = delta::parse_size)]
+    memory: u64,
     /// Threads for member deltas [default: the number of CPUs]; the patch is
     /// the same for any number
     #[arg(long)]
@@ -224,7 +232,7 @@ fn run_build_side(command: Command) -> Result<()> {
         Command::Cat { file } => run_cat(&file),
         Command::Info { file, json } if patchfile::looks_like_patch(&file) => {
             let p = patchfile::read_header(&file)?;
-            patchfile::verify_ops(&p)?;
+            patchfile::verify_streams(&p)?;
             if json {
                 let info = serde_json::json!({ "file": p.path, "header": p.header });
                 println!("{}", serde_json::to_string_pretty(&info)?);
@@ -327,7 +335,9 @@ fn run_diff(a: DiffArgs) -> Result<()> {
     opts.old_name = a.from_name.as_deref().map(DistName::parse).transpose()?;
     opts.new_name = a.to_name.as_deref().map(DistName::parse).transpose()?;
     opts.keep_cap = a.keep_cap;
+    opts.codec = a.compress;
     opts.level = a.level;
+    opts.memory = a.memory;
     if let Some(t) = a.threads {
         opts.threads = t;
     }
@@ -344,6 +354,14 @@ fn run_diff(a: DiffArgs) -> Result<()> {
         d.header.kept_bytes
     );
     Ok(())
+}
+
+fn parse_codec(s: &str) -> std::result::Result<patchfile::Codec, String> {
+    match s {
+        "lzma2" | "xz" => Ok(patchfile::Codec::Lzma2),
+        "zstd" => Ok(patchfile::Codec::Zstd),
+        _ => Err(format!("{s:?}: expected lzma2 or zstd")),
+    }
 }
 
 fn run_patch(a: PatchArgs) -> Result<()> {

@@ -19,7 +19,10 @@ command -v minisign >/dev/null 2>&1 || need="$need minisign" # the CLI checks wh
 command -v openssl >/dev/null 2>&1 || need="$need openssl" # the HTTPS test's certificate
 command -v git >/dev/null 2>&1 || need="$need git" # check on a git checkout (tests/it/fragment.rs)
 command -v mandoc >/dev/null 2>&1 || need="$need mandoc" # mandoc -T lint of the manuals (tests/it/workflow.rs)
-[ -x /usr/bin/time ] || need="$need time" # peak RSS of `binarydist patch` in the memory test
+[ -x /usr/bin/time ] || need="$need time" # peak RSS of `binarydist diff` and `patch` in the memory test
+command -v bsdiff >/dev/null 2>&1 || need="$need bsdiff" # bench/patch.sh's anchors
+command -v xdelta3 >/dev/null 2>&1 || need="$need xdelta3"
+command -v zstd >/dev/null 2>&1 || need="$need zstd"
 [ -z "$need" ] && exit 0
 if command -v apt-get >/dev/null 2>&1; then
 	echo "test-deps: installing$need"
