@@ -168,7 +168,14 @@ impl<R: Read> Applier<'_, R> {
     }
 
     /// Op `index`: its source, its header, its data, written as new member `index`.
-    fn apply_op(&mut self, tag: u8, index: u64, ops: &mut impl Read, w: &mut impl Write, buf: &mut [u8]) -> Result<(), ApplyError> {
+    fn apply_op(
+        &mut self,
+        tag: u8,
+        index: u64,
+        ops: &mut impl Read,
+        w: &mut HashingWriter<impl Write>,
+        buf: &mut [u8],
+    ) -> Result<(), ApplyError> {
         let (header_op, data_op) = (tag & 3, (tag >> 2) & 3);
         if tag >> 4 != 0 || header_op > patchfile::HDR_SAME {
             return Err(self.ops_err(index, format!("unknown op tag {tag:#04x}")));
@@ -177,6 +184,7 @@ impl<R: Read> Applier<'_, R> {
         let source = if needs_source { Some(self.source(index, ops)?) } else { None };
         let new = self.write_header(header_op, source.as_ref(), index, ops, w)?;
         let (size, path) = (new.size, new.path.as_str());
+        self.room(w.bytes_written(), size + tario::write::padding(size) as u64, path)?;
         match data_op {
             patchfile::DATA_NONE if size == 0 => {}
             patchfile::DATA_NONE if header_op == patchfile::HDR_SAME => {
@@ -218,7 +226,7 @@ impl<R: Read> Applier<'_, R> {
         source: Option<&(u64, Fetched)>,
         index: u64,
         ops: &mut impl Read,
-        w: &mut impl Write,
+        w: &mut HashingWriter<impl Write>,
     ) -> Result<NewMember, ApplyError> {
         let literal;
         let raw: &[u8] = match (header_op, source) {
@@ -243,6 +251,7 @@ impl<R: Read> Applier<'_, R> {
             Err(e) => return Err(self.ops_err(index, format!("raw header: {e}"))),
         };
         let path = format!("{:?}", member.meta.path);
+        self.room(w.bytes_written(), raw.len() as u64, &path)?;
         w.write_all(raw).map_err(|e| output_err(&path, e))?;
         Ok(NewMember { index, size: member.meta.size, path })
     }
@@ -320,7 +329,7 @@ impl<R: Read> Applier<'_, R> {
 
     /// The end op, after `members` ops: the tail that follows the
     /// end-of-archive block, and nothing after it.
-    fn write_end(&self, members: u64, ops: &mut impl Read, w: &mut impl Write, buf: &mut [u8]) -> Result<(), ApplyError> {
+    fn write_end(&self, members: u64, ops: &mut impl Read, w: &mut HashingWriter<impl Write>, buf: &mut [u8]) -> Result<(), ApplyError> {
         let h = &self.p.header;
         let end_err = |what: String| self.ops_err(members, what);
         if members != h.new_members {
@@ -330,6 +339,7 @@ impl<R: Read> Applier<'_, R> {
         if tail_len > h.tail_size {
             return Err(end_err(format!("tail of {tail_len} bytes, the header declares {}", h.tail_size)));
         }
+        self.room(w.bytes_written(), BLOCK as u64 + tail_len, "end of archive")?;
         let mut tail = vec![0u8; usize::try_from(tail_len).expect("bounded by tail_size")];
         ops.read_exact(&mut tail).map_err(|e| end_err(stream_problem(&e)))?;
         if ops.read(&mut buf[..1]).map_err(|e| end_err(stream_problem(&e)))? != 0 {
@@ -358,6 +368,23 @@ impl<R: Read> Applier<'_, R> {
             return Err(ApplyError::New { patch: p.path.clone(), what: digest_mismatch(&p.header.new, &new_digests) });
         }
         Ok(new_digests)
+    }
+
+    /// Refuses to write `more` bytes (for `what`) after `written` when that
+    /// would take the new tar past the size the header declares: a small
+    /// patch must not fill a disk before its digests are checked at the end.
+    fn room(&self, written: u64, more: u64, what: &str) -> Result<(), ApplyError> {
+        let declared = self.p.header.new.size;
+        match written.checked_add(more) {
+            Some(end) if end <= declared => Ok(()),
+            end => Err(ApplyError::New {
+                patch: self.p.path.clone(),
+                what: format!(
+                    "{what} takes it to {} bytes, past the {declared} bytes its header declares; stopped there",
+                    end.map_or("more than 2^64".to_string(), |e| e.to_string())
+                ),
+            }),
+        }
     }
 
     fn old_err(&self, what: String) -> ApplyError {

@@ -482,3 +482,68 @@ fn a_member_used_for_its_data_then_for_its_header_only() {
     assert_eq!(h["header"]["keep"][0]["data_size"], 0, "{h:#}");
     assert_applies(&old, &[&p], &new);
 }
+
+/// A patch with one literal member of `size` zero bytes, from a real patch's
+/// header: its header keeps declaring the real, small, new tar.
+fn oversized_patch(real: &Path, out: &Path, size: u64) {
+    use binarydist::patchfile::{tag, write_varint, DATA_LITERAL, HDR_LITERAL, TAG_END};
+    let mut big = Meta::new("big", Kind::File);
+    big.size = size;
+    let raw = binarydist::tario::write::header_bytes(&big);
+    let mut ops = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+    ops.write_all(&[tag(HDR_LITERAL, DATA_LITERAL)]).unwrap();
+    write_varint(&mut ops, raw.len() as u64).unwrap();
+    ops.write_all(&raw).unwrap();
+    let zeros = vec![0u8; 1 << 20];
+    for _ in 0..size >> 20 {
+        ops.write_all(&zeros).unwrap();
+    }
+    ops.write_all(&[TAG_END]).unwrap();
+    write_varint(&mut ops, 0).unwrap();
+    let ops = ops.finish().unwrap();
+    let crafted = out.with_extension("ops");
+    let bytes = fs::read(real).unwrap();
+    let len = u32::from_le_bytes(bytes[12..16].try_into().unwrap()) as usize;
+    let mut v = bytes[..48 + len].to_vec();
+    v.extend_from_slice(&ops);
+    fs::write(&crafted, v).unwrap();
+    rewrite_header(&crafted, out, |j| {
+        use sha2::Digest;
+        j["new_members"] = 1.into();
+        j["keep"] = serde_json::json!([]);
+        j["kept_bytes"] = 0.into();
+        j["max_raw_header"] = (raw.len() as u64).into();
+        j["ops_size"] = (ops.len() as u64).into();
+        j["ops_sha256"] = hex::encode(sha2::Sha256::digest(&ops)).into();
+    });
+}
+
+#[test]
+fn a_patch_stops_as_soon_as_its_output_passes_the_size_its_header_declares() {
+    // 64 MiB of zeros in a patch of a few kilobytes, for a new tar that the
+    // header says is small: -o must stop at once, not fill the disk first.
+    // A file-size limit (ulimit -f, 4 MiB at most) kills a run that writes on.
+    let t = tempdir();
+    let w = generations(t.path());
+    let real = diff(&w[0], &w[1], t.path(), &[]);
+    let bad = t.path().join("bad");
+    fs::create_dir_all(&bad).unwrap();
+    let crafted = bad.join(real.file_name().unwrap());
+    oversized_patch(&real, &crafted, 64 << 20);
+    assert!(fs::metadata(&crafted).unwrap().len() < 1 << 20, "a small patch");
+    let declared = header_json(&crafted)["header"]["new"]["size"].as_u64().unwrap();
+    let out = bad.join("new.tar");
+    let script = format!(
+        "ulimit -f 8192; exec '{}' patch '{}' --base '{}' -o '{}'",
+        env!("CARGO_BIN_EXE_binarydist"),
+        crafted.display(),
+        w[0].display(),
+        out.display()
+    );
+    let run = Command::new("sh").arg("-c").arg(&script).output().unwrap();
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "killed by the file-size limit, or no error: {:?} {err}", run.status);
+    assert!(err.contains(&format!("past the {declared} bytes")) && err.contains("\"big\""), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert_eq!(fs::read_dir(&bad).unwrap().filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "tar")).count(), 0);
+}
