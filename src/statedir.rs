@@ -21,6 +21,7 @@
 //!                     `update` leaves the series alone until `--to` or unhold
 //! ```
 
+use crate::errors::shown;
 use std::ffi::CString;
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -35,13 +36,13 @@ pub const HOLD: &str = "hold";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateDirError {
-    #[error("{}", path.display())]
+    #[error("{}", shown(path))]
     Io { path: PathBuf, source: io::Error },
-    #[error("{}: not a real directory (a symlink or another kind of file); the state directory must be a directory inside the root, reached without symlinks", path.display())]
+    #[error("{}: not a real directory (a symlink or another kind of file); the state directory must be a directory inside the root, reached without symlinks", shown(path))]
     NotRealDir { path: PathBuf },
-    #[error("{}: not a regular file (a symlink or another kind of file), refused", path.display())]
+    #[error("{}: not a regular file (a symlink or another kind of file), refused", shown(path))]
     NotRegular { path: PathBuf },
-    #[error("{}: larger than the {max} bytes allowed here", path.display())]
+    #[error("{}: larger than the {max} bytes allowed here", shown(path))]
     TooLarge { path: PathBuf, max: u64 },
     #[error("{name:?}: not a single file name")]
     BadName { name: String },

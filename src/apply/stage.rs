@@ -13,7 +13,7 @@
 //! allocation beyond the bounds that `patchfile::read_header` checked.
 
 use super::ApplyError;
-use crate::errors::chain;
+use crate::errors::{chain, shown};
 use crate::patchfile::{self, Keep, PatchFile};
 use crate::tario::{self, Digests, HashingReader, HashingWriter, Member, TarError, BLOCK};
 use sha2::{Digest, Sha256};
@@ -250,7 +250,7 @@ impl<R: Read> Applier<'_, R> {
             Ok(_) => return Err(self.ops_err(index, "raw header is not exactly one member header".into())),
             Err(e) => return Err(self.ops_err(index, format!("raw header: {e}"))),
         };
-        let path = format!("{:?}", member.meta.path);
+        let path = format!("\"{}\"", shown(&member.meta.path));
         self.room(w.bytes_written(), raw.len() as u64, &path)?;
         w.write_all(raw).map_err(|e| output_err(&path, e))?;
         Ok(NewMember { index, size: member.meta.size, path })
@@ -300,8 +300,9 @@ impl<R: Read> Applier<'_, R> {
                 let max = self.p.header.max_source;
                 if m.meta.size > max {
                     return Err(self.old_err(format!(
-                        "old member {k} ({:?}) is {} bytes, the patch expects delta sources of at most {max}: wrong base?",
-                        m.meta.path, m.meta.size
+                        "old member {k} (\"{}\") is {} bytes, the patch expects delta sources of at most {max}: wrong base?",
+                        shown(&m.meta.path),
+                        m.meta.size
                     )));
                 }
                 held = self.read_data(m.meta.size)?;
@@ -447,7 +448,7 @@ impl<R: Read> Applier<'_, R> {
     }
 
     fn store(&mut self, index: u64, member: Member, keep: &Keep) -> Result<(), ApplyError> {
-        let path = member.meta.path.display().to_string();
+        let path = shown(&member.meta.path);
         if member.raw_header.len() as u64 != keep.header_size || (keep.data_size > 0 && member.meta.size != keep.data_size) {
             return Err(self.old_err(format!(
                 "old member {index} ({path}) has a {}-byte header and {} bytes of data, the patch expects {} and {}: wrong base?",

@@ -11,6 +11,7 @@
 use super::journal::{self, JournalError, Op};
 use super::plan::{Action, Plan};
 use super::stage::Staged;
+use crate::errors::shown;
 use crate::manifest::Manifest;
 use crate::os;
 use crate::tario::{Kind, Meta};
@@ -23,11 +24,11 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CommitError {
-    #[error("{}", path.display())]
+    #[error("{}", shown(path))]
     Io { path: PathBuf, source: io::Error },
     #[error(transparent)]
     Journal(#[from] JournalError),
-    #[error("{}: neither staged ({}) nor in place; the journal does not match the root", path.display(), temp.display())]
+    #[error("{}: neither staged ({}) nor in place; the journal does not match the root", shown(path), shown(temp))]
     Lost { path: PathBuf, temp: PathBuf },
 }
 

@@ -21,6 +21,7 @@
 
 use super::plan::TEMP_PREFIX;
 use super::state::STATE_DIR;
+use crate::errors::shown;
 use crate::names::DistName;
 use crate::tario::check_relative;
 use std::fs::{File, OpenOptions};
@@ -32,9 +33,9 @@ const MAGIC: &str = "#binarydist journal 1";
 
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
-    #[error("{}", path.display())]
+    #[error("{}", shown(path))]
     Io { path: PathBuf, source: io::Error },
-    #[error("{}: line {line}: {what} (remove it only if you know the install it belongs to is gone)", path.display())]
+    #[error("{}: line {line}: {what} (remove it only if you know the install it belongs to is gone)", shown(path))]
     Syntax { path: PathBuf, line: usize, what: String },
 }
 

@@ -32,6 +32,7 @@ mod transaction;
 pub use journal::Stats;
 pub use source::Source;
 
+use crate::errors::shown;
 use crate::manifest::{self, Manifest};
 use crate::names::DistName;
 use crate::os;
@@ -63,7 +64,7 @@ pub enum InstallError {
     Manifest { what: String, source: manifest::ManifestError },
     #[error(transparent)]
     Source(#[from] source::SourceError),
-    #[error("{}", path.display())]
+    #[error("{}", shown(path))]
     Io { path: PathBuf, source: io::Error },
     #[error("{what}: {algo} of the tar is {found}, expected {expected} (from {from}); nothing was installed")]
     Digest { what: String, algo: &'static str, expected: String, found: String, from: String },
@@ -71,9 +72,9 @@ pub enum InstallError {
     WrongDist { what: String, expected: String, found: String },
     #[error("this root has {installed} installed, for {arch}; the dist is for {found}")]
     WrongArch { installed: String, arch: String, found: String },
-    #[error("not enough room on the file system of {}: {need} bytes needed, {free} available; nothing was installed", probe.display())]
+    #[error("not enough room on the file system of {}: {need} bytes needed, {free} available; nothing was installed", shown(probe))]
     NoSpace { probe: PathBuf, need: u64, free: u64 },
-    #[error("{}: has {flags}, and {why}: the install would stop half-way through its commit; nothing was staged. The securelevel only goes down at a reboot: boot with kern_securelevel_enable=NO in /etc/rc.conf (or into single-user mode), then install again", path.display())]
+    #[error("{}: has {flags}, and {why}: the install would stop half-way through its commit; nothing was staged. The securelevel only goes down at a reboot: boot with kern_securelevel_enable=NO in /etc/rc.conf (or into single-user mode), then install again", shown(path))]
     FlagsLocked { path: PathBuf, flags: String, why: String },
     #[error("make upgrade in {} failed ({status}); the new binaries are in place; fix the cause and run `binarydist install` again to retry it", dir.display())]
     Upgrade { dir: PathBuf, status: String },

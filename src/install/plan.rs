@@ -10,6 +10,7 @@
 //! archive (so never outside the root); device nodes unless running as root;
 //! a directory in the dist where the root has something else, and the reverse.
 
+use crate::errors::shown;
 use crate::manifest::{self, Entry, Manifest, UPGRADE_SRC_PREFIX};
 use crate::os;
 use crate::tario::{check_relative, Kind, Meta};
@@ -26,9 +27,9 @@ pub const TEMP_PREFIX: &str = ".bdtmp.";
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
-    #[error("refusing the archive: {}: {why}", path.display())]
+    #[error("refusing the archive: {}: {why}", shown(path))]
     Refused { path: PathBuf, why: String },
-    #[error("{}", path.display())]
+    #[error("{}", shown(path))]
     Io { path: PathBuf, source: io::Error },
 }
 
@@ -319,9 +320,9 @@ impl<'a> Planner<'a> {
         }
         if e.meta.kind == Kind::HardLink {
             let target = e.meta.link.as_deref().unwrap_or(Path::new(""));
-            check_relative(target).map_err(|why| refuse(path, format!("hard link to {}: {why}", target.display())))?;
+            check_relative(target).map_err(|why| refuse(path, format!("hard link to {}: {why}", shown(target))))?;
             if self.seen.get(target) != Some(&Kind::File) {
-                return Err(refuse(path, format!("hard link to {}, which is not a regular file earlier in the archive", target.display())));
+                return Err(refuse(path, format!("hard link to {}, which is not a regular file earlier in the archive", shown(target))));
             }
         }
         Ok(())
@@ -334,7 +335,7 @@ impl<'a> Planner<'a> {
         for anc in ancestors.into_iter().rev() {
             if let Some(k) = self.seen.get(anc) {
                 if *k != Kind::Dir {
-                    return Err(refuse(path, format!("goes through {}, a {} planted earlier in the archive", anc.display(), k.word())));
+                    return Err(refuse(path, format!("goes through {}, a {} planted earlier in the archive", shown(anc), k.word())));
                 }
             }
             self.used_as_dir.insert(anc.to_path_buf());
@@ -344,10 +345,10 @@ impl<'a> Planner<'a> {
             match self.look.lstat(anc)? {
                 Some(m) if m.is_dir() => {}
                 Some(m) if m.file_type().is_symlink() => {
-                    let to = fs::read_link(self.root.join(anc)).map(|t| t.display().to_string()).unwrap_or_default();
-                    return Err(refuse(path, format!("goes through {}, a symlink already in the root (-> {to})", anc.display())));
+                    let to = fs::read_link(self.root.join(anc)).map(crate::errors::shown).unwrap_or_default();
+                    return Err(refuse(path, format!("goes through {}, a symlink already in the root (-> {to})", shown(anc))));
                 }
-                Some(m) => return Err(refuse(path, format!("goes through {}, a {} in the root", anc.display(), kind_of(m.file_type())))),
+                Some(m) => return Err(refuse(path, format!("goes through {}, a {} in the root", shown(anc), kind_of(m.file_type())))),
                 None => {} // created while staging, as tar does
             }
         }

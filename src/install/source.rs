@@ -6,6 +6,7 @@
 
 use super::state::Installed;
 use crate::apply;
+use crate::errors::shown;
 use crate::names::{DistName, NameError, PatchName};
 use crate::sidecar::{self, Algo, SidecarError};
 use crate::tario::{self, Digests, HashingReader};
@@ -18,9 +19,9 @@ use std::thread::JoinHandle;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
-    #[error("{}", path.display())]
+    #[error("{}", shown(path))]
     Io { path: PathBuf, source: io::Error },
-    #[error("{}", path.display())]
+    #[error("{}", shown(path))]
     Name { path: PathBuf, source: NameError },
     #[error(transparent)]
     Sidecar(#[from] SidecarError),

@@ -9,6 +9,7 @@ use super::durable::Flusher;
 use super::journal::{Item, JournalError};
 use super::plan::{Action, Plan, TEMP_PREFIX};
 use super::transaction::Transaction;
+use crate::errors::shown;
 use crate::manifest::{self, Manifest};
 use crate::os;
 use crate::tario::{Kind, Meta, Reader, TarError};
@@ -22,7 +23,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StageError {
-    #[error("{}", path.display())]
+    #[error("{}", shown(path))]
     Io { path: PathBuf, source: io::Error },
     #[error(transparent)]
     Journal(#[from] JournalError),
@@ -313,7 +314,7 @@ pub fn stage_all<R: Read>(
         }
         let bad = |member: String, what: String| StageError::Member { index: index + 1, member, what };
         let member = reader.next_member()?.ok_or_else(|| bad("end of archive".into(), format!("{} entries missing", total - index)))?;
-        manifest::check_member(&member.meta, &expected).map_err(|why| bad(member.meta.path.display().to_string(), why))?;
+        manifest::check_member(&member.meta, &expected).map_err(|why| bad(shown(&member.meta.path), why))?;
         let path = entry.meta.path.as_path();
         let meta = &entry.meta;
         let dest = match plan.actions[index] {
@@ -352,11 +353,7 @@ pub fn stage_all<R: Read>(
         temps.push(Some(dest));
     }
     if let Some(extra) = reader.next_member()? {
-        return Err(StageError::Member {
-            index: total + 1,
-            member: extra.meta.path.display().to_string(),
-            what: "not in the manifest".into(),
-        });
+        return Err(StageError::Member { index: total + 1, member: shown(&extra.meta.path), what: "not in the manifest".into() });
     }
     if progress {
         eprintln!("\rbinarydist: staged {total}/{total}");

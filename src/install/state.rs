@@ -13,6 +13,7 @@
 //! Installed binaries are never a base: only the kept tarball is.
 
 use super::journal::Commit;
+use crate::errors::shown;
 use crate::manifest::Manifest;
 use crate::names::{DistName, Series};
 use crate::os;
@@ -29,11 +30,11 @@ pub const MANIFEST: &str = "MANIFEST";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
-    #[error("{}", path.display())]
+    #[error("{}", shown(path))]
     Io { path: PathBuf, source: io::Error },
-    #[error("another install is running on this root (pid {pid}, holding {}); wait for it or use --wait", path.display())]
+    #[error("another install is running on this root (pid {pid}, holding {}); wait for it or use --wait", shown(path))]
     Locked { path: PathBuf, pid: String },
-    #[error("{}: {what}", path.display())]
+    #[error("{}: {what}", shown(path))]
     Bad { path: PathBuf, what: String },
 }
 

@@ -100,7 +100,7 @@ pub fn undo(root: &Path, items: &[Item]) -> Vec<String> {
         match res {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => problems.push(format!("{}: {e}", root.join(path).display())),
+            Err(e) => problems.push(format!("{}: {e}", crate::errors::shown(root.join(path)))),
         }
     }
     problems

@@ -355,3 +355,53 @@ fn hostile_journal_is_refused_before_anything_is_undone_or_redone() {
         assert!(tree(&s.root) == before, "{text}: the root changed");
     }
 }
+
+/// One line, short, with no control character but its final newline: what an
+/// admin's terminal shows of it is what it says.
+fn assert_one_clean_line(err: &str) {
+    let body = err.strip_suffix('\n').unwrap_or(err);
+    assert!(!body.chars().any(|c| c.is_control()), "a control character in: {err:?}");
+    assert!(body.len() < 1024, "{} bytes: {}...", body.len(), &body[..200]);
+}
+
+#[test]
+fn hostile_names_are_shown_escaped_and_cut_on_one_line() {
+    let s = scene();
+    // A newline and an escape sequence that would print a fake second line.
+    let fake = "\n\x1b[1Abinarydist: installed\x1b[K";
+    let dist = craft(&s.out.join("dotdot"), &[file(&format!("usr/..{fake}/../x"), "x")], &[file(&format!("usr/..{fake}/../x"), "x")]);
+    let err = fails(&mut install(&s.root, &dist));
+    assert!(err.contains("'..'") && err.contains("\\n\\x1b[1Abinarydist"), "{err:?}");
+    assert_one_clean_line(&err);
+    // The same in a member that disagrees with its manifest entry.
+    let entries = [dir("usr"), file("usr/a", "a")];
+    let dist = craft(&s.out.join("member"), &entries, &[dir("usr"), file(&format!("usr/a{fake}"), "a")]);
+    let err = fails(&mut install(&s.root, &dist));
+    assert!(err.contains("disagrees with the manifest"), "{err:?}");
+    assert_one_clean_line(&err);
+    // A path of 900 KB (in a PAX header): cut, with its length.
+    let long = format!("usr/{}", "x".repeat(900_000));
+    let dist = craft(&s.out.join("long"), &[dir("usr"), file(&long, "x")], &[dir("usr"), file(&long, "x")]);
+    let err = fails(&mut install(&s.root, &dist));
+    assert!(err.contains("x\u{2026} (") && err.contains(" bytes)"), "{}", &err[..err.len().min(400)]);
+    assert_one_clean_line(&err);
+}
+
+#[test]
+fn a_manifest_member_past_the_limit_says_so() {
+    let s = scene();
+    let mut m = Meta::new("+MANIFEST", Kind::File);
+    m.size = binarydist::manifest::MAX_SIZE + 1;
+    let mut tar = tario::write::header_bytes(&m);
+    tar.extend_from_slice(&[0u8; 4096]);
+    std::fs::create_dir_all(&s.out).unwrap();
+    let dist = s.out.join(format!("{NAME}.tar"));
+    std::fs::write(&dist, &tar).unwrap();
+    let d = Digests::of(&tar);
+    std::fs::write(s.out.join(format!("{NAME}.tar.md5")), format!("MD5 ({NAME}.tar) = {}\n", d.md5_hex())).unwrap();
+    std::fs::write(s.out.join(format!("{NAME}.tar.sha256")), format!("SHA256 ({NAME}.tar) = {}\n", d.sha256_hex())).unwrap();
+    let want = format!("+MANIFEST is {} bytes, more than the {} a manifest may have", m.size, m.size - 1);
+    refused(&s, &dist, &want);
+    let err = fails(crate::util::bin().arg("verify").arg(&dist));
+    assert!(err.contains(&want), "{err}");
+}
