@@ -8,6 +8,7 @@
 //! the root (a symlinked directory in the root is refused too, rather than
 //! written through); hard links to anything but a regular file earlier in the
 //! archive (so never outside the root); device nodes unless running as root;
+//! an owner or group 4294967295, which chown(2) takes for "no change";
 //! a directory in the dist where the root has something else, and the reverse.
 
 use crate::errors::shown;
@@ -311,6 +312,13 @@ impl<'a> Planner<'a> {
         }
         if path.starts_with(super::state::STATE_DIR) && path != Path::new(super::state::STATE_DIR) {
             return Err(refuse(path, "inside the installer's state directory"));
+        }
+        // (uid_t)-1 and (gid_t)-1 mean "leave it" to chown(2): the entry would
+        // keep whatever owner it was created with.
+        for (what, id) in [("uid", e.meta.uid), ("gid", e.meta.gid)] {
+            if id == u32::MAX {
+                return Err(refuse(path, format!("{what} {id}, which chown(2) takes for \"no change\"")));
+            }
         }
         if matches!(e.meta.kind, Kind::CharDev | Kind::BlockDev) && !self.root_user {
             return Err(refuse(path, "device node, and only root may create one"));

@@ -405,3 +405,14 @@ fn a_manifest_member_past_the_limit_says_so() {
     let err = fails(crate::util::bin().arg("verify").arg(&dist));
     assert!(err.contains(&want), "{err}");
 }
+
+#[test]
+fn hostile_owner_4294967295_is_refused() {
+    // To chown(2), uid or gid (uid_t)-1 means "leave it": such an entry would
+    // be installed with whatever owner the install happens to give it.
+    for (uid, gid) in [(u32::MAX, 0), (0, u32::MAX)] {
+        let (mut m, d) = file("etc/owned", "x");
+        (m.uid, m.gid) = (uid, gid);
+        refused_entries(&[(m, d)], "4294967295");
+    }
+}
