@@ -88,6 +88,10 @@ pub struct Commit {
     pub tar_size: u64,
     pub md5: String,
     pub sha256: String,
+    /// SHA-256 of the new dist's manifest member, every entry of which was
+    /// checked against the stream: recorded with the install, so that the next
+    /// one trusts that manifest (and only it) to say what is in place.
+    pub manifest_sha256: String,
     /// The new base tarball, in the state directory, relative to the root.
     pub base_new: PathBuf,
     pub upgrade_src: Option<PathBuf>,
@@ -148,6 +152,7 @@ impl StagingLog {
 pub fn write_commit(path: &Path, c: &Commit) -> Result<(), JournalError> {
     let mut s = format!("{MAGIC}\nphase commit\ndist {}\n", c.dist);
     s.push_str(&format!("tar {} {} {}\n", c.tar_size, c.md5, c.sha256));
+    s.push_str(&format!("manifest {}\n", c.manifest_sha256));
     s.push_str(&format!("base-new {}\n", escape(&c.base_new)));
     if let Some(u) = &c.upgrade_src {
         s.push_str(&format!("upgrade-src {}\n", escape(u)));
@@ -269,6 +274,7 @@ fn parse_commit<'a>(
 ) -> Result<Found, JournalError> {
     let mut dist = None;
     let (mut tar_size, mut md5, mut sha256) = (0, String::new(), String::new());
+    let mut manifest_sha256 = String::new();
     let mut base_new = None;
     let mut upgrade_src = None;
     let mut reboot = false;
@@ -293,6 +299,7 @@ fn parse_commit<'a>(
                 md5 = word(2)?.to_string();
                 sha256 = word(3)?.to_string();
             }
+            (false, "manifest") => manifest_sha256 = word(1)?.to_string(),
             (false, "base-new") => base_new = Some(checked(in_state_dir(p(1)?))?),
             (false, "upgrade-src") => upgrade_src = Some(p(1)?),
             (false, "reboot") => reboot = w.get(1) == Some(&"yes"),
@@ -326,7 +333,7 @@ fn parse_commit<'a>(
     let dist = dist.ok_or_else(|| syntax(0, "no dist line"))?;
     let base_new = base_new.ok_or_else(|| syntax(0, "no base-new line"))?;
     Ok(Found::Commit {
-        commit: Box::new(Commit { dist, tar_size, md5, sha256, base_new, upgrade_src, reboot, stats, ops }),
+        commit: Box::new(Commit { dist, tar_size, md5, sha256, manifest_sha256, base_new, upgrade_src, reboot, stats, ops }),
         done,
         upgraded,
     })
@@ -403,6 +410,7 @@ mod tests {
             tar_size: 10240,
             md5: "aa".into(),
             sha256: "bb".into(),
+            manifest_sha256: "cc".into(),
             base_new: "var/db/binarydist/world/.base.new.tar.gz".into(),
             upgrade_src: Some("usr/share/binarydist/upgrade-src".into()),
             reboot: true,

@@ -192,6 +192,7 @@ pub fn install(opts: &Options) -> Result<Summary, InstallError> {
         tar_size: digests.size,
         md5: digests.md5_hex(),
         sha256: digests.sha256_hex(),
+        manifest_sha256: crate::tario::Digests::of(&manifest_text).sha256_hex(),
         base_new,
         upgrade_src: manifest.upgrade_src.clone(),
         reboot: plan.reboot,

@@ -14,6 +14,7 @@ use crate::manifest::{self, Manifest};
 use crate::os;
 use crate::tario::{Kind, Meta, Reader, TarError};
 use crate::testhooks;
+use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, OpenOptions};
 use std::io::{self, IsTerminal, Read, Write};
@@ -29,7 +30,7 @@ pub enum StageError {
     Journal(#[from] JournalError),
     #[error("reading the tar stream")]
     Tar(#[from] TarError),
-    #[error("member {index} ({member}) disagrees with the manifest: {what}")]
+    #[error("member {index} (\"{member}\") disagrees with the manifest: {what}")]
     Member { index: usize, member: String, what: String },
 }
 
@@ -183,10 +184,13 @@ impl<'t> Stager<'t> {
         Ok(abs)
     }
 
-    pub fn file(&mut self, rel: &Path, meta: &Meta, data: &mut dyn Read) -> Result<(), StageError> {
+    /// A regular file with `data` as its content; returns the SHA-256 of
+    /// what it wrote, for the caller to check against the manifest.
+    pub fn file(&mut self, rel: &Path, meta: &Meta, data: &mut dyn Read) -> Result<[u8; 32], StageError> {
         let abs = self.prepare(rel)?;
         let err = io_err(&abs);
         let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).custom_flags(libc::O_NOFOLLOW).open(&abs).map_err(&err)?;
+        let mut hash = Sha256::new();
         loop {
             let n = match data.read(&mut self.buf) {
                 Ok(0) => break,
@@ -200,6 +204,7 @@ impl<'t> Stager<'t> {
                 }
             };
             f.write_all(&self.buf[..n]).map_err(&err)?;
+            hash.update(&self.buf[..n]);
             self.bytes_written += n as u64;
         }
         std::os::unix::fs::fchown(&f, Some(meta.uid), Some(meta.gid)).map_err(&err)?;
@@ -208,7 +213,20 @@ impl<'t> Stager<'t> {
         let t = epoch(meta.mtime);
         f.set_times(fs::FileTimes::new().set_accessed(t).set_modified(t)).map_err(&err)?;
         self.flusher.file(&abs, f);
-        Ok(())
+        Ok(hash.finalize().into())
+    }
+
+    /// The SHA-256 of the rest of the current member's data, which is not
+    /// written anywhere (its entry is unchanged).
+    pub fn hash_data<R: Read>(&mut self, reader: &mut Reader<R>) -> Result<[u8; 32], StageError> {
+        let mut hash = Sha256::new();
+        loop {
+            let n = reader.read_data(&mut self.buf)?;
+            if n == 0 {
+                return Ok(hash.finalize().into());
+            }
+            hash.update(&self.buf[..n]);
+        }
     }
 
     pub fn symlink(&mut self, rel: &Path, meta: &Meta) -> Result<(), StageError> {
@@ -286,7 +304,10 @@ fn in_staged_tree(path: &Path, kernel: &(PathBuf, PathBuf)) -> PathBuf {
 }
 
 /// Streams every member after the manifest and stages what the plan says.
-/// Each member must be exactly what the manifest says it is.
+/// Each member must be exactly what the manifest says it is, header and
+/// content: a regular file's data is hashed whether it is written or not
+/// (unchanged), so that the manifest kept for the next install only lists
+/// digests that were checked.
 pub fn stage_all<R: Read>(
     reader: &mut Reader<R>,
     manifest: &Manifest,
@@ -317,8 +338,22 @@ pub fn stage_all<R: Read>(
         manifest::check_member(&member.meta, &expected).map_err(|why| bad(shown(&member.meta.path), why))?;
         let path = entry.meta.path.as_path();
         let meta = &entry.meta;
+        let check_content = |found: [u8; 32]| match entry.sha256 {
+            Some(listed) if listed == found => Ok(()),
+            listed => Err(bad(
+                shown(&member.meta.path),
+                format!(
+                    "its content has SHA-256 {}, the manifest lists {}",
+                    hex::encode(found),
+                    listed.map_or("none".to_string(), hex::encode)
+                ),
+            )),
+        };
         let dest = match plan.actions[index] {
             Action::Unchanged | Action::MetaOnly => {
+                if meta.kind == Kind::File {
+                    check_content(stager.hash_data(reader)?)?;
+                }
                 temps.push(None);
                 continue;
             }
@@ -338,7 +373,7 @@ pub fn stage_all<R: Read>(
                 stager.finish_tree_dir(&dest, meta)?;
             }
             Kind::File => {
-                stager.file(&dest, meta, &mut reader.data())?;
+                check_content(stager.file(&dest, meta, &mut reader.data())?)?;
                 location.insert(path, dest.clone());
             }
             Kind::Symlink => stager.symlink(&dest, meta)?,

@@ -11,6 +11,14 @@
 //! ```
 //!
 //! Installed binaries are never a base: only the kept tarball is.
+//!
+//! `installed` holds `name NAME`, `tar SIZE MD5 SHA256` and `manifest SHA256`,
+//! the digest of `MANIFEST`. Only an installer that checked every member
+//! against the manifest (the content of every file against its SHA-256)
+//! writes that last line; the next install trusts `MANIFEST` to say what is in
+//! place only when it is there and matches. A record without it (written by
+//! an older binarydist) or a `MANIFEST` that does not match is not trusted:
+//! an entry it calls unchanged is hashed on disk instead (install/plan.rs).
 
 use super::journal::Commit;
 use crate::errors::shown;
@@ -49,6 +57,16 @@ pub struct Installed {
     pub tar_size: u64,
     pub md5: String,
     pub sha256: String,
+    /// SHA-256 of the kept MANIFEST, recorded by an installer that checked
+    /// every member against it; `None` in a record of an older binarydist.
+    pub manifest_sha256: Option<String>,
+}
+
+/// The installed dist's manifest, and whether it is trusted to say what is in
+/// place (see the module's comment).
+pub struct OldManifest {
+    pub manifest: Manifest,
+    pub checked: bool,
 }
 
 pub struct State {
@@ -130,12 +148,15 @@ impl State {
 
     /// The installed dist's manifest, as the dist itself installed it; `None`
     /// when there is none or it is not the recorded dist's (then nothing is
-    /// trusted to be in place and every entry is written).
-    pub fn installed_manifest(&self, series: &Series) -> Option<Manifest> {
+    /// trusted to be in place and every entry is written). It is `checked`
+    /// when the record vouches for it (see the module's comment).
+    pub fn installed_manifest(&self, series: &Series) -> Option<OldManifest> {
         let installed = self.installed(series).ok()??;
         let path = self.root.join(self.manifest_rel(series));
-        let m = Manifest::parse(&fs::read_to_string(path).ok()?).ok()?;
-        (m.name == installed.name).then_some(m)
+        let text = fs::read(path).ok()?;
+        let manifest = Manifest::parse(std::str::from_utf8(&text).ok()?).ok()?;
+        let checked = installed.manifest_sha256.is_some_and(|s| s == crate::tario::Digests::of(&text).sha256_hex());
+        (manifest.name == installed.name).then_some(OldManifest { manifest, checked })
     }
 
     /// Step 6: the new base replaces the kept one (which becomes the previous
@@ -154,19 +175,21 @@ impl State {
             }
             fs::rename(&new, &base).map_err(io_err(&base))?;
         }
-        let text = format!("name {}\ntar {} {} {}\n", c.dist, c.tar_size, c.md5, c.sha256);
+        let text = format!("name {}\ntar {} {} {}\nmanifest {}\n", c.dist, c.tar_size, c.md5, c.sha256, c.manifest_sha256);
         let path = sdir.join(INSTALLED);
         crate::os::write_atomically(&path, |f| f.write_all(text.as_bytes())).map_err(io_err(&path))?;
         crate::os::sync_dir(&sdir).map_err(io_err(&sdir))
     }
 }
 
-/// Parses an `installed` record (`name NAME`, `tar SIZE MD5 SHA256`); shared
+/// Parses an `installed` record (`name NAME`, `tar SIZE MD5 SHA256`,
+/// `manifest SHA256` where the manifest was checked); shared
 /// with `update`, which reads it through the state directory's descriptor.
 pub fn parse_installed(path: &Path, text: &str) -> Result<Installed, StateError> {
     let bad = |what: &str| StateError::Bad { path: path.to_path_buf(), what: what.into() };
     let mut name = None;
     let mut tar = None;
+    let mut manifest_sha256 = None;
     for line in text.lines() {
         match line.split_once(' ') {
             Some(("name", v)) => name = Some(DistName::parse(v).map_err(|e| bad(&e.to_string()))?),
@@ -175,9 +198,10 @@ pub fn parse_installed(path: &Path, text: &str) -> Result<Installed, StateError>
                 let [size, md5, sha] = w[..] else { return Err(bad("bad tar line")) };
                 tar = Some((size.parse().map_err(|_| bad("bad tar size"))?, md5.to_string(), sha.to_string()));
             }
+            Some(("manifest", v)) => manifest_sha256 = Some(v.to_string()),
             _ => {}
         }
     }
     let (name, (tar_size, md5, sha256)) = name.zip(tar).ok_or_else(|| bad("no name or tar line"))?;
-    Ok(Installed { name, tar_size, md5, sha256 })
+    Ok(Installed { name, tar_size, md5, sha256, manifest_sha256 })
 }

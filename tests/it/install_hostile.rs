@@ -3,7 +3,7 @@
 //! everything outside it are left as they were.
 
 use crate::install::{install, tree};
-use crate::util::{fails, sh, tempdir};
+use crate::util::{fails, ok, sh, tempdir};
 use binarydist::manifest::{member_path, Entry, Manifest};
 use binarydist::names::{DistName, Series};
 use binarydist::tario::{self, hash, Digests, Kind, Meta};
@@ -415,4 +415,40 @@ fn hostile_owner_4294967295_is_refused() {
         (m.uid, m.gid) = (uid, gid);
         refused_entries(&[(m, d)], "4294967295");
     }
+}
+
+#[test]
+fn hostile_content_that_is_not_what_the_manifest_says_is_refused() {
+    // The sidecars match the tar; the manifest lists another SHA-256 for
+    // etc/motd than its member has. Installed, the next honest dist (which
+    // has the listed content) would find etc/motd "unchanged".
+    let s = scene();
+    let entries = [dir("etc"), file("etc/motd", "good\n"), file("etc/other", "same\n")];
+    let members = [dir("etc"), file("etc/motd", "evil\n"), file("etc/other", "same\n")];
+    let dist = craft(&s.out, &entries, &members);
+    refused(&s, &dist, r#"member 2 ("etc/motd") disagrees with the manifest: its content has SHA-256 "#);
+    // Where the file is unchanged: the member is checked all the same.
+    ok(&mut install(&s.root, &craft_named(&s.out.join("1"), NAME, &entries, &entries, None)));
+    let name2 = "DragonFly-world-x86_64-master-20261128T110000Z-evil2";
+    let dist2 = craft_named(&s.out.join("2"), name2, &entries, &members, None);
+    refused(&s, &dist2, r#"member 2 ("etc/motd") disagrees with the manifest: its content has SHA-256 "#);
+}
+
+#[test]
+fn a_manifest_recorded_by_an_older_installer_is_not_trusted_for_unchanged_files() {
+    // State from before members were checked: `installed` without its
+    // `manifest` line. Such a MANIFEST may list a digest that the installed
+    // file never had, so "unchanged" is decided from the file itself.
+    let s = scene();
+    let entries = [dir("etc"), file("etc/motd", "good\n")];
+    ok(&mut install(&s.root, &craft_named(&s.out.join("1"), NAME, &entries, &entries, None)));
+    let installed = s.root.join("var/db/binarydist/world/installed");
+    let record = std::fs::read_to_string(&installed).unwrap();
+    let legacy: String = record.lines().filter(|l| !l.starts_with("manifest ")).map(|l| format!("{l}\n")).collect();
+    std::fs::write(&installed, legacy).unwrap();
+    sh(&format!("cd '{}' && printf 'evil\\n' > etc/motd.x && touch -r etc/motd etc/motd.x && mv etc/motd.x etc/motd", s.root.display()));
+    let name2 = "DragonFly-world-x86_64-master-20261128T110000Z-good2";
+    let out = ok(&mut install(&s.root, &craft_named(&s.out.join("2"), name2, &entries, &entries, None)));
+    assert_eq!(std::fs::read_to_string(s.root.join("etc/motd")).unwrap(), "good\n", "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(std::fs::read_to_string(&installed).unwrap().lines().any(|l| l.starts_with("manifest ")), "recorded as checked now");
 }
