@@ -126,13 +126,15 @@ pub fn build_ops(manifest: &Manifest, manifest_meta: &Meta, plan: &Plan, staged:
 }
 
 /// Runs `ops[from..]`, marking each done in the journal. Every op can be run
-/// again after a crash and ends in the same state.
-pub fn run_ops(root: &Path, journal_path: &Path, ops: &[Op], from: usize) -> Result<(), CommitError> {
+/// again after a crash and ends in the same state. Returns how many set-id
+/// files with other hard links it made plain before replacing them.
+pub fn run_ops(root: &Path, journal_path: &Path, ops: &[Op], from: usize) -> Result<u64, CommitError> {
     let mut marks = journal::Marks::open(journal_path)?;
+    let mut setid_cleared = 0;
     for (i, op) in ops.iter().enumerate().skip(from) {
         testhooks::kill_point("op");
         match op {
-            Op::Rename { temp, path, flags } => rename(root, temp, path, flags.as_deref())?,
+            Op::Rename { temp, path, flags } => setid_cleared += rename(root, temp, path, flags.as_deref())? as u64,
             Op::Meta { path, mode, uid, gid, mtime, flags } => set_meta(root, path, *mode, *uid, *gid, *mtime, flags.as_deref())?,
             Op::KernelSwap { dir, staged } => kernel_swap(root, dir, staged)?,
             Op::Remove { path } => remove(root, path)?,
@@ -140,7 +142,34 @@ pub fn run_ops(root: &Path, journal_path: &Path, ops: &[Op], from: usize) -> Res
         // Only the swap is not idempotent by itself once renames follow it.
         marks.mark(&format!("done {}", i + 1), matches!(op, Op::KernelSwap { .. }))?;
     }
-    Ok(())
+    Ok(setid_cleared)
+}
+
+/// Before a set-uid or set-gid file is replaced: if another hard link shares
+/// its inode (a user's link to su, say), that link would keep the old, perhaps
+/// vulnerable, program with its set-id bits once the name is renamed over.
+/// So the bits are cleared on the old inode first, as dpkg does, through a
+/// descriptor (never a path that could be swapped), and said on stderr.
+/// Returns whether it cleared them.
+fn clear_setid_of_linked(p: &Path, rel: &Path) -> Result<bool, CommitError> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let f = match fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY).open(p) {
+        Ok(f) => f,
+        // Not there, or not a file we could open (a symlink, a directory for
+        // writing): nothing set-id to keep.
+        Err(_) => return Ok(false),
+    };
+    let m = f.metadata().map_err(io_err(p))?;
+    if !m.is_file() || m.mode() & 0o6000 == 0 || m.nlink() < 2 {
+        return Ok(false);
+    }
+    f.set_permissions(fs::Permissions::from_mode(m.mode() & 0o1777)).map_err(io_err(p))?;
+    eprintln!(
+        "binarydist: {}: set-id file with {} hard links: its set-id bits were cleared before it was replaced, so that no other link keeps the old program set-id",
+        crate::errors::shown(rel),
+        m.nlink()
+    );
+    Ok(true)
 }
 
 /// Clears flags that forbid replacing `abs` (schg, sunlnk, ...).
@@ -151,13 +180,19 @@ fn clear_flags(abs: &Path) -> Result<(), CommitError> {
     Ok(())
 }
 
-fn rename(root: &Path, temp: &Path, path: &Path, flags: Option<&str>) -> Result<(), CommitError> {
+/// Renames `temp` over `path`; returns whether it first cleared the set-id
+/// bits of the file it replaced (see [`clear_setid_of_linked`]).
+fn rename(root: &Path, temp: &Path, path: &Path, flags: Option<&str>) -> Result<bool, CommitError> {
     let t = root.join(temp);
     let p = root.join(path);
+    let mut setid_cleared = false;
     match fs::symlink_metadata(&t) {
         Ok(_) => {
             match fs::symlink_metadata(&p) {
-                Ok(m) if !m.is_dir() => clear_flags(&p)?,
+                Ok(m) if !m.is_dir() => {
+                    clear_flags(&p)?;
+                    setid_cleared = clear_setid_of_linked(&p, path)?;
+                }
                 _ => {}
             }
             testhooks::log_step("rename", &p);
@@ -175,7 +210,7 @@ fn rename(root: &Path, temp: &Path, path: &Path, flags: Option<&str>) -> Result<
     if let Some(f) = flags {
         os::set_file_flags(&p, Some(f)).map_err(io_err(&p))?;
     }
-    Ok(())
+    Ok(setid_cleared)
 }
 
 fn set_meta(root: &Path, path: &Path, mode: u32, uid: u32, gid: u32, mtime: i64, flags: Option<&str>) -> Result<(), CommitError> {

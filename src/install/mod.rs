@@ -106,6 +106,9 @@ pub struct Summary {
     pub already_installed: bool,
     #[serde(flatten)]
     pub stats: Stats,
+    /// Set-uid or set-gid files with other hard links whose set-id bits were
+    /// cleared before they were replaced (each is named on stderr).
+    pub setid_cleared: u64,
     /// `ran`, or `none` when the dist carries no upgrade subset (a kernel).
     pub make_upgrade: &'static str,
     pub reboot_needed: bool,
@@ -128,6 +131,9 @@ impl std::fmt::Display for Summary {
             "installed {dist}: {} written ({} bytes), {} unchanged, {} metadata only; make upgrade: {}",
             s.written, s.bytes_written, s.unchanged, s.metadata_only, self.make_upgrade
         )?;
+        if self.setid_cleared > 0 {
+            write!(f, "; set-id bits cleared on {} replaced file(s) with other hard links", self.setid_cleared)?;
+        }
         if self.reboot_needed {
             write!(f, "; reboot needed (new kernel or libc)")?;
         }
@@ -256,7 +262,7 @@ fn finish_commit(
     let jpath = state.journal();
     {
         let _quiet = os::ignore_interrupts();
-        commit::run_ops(root, &jpath, &c.ops, done)?;
+        summary.setid_cleared = commit::run_ops(root, &jpath, &c.ops, done)?;
         durable::commit_done(root, &c.ops).map_err(|(p, e)| io_err(&p)(e))?;
     }
     summary.make_upgrade = "none";

@@ -452,3 +452,29 @@ fn a_manifest_recorded_by_an_older_installer_is_not_trusted_for_unchanged_files(
     assert_eq!(std::fs::read_to_string(s.root.join("etc/motd")).unwrap(), "good\n", "{}", String::from_utf8_lossy(&out.stdout));
     assert!(std::fs::read_to_string(&installed).unwrap().lines().any(|l| l.starts_with("manifest ")), "recorded as checked now");
 }
+
+#[test]
+fn a_set_id_file_with_another_hard_link_loses_its_set_id_bits_before_it_is_replaced() {
+    // A user's hard link to su keeps the old inode: once su is replaced,
+    // that link would be the old (perhaps vulnerable) program, still set-uid.
+    let s = scene();
+    let su = |data: &str| {
+        let (mut m, d) = file("usr/bin/su", data);
+        m.mode = 0o4555;
+        (m, d)
+    };
+    let v1 = [dir("usr"), dir("usr/bin"), su("su v1\n")];
+    ok(&mut install(&s.root, &craft_named(&s.out.join("1"), NAME, &v1, &v1, None)));
+    sh(&format!("mkdir -p '{0}/home/user' && ln '{0}/usr/bin/su' '{0}/home/user/oldsu'", s.root.display()));
+    let v2 = [dir("usr"), dir("usr/bin"), su("su v2\n")];
+    let name2 = "DragonFly-world-x86_64-master-20261128T110000Z-evil2";
+    let out = ok(&mut install(&s.root, &craft_named(&s.out.join("2"), name2, &v2, &v2, None)));
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &str| std::fs::metadata(s.root.join(p)).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(std::fs::read_to_string(s.root.join("home/user/oldsu")).unwrap(), "su v1\n");
+    assert_eq!(mode("home/user/oldsu"), 0o555, "the old inode is no longer set-uid");
+    assert_eq!(mode("usr/bin/su"), 0o4555, "the new su is");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("usr/bin/su: set-id file with 2 hard links: its set-id bits were cleared before it was replaced"), "{err}");
+    assert_eq!(crate::install::summary(&out)["setid_cleared"], 1);
+}
