@@ -141,12 +141,22 @@ impl std::fmt::Display for Summary {
     }
 }
 
+/// What the steps of one run share: the root, its state directory, the lock
+/// held on it, and the options.
+struct Run<'a> {
+    root: &'a Path,
+    state: &'a State,
+    lock: &'a state::Lock,
+    opts: &'a Options,
+}
+
 pub fn install(opts: &Options) -> Result<Summary, InstallError> {
     let root = check_root(&opts.root)?;
     let state = State::open(&root)?;
-    let _lock = take_lock(&state, opts.wait)?;
+    let lock = take_lock(&state, opts.wait)?;
+    let run = Run { root: &root, state: &state, lock: &lock, opts };
     let mut summary = Summary { make_upgrade: "none", ..Summary::default() };
-    finish_or_undo_interrupted_install(&root, &state, opts, &mut summary)?;
+    finish_or_undo_interrupted_install(&run, &mut summary)?;
     let Some(source) = &opts.source else {
         return Ok(summary);
     };
@@ -208,7 +218,7 @@ pub fn install(opts: &Options) -> Result<Summary, InstallError> {
     make_staged_durable(&plan, &state, &root.join(&commit.base_new), flusher)?;
     tx.commit(&commit)?;
     testhooks::kill_point("journal");
-    finish_commit(&root, &state, opts, &commit, 0, false, &mut summary)?;
+    finish_commit(&run, &commit, 0, false, &mut summary)?;
     Ok(summary)
 }
 
@@ -226,13 +236,13 @@ fn take_lock(state: &State, wait: bool) -> Result<state::Lock, InstallError> {
 
 /// A journal at start: a commit record is finished, a staging log undone, so
 /// that running install again at any point converges.
-fn finish_or_undo_interrupted_install(root: &Path, state: &State, opts: &Options, summary: &mut Summary) -> Result<(), InstallError> {
-    let path = state.journal();
+fn finish_or_undo_interrupted_install(run: &Run, summary: &mut Summary) -> Result<(), InstallError> {
+    let path = run.state.journal();
     match journal::read(&path)? {
         None => Ok(()),
         Some(Found::Staging(items)) => {
             eprintln!("binarydist: undoing an interrupted install ({} staged items)", items.len());
-            let problems = transaction::undo(root, &items);
+            let problems = transaction::undo(run.root, &items);
             if let Some(p) = problems.first() {
                 return Err(io_err(&path)(io::Error::other(format!("could not undo the interrupted install: {p}"))));
             }
@@ -243,22 +253,15 @@ fn finish_or_undo_interrupted_install(root: &Path, state: &State, opts: &Options
         Some(Found::Commit { commit, done, upgraded }) => {
             eprintln!("binarydist: finishing the interrupted install of {}", commit.dist);
             summary.interrupted = Some("finished");
-            finish_commit(root, state, opts, &commit, done, upgraded, summary)
+            finish_commit(run, &commit, done, upgraded, summary)
         }
     }
 }
 
 /// Steps 4 (renames) to 6, from a commit record; shared by a fresh install and
 /// a rerun after a crash.
-fn finish_commit(
-    root: &Path,
-    state: &State,
-    opts: &Options,
-    c: &Commit,
-    done: usize,
-    upgraded: bool,
-    summary: &mut Summary,
-) -> Result<(), InstallError> {
+fn finish_commit(run: &Run, c: &Commit, done: usize, upgraded: bool, summary: &mut Summary) -> Result<(), InstallError> {
+    let (root, state) = (run.root, run.state);
     let jpath = state.journal();
     {
         let _quiet = os::ignore_interrupts();
@@ -268,7 +271,7 @@ fn finish_commit(
     summary.make_upgrade = "none";
     if let Some(src) = &c.upgrade_src {
         if !upgraded {
-            run_make_upgrade(root, &state.dir().join("guard"), src, &opts.make)?;
+            run_make_upgrade(run, src)?;
             journal::mark(&jpath, "upgraded", true)?;
         }
         summary.make_upgrade = "ran";
@@ -419,7 +422,15 @@ fn make_staged_durable(plan: &Plan, state: &State, base_new: &Path, mut flusher:
 /// (BINARY_UPGRADE would leave /etc/resolvconf.conf and /etc/dhcpcd.conf
 /// uninstalled), guarded for another root (see guard.rs). Its output goes to
 /// stderr (stdout is the summary's, which may be JSON).
-fn run_make_upgrade(root: &Path, guard_dir: &Path, src: &Path, make: &str) -> Result<(), InstallError> {
+///
+/// make inherits the install's lock (its descriptor, without close-on-exec),
+/// so that a killed install leaves its make upgrade holding it: a rerun then
+/// waits for it (`--wait`) or refuses, naming its pid, instead of starting a
+/// second make upgrade beside it. A running make upgrade is never killed.
+fn run_make_upgrade(run: &Run, src: &Path) -> Result<(), InstallError> {
+    let (root, make) = (run.root, run.opts.make.as_str());
+    let guard_dir = run.state.dir().join("guard");
+    let guard_dir = guard_dir.as_path();
     let dir = root.join(src);
     // Checked at plan time too; a journal read back is checked again here.
     if src != Path::new(manifest::UPGRADE_SRC_PREFIX) || !plan::through_real_dirs(root, &src.join("Makefile")) {
@@ -448,9 +459,14 @@ fn run_make_upgrade(root: &Path, guard_dir: &Path, src: &Path, make: &str) -> Re
         let path = std::env::var_os("PATH").unwrap_or_default();
         cmd.env("PATH", g.path(&path)).env(guard::PATH_ENV, &path).env(guard::ROOT_ENV, root);
     }
-    let mut child = cmd.spawn().map_err(|e| InstallError::Upgrade { dir: dir.clone(), status: format!("cannot run {make}: {e}") })?;
+    let inherited = run.lock.inheritable().map_err(io_err(&dir))?;
+    let spawned = cmd.spawn();
+    drop(inherited);
+    let mut child = spawned.map_err(|e| InstallError::Upgrade { dir: dir.clone(), status: format!("cannot run {make}: {e}") })?;
+    run.lock.note(&format!("make-upgrade {}", child.id()));
     testhooks::kill_point("upgrading");
     let status = child.wait().map_err(|e| InstallError::Upgrade { dir: dir.clone(), status: e.to_string() })?;
+    run.lock.note("");
     if !status.success() {
         return Err(InstallError::Upgrade { dir, status: status.to_string() });
     }

@@ -40,8 +40,8 @@ pub const MANIFEST: &str = "MANIFEST";
 pub enum StateError {
     #[error("{}", shown(path))]
     Io { path: PathBuf, source: io::Error },
-    #[error("another install is running on this root (pid {pid}, holding {}); wait for it or use --wait", shown(path))]
-    Locked { path: PathBuf, pid: String },
+    #[error("another install is running on this root ({holder}, holding {}); wait for it or use --wait", shown(path))]
+    Locked { path: PathBuf, holder: String },
     #[error("{}: {what}", shown(path))]
     Bad { path: PathBuf, what: String },
 }
@@ -75,10 +75,40 @@ pub struct State {
     dir: PathBuf,
 }
 
-/// Held for the whole install; the kernel releases the flock when the process
-/// ends, however it ends.
+/// Held for the whole install; the kernel releases the flock when the last
+/// descriptor of it closes: when the process ends, however it ends, or, while
+/// `make upgrade` runs, when make (which inherits it) ends too.
+///
+/// The file says who holds it: `PID`, then `PID make-upgrade MAKEPID` while
+/// make upgrade runs.
 pub struct Lock {
-    _file: File,
+    file: File,
+}
+
+impl Lock {
+    /// Rewrites what the lock file says after the holder's pid (best effort:
+    /// it is only for the message of a second install).
+    pub fn note(&self, what: &str) {
+        let mut f = &self.file;
+        let line = if what.is_empty() { format!("{}\n", std::process::id()) } else { format!("{} {what}\n", std::process::id()) };
+        let _ = f.set_len(0).and_then(|_| f.rewind()).and_then(|_| f.write_all(line.as_bytes()));
+    }
+
+    /// A descriptor of the lock without close-on-exec, for a child to inherit
+    /// (dropped by the caller once the child is spawned).
+    pub fn inheritable(&self) -> io::Result<std::os::fd::OwnedFd> {
+        Ok(rustix::io::dup(&self.file)?)
+    }
+}
+
+/// "pid 12" or "pid 12, make upgrade pid 34", from a lock file's text.
+fn holder(text: &str) -> String {
+    let mut w = text.split_whitespace();
+    let pid = w.next().filter(|p| p.bytes().all(|b| b.is_ascii_digit())).unwrap_or("unknown");
+    match (w.next(), w.next()) {
+        (Some("make-upgrade"), Some(m)) if m.bytes().all(|b| b.is_ascii_digit()) => format!("pid {pid}, make upgrade pid {m}"),
+        _ => format!("pid {pid}"),
+    }
 }
 
 impl State {
@@ -102,16 +132,16 @@ impl State {
         let mut file = OpenOptions::new().create(true).truncate(false).read(true).write(true).open(&path).map_err(io_err(&path))?;
         if !os::try_lock(&file).map_err(io_err(&path))? {
             if !wait {
-                let mut pid = String::new();
-                let _ = file.read_to_string(&mut pid);
-                let pid = if pid.trim().is_empty() { "unknown".to_string() } else { pid.trim().to_string() };
-                return Err(StateError::Locked { path, pid });
+                let mut text = String::new();
+                let _ = (&mut file).take(256).read_to_string(&mut text);
+                return Err(StateError::Locked { path, holder: holder(&text) });
             }
             eprintln!("binarydist: waiting for the install running on {} to finish", self.root.display());
             os::lock(&file).map_err(io_err(&path))?;
         }
-        let _ = file.set_len(0).and_then(|_| file.rewind()).and_then(|_| writeln!(file, "{}", std::process::id()));
-        Ok(Lock { _file: file })
+        let lock = Lock { file };
+        lock.note("");
+        Ok(lock)
     }
 
     pub fn journal(&self) -> PathBuf {

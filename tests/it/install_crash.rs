@@ -9,7 +9,7 @@ use crate::install::{
 use crate::util::{bin, fails, ok, sh, tempdir, Tmpfs};
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 /// Runs `install` with the kill hook at `point`; true if it died by SIGKILL,
 /// false if it never reached the point and finished normally.
@@ -281,4 +281,56 @@ fn staged_files_and_directories_are_durable_before_the_commit_record_and_renames
             r
         });
     }
+}
+
+#[test]
+fn a_rerun_waits_for_or_refuses_on_a_make_upgrade_still_running_from_a_killed_install() {
+    // The install is killed while its make upgrade runs; make goes on. A
+    // rerun must not start a second make upgrade beside it: make holds the
+    // install's lock (inherited), so the rerun refuses, or with --wait waits.
+    let f = fixture();
+    let t = tempdir();
+    let root = t.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    let (log, go) = (t.path().join("make.log"), t.path().join("go"));
+    let make = t.path().join("make");
+    std::fs::write(
+        &make,
+        format!(
+            "#!/bin/sh\nmkdir '{0}.running' 2>/dev/null || {{ echo overlap >> '{0}'; exit 1; }}\necho start >> '{0}'\n\
+             while [ ! -e '{1}' ]; do sleep 0.05; done\necho end >> '{0}'\nrmdir '{0}.running'\nexec bmake \"$@\"\n",
+            log.display(),
+            go.display()
+        ),
+    )
+    .unwrap();
+    sh(&format!("chmod +x '{}'", make.display()));
+    // However the test ends, the make it leaves running is let go.
+    struct Release(std::path::PathBuf);
+    impl Drop for Release {
+        fn drop(&mut self) {
+            let _ = std::fs::write(&self.0, "");
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
+    let _release = Release(go.clone());
+    let run = |extra: &[&str]| {
+        let mut c = bin();
+        c.arg("install").arg("--root").arg(&root).arg("--make").arg(&make).args(extra).arg(&f.dists[0]);
+        c
+    };
+    // Not .output(): the make left running holds the killed install's stderr.
+    let killed = run(&[]).env("BINARYDIST_TEST_KILL_AT", "upgrading:1").stdout(Stdio::null()).stderr(Stdio::null()).status().unwrap();
+    assert_eq!(killed.signal(), Some(9));
+    let err = fails(&mut run(&[]));
+    assert!(err.contains("another install is running") && err.contains("make upgrade pid"), "{err}");
+    let mut waiting = run(&["--wait"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(waiting.try_wait().unwrap().is_none(), "the rerun did not wait for make upgrade");
+    std::fs::write(&go, "").unwrap();
+    let out = waiting.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // The interrupted install is finished: its make upgrade runs again, after the first.
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "start\nend\nstart\nend\n");
+    assert_same_tree(&root, &f.refs[0]);
 }
