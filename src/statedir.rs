@@ -8,7 +8,8 @@
 //! every file in them is reached by a single name relative to that descriptor
 //! (`openat`, `mkdirat`, `renameat`, `unlinkat`) with `O_NOFOLLOW`: a symlink in
 //! the way is refused, never followed. A name is one path component, never
-//! `..`. The installer (issue 9) adopts the same piece.
+//! `..`. The installer's own files (lock, journal, kept bases, records; see
+//! install/state.rs) are reached the same way.
 //!
 //! What lives here besides the installer's files (install/state.rs):
 //!
@@ -40,7 +41,10 @@ pub enum StateDirError {
     Io { path: PathBuf, source: io::Error },
     #[error("{}: not a real directory (a symlink or another kind of file); the state directory must be a directory inside the root, reached without symlinks", shown(path))]
     NotRealDir { path: PathBuf },
-    #[error("{}: not a regular file (a symlink or another kind of file), refused", shown(path))]
+    #[error(
+        "{}: not a regular file (a symlink or another kind of file), refused; binarydist makes none there: remove it, then run again",
+        shown(path)
+    )]
     NotRegular { path: PathBuf },
     #[error("{}: larger than the {max} bytes allowed here", shown(path))]
     TooLarge { path: PathBuf, max: u64 },
@@ -86,6 +90,37 @@ impl Dir {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The descriptor, for `*at` calls relative to this directory.
+    pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(&self.fd)
+    }
+
+    /// lstat of `name` in this directory (a symlink is not followed); `None`
+    /// when there is nothing of that name.
+    pub fn stat(&self, name: &str) -> Result<Option<rustix::fs::Stat>, StateDirError> {
+        let c = cname(name)?;
+        match rustix::fs::statat(&self.fd, c.as_c_str(), rustix::fs::AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => Ok(Some(st)),
+            Err(rustix::io::Errno::NOENT) => Ok(None),
+            Err(e) => Err(self.io_err(name)(e.into())),
+        }
+    }
+
+    /// fstat of the directory itself.
+    pub fn metadata(&self) -> Result<rustix::fs::Stat, StateDirError> {
+        rustix::fs::fstat(&self.fd).map_err(|e| StateDirError::Io { path: self.path.clone(), source: e.into() })
+    }
+
+    /// A new, empty file `name` (mode `mode`), whatever was there before: a
+    /// file or a symlink of that name is removed first (the link itself, never
+    /// its target), then the file is made with `O_CREAT|O_EXCL|O_NOFOLLOW`.
+    /// For the installer's own temporary files, which nobody else may hold.
+    pub fn create_new(&self, name: &str, mode: u32) -> Result<File, StateDirError> {
+        self.remove(name)?;
+        self.open(name, libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL, mode)?
+            .ok_or_else(|| self.io_err(name)(io::ErrorKind::NotFound.into()))
     }
 
     fn child(&self, name: &str) -> PathBuf {

@@ -44,7 +44,7 @@ fn file_name_starts(p: &Path, prefix: &str) -> bool {
     p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(prefix))
 }
 
-pub fn build_ops(manifest: &Manifest, manifest_meta: &Meta, plan: &Plan, staged: &Staged) -> Vec<Op> {
+pub fn build_ops(manifest: &Manifest, plan: &Plan, staged: &Staged) -> Vec<Op> {
     let mut swap = Vec::new();
     let mut new_names = Vec::new();
     let mut middle = Vec::new();
@@ -61,7 +61,6 @@ pub fn build_ops(manifest: &Manifest, manifest_meta: &Meta, plan: &Plan, staged:
             touched.extend(e.meta.path.parent());
         }
     }
-    touched.extend(manifest_meta.path.parent());
     touched.extend(plan.removals.iter().filter_map(|p| p.parent()));
     touched.extend(plan.kernel.as_ref().and_then(|k| k.0.parent()));
     // A file with staged hard links gets its flags after every rename: on BSD
@@ -110,7 +109,6 @@ pub fn build_ops(manifest: &Manifest, manifest_meta: &Meta, plan: &Plan, staged:
             }
         }
     }
-    middle.push(Op::Rename { temp: staged.manifest_temp.clone(), path: manifest_meta.path.clone(), flags: None });
     let removals = plan.removals.iter().map(|p| Op::Remove { path: p.clone() });
     dirs.reverse();
     swap.into_iter()
@@ -128,8 +126,8 @@ pub fn build_ops(manifest: &Manifest, manifest_meta: &Meta, plan: &Plan, staged:
 /// Runs `ops[from..]`, marking each done in the journal. Every op can be run
 /// again after a crash and ends in the same state. Returns how many set-id
 /// files with other hard links it made plain before replacing them.
-pub fn run_ops(root: &Path, journal_path: &Path, ops: &[Op], from: usize) -> Result<u64, CommitError> {
-    let mut marks = journal::Marks::open(journal_path)?;
+pub fn run_ops(root: &Path, state: &crate::statedir::Dir, ops: &[Op], from: usize) -> Result<u64, CommitError> {
+    let mut marks = journal::Marks::open(state)?;
     let mut setid_cleared = 0;
     for (i, op) in ops.iter().enumerate().skip(from) {
         testhooks::kill_point("op");

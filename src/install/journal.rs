@@ -4,7 +4,7 @@
 //! It has two phases, told apart by its second line:
 //!
 //! - `phase staging`: appended to as staging goes, one line per thing created
-//!   *before* it is created (`staged`, `created-dir`, `staged-tree`, `base-new`),
+//!   *before* it is created (`staged`, `created-dir`, `staged-tree`, `state-file`),
 //!   so that an interrupted staging can always be undone: nothing it lists is in
 //!   use yet.
 //! - `phase commit`: written atomically (temporary file, fsync, rename, fsync of
@@ -20,21 +20,29 @@
 //! one, and the new base must be in the state directory.
 
 use super::plan::TEMP_PREFIX;
-use super::state::STATE_DIR;
+use super::state::{BASE_NEW, MANIFEST_NEW, STATE_DIR};
 use crate::errors::shown;
 use crate::names::DistName;
+use crate::statedir::{Dir, StateDirError};
 use crate::tario::check_relative;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Write};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
 const MAGIC: &str = "#binarydist journal 1";
+/// Its name in the state directory.
+pub const NAME: &str = "journal";
+/// A journal larger than this is refused unread (a world's commit record is a
+/// few megabytes).
+const MAX_SIZE: u64 = 1 << 30;
 
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
     #[error("{}", shown(path))]
     Io { path: PathBuf, source: io::Error },
+    #[error(transparent)]
+    Dir(#[from] StateDirError),
     #[error("{}: line {line}: {what} (remove it only if you know the install it belongs to is gone)", shown(path))]
     Syntax { path: PathBuf, line: usize, what: String },
 }
@@ -42,8 +50,9 @@ pub enum JournalError {
 /// Something staging created, undone by removing it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Item {
-    /// The new base tarball being written in the state directory.
-    BaseNew(PathBuf),
+    /// The next base or MANIFEST, being written in the state directory
+    /// (`var/db/binarydist/<series>/<name>`).
+    StateFile(PathBuf),
     /// A directory that did not exist and was created in place.
     CreatedDir(PathBuf),
     /// A file, link, fifo or device under a temporary name beside its final place.
@@ -92,8 +101,6 @@ pub struct Commit {
     /// checked against the stream: recorded with the install, so that the next
     /// one trusts that manifest (and only it) to say what is in place.
     pub manifest_sha256: String,
-    /// The new base tarball, in the state directory, relative to the root.
-    pub base_new: PathBuf,
     pub upgrade_src: Option<PathBuf>,
     pub reboot: bool,
     pub stats: Stats,
@@ -107,8 +114,9 @@ pub enum Found {
     Commit { commit: Box<Commit>, done: usize, upgraded: bool },
 }
 
-pub fn path(state_dir: &Path) -> PathBuf {
-    state_dir.join("journal")
+/// Where the journal is, for messages.
+pub fn path(state: &Dir) -> PathBuf {
+    state.path().join(NAME)
 }
 
 fn io_err(path: &Path) -> impl Fn(io::Error) -> JournalError + '_ {
@@ -124,21 +132,20 @@ pub struct StagingLog {
 impl StagingLog {
     /// Starts a fresh journal in the staging phase, durably: from here on a
     /// crash is undone by the next run.
-    pub fn create(path: &Path) -> Result<StagingLog, JournalError> {
-        let mut file = OpenOptions::new().create(true).truncate(true).write(true).open(path).map_err(io_err(path))?;
-        file.write_all(format!("{MAGIC}\nphase staging\n").as_bytes()).map_err(io_err(path))?;
-        file.sync_all().map_err(io_err(path))?;
-        if let Some(dir) = path.parent() {
-            crate::os::sync_dir(dir).map_err(io_err(path))?;
-        }
-        Ok(StagingLog { file, path: path.to_path_buf() })
+    pub fn create(state: &Dir) -> Result<StagingLog, JournalError> {
+        let path = path(state);
+        let mut file = state.create_new(NAME, 0o644)?;
+        file.write_all(format!("{MAGIC}\nphase staging\n").as_bytes()).map_err(io_err(&path))?;
+        file.sync_all().map_err(io_err(&path))?;
+        state.sync()?;
+        Ok(StagingLog { file, path })
     }
 
     /// Records `item` before it is created. One write(2) per line: a kill -9
     /// cannot tear it, and the kernel has it even if we die right after.
     pub fn record(&mut self, item: &Item) -> Result<(), JournalError> {
         let line = match item {
-            Item::BaseNew(p) => format!("base-new {}\n", escape(p)),
+            Item::StateFile(p) => format!("state-file {}\n", escape(p)),
             Item::CreatedDir(p) => format!("created-dir {}\n", escape(p)),
             Item::Staged(p) => format!("staged {}\n", escape(p)),
             Item::StagedTree(p) => format!("staged-tree {}\n", escape(p)),
@@ -149,11 +156,10 @@ impl StagingLog {
 }
 
 /// Replaces the staging log by the commit record, atomically and durably.
-pub fn write_commit(path: &Path, c: &Commit) -> Result<(), JournalError> {
+pub fn write_commit(state: &Dir, c: &Commit) -> Result<(), JournalError> {
     let mut s = format!("{MAGIC}\nphase commit\ndist {}\n", c.dist);
     s.push_str(&format!("tar {} {} {}\n", c.tar_size, c.md5, c.sha256));
     s.push_str(&format!("manifest {}\n", c.manifest_sha256));
-    s.push_str(&format!("base-new {}\n", escape(&c.base_new)));
     if let Some(u) = &c.upgrade_src {
         s.push_str(&format!("upgrade-src {}\n", escape(u)));
     }
@@ -173,12 +179,12 @@ pub fn write_commit(path: &Path, c: &Commit) -> Result<(), JournalError> {
         }
     }
     s.push_str("end\n");
-    crate::os::write_atomically(path, |f| f.write_all(s.as_bytes())).map_err(io_err(path))
+    Ok(state.write_atomically(NAME, s.as_bytes(), 0o644)?)
 }
 
 /// Appends a progress mark (`done N`, `upgraded`) to a commit journal.
-pub fn mark(path: &Path, line: &str, durable: bool) -> Result<(), JournalError> {
-    Marks::open(path)?.mark(line, durable)
+pub fn mark(state: &Dir, line: &str, durable: bool) -> Result<(), JournalError> {
+    Marks::open(state)?.mark(line, durable)
 }
 
 /// The commit journal held open for a run of marks.
@@ -188,9 +194,10 @@ pub struct Marks {
 }
 
 impl Marks {
-    pub fn open(path: &Path) -> Result<Marks, JournalError> {
-        let file = OpenOptions::new().append(true).open(path).map_err(io_err(path))?;
-        Ok(Marks { file, path: path.to_path_buf() })
+    pub fn open(state: &Dir) -> Result<Marks, JournalError> {
+        let path = path(state);
+        let file = state.open(NAME, libc::O_WRONLY | libc::O_APPEND, 0)?.ok_or_else(|| io_err(&path)(io::ErrorKind::NotFound.into()))?;
+        Ok(Marks { file, path })
     }
 
     /// One write(2) per mark: a kill -9 cannot tear it.
@@ -204,25 +211,16 @@ impl Marks {
 }
 
 /// Removes the journal once the install is recorded (or undone).
-pub fn clear(path: &Path) -> Result<(), JournalError> {
-    match std::fs::remove_file(path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(io_err(path)(e)),
-    }
-    if let Some(dir) = path.parent() {
-        crate::os::sync_dir(dir).map_err(io_err(path))?;
-    }
-    Ok(())
+pub fn clear(state: &Dir) -> Result<(), JournalError> {
+    state.remove(NAME)?;
+    Ok(state.sync()?)
 }
 
 /// Reads the journal, if there is one.
-pub fn read(path: &Path) -> Result<Option<Found>, JournalError> {
-    let text = match std::fs::read(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(io_err(path)(e)),
-    };
+pub fn read(state: &Dir) -> Result<Option<Found>, JournalError> {
+    let path = path(state);
+    let path = path.as_path();
+    let Some(text) = state.read(NAME, MAX_SIZE)? else { return Ok(None) };
     let text = String::from_utf8_lossy(&text);
     let syntax = |line: usize, what: &str| JournalError::Syntax { path: path.to_path_buf(), line, what: what.to_string() };
     let mut lines = text.lines().enumerate().map(|(i, l)| (i + 1, l));
@@ -254,7 +252,8 @@ pub fn read(path: &Path) -> Result<Option<Found>, JournalError> {
                 }
                 let p = path_in_root(value).map_err(|w| bad(&w))?;
                 items.push(match key {
-                    "base-new" => Item::BaseNew(in_state_dir(p).map_err(|w| bad(&w))?),
+                    // `base-new`: what a journal of binarydist before 0.2 calls it.
+                    "state-file" | "base-new" => Item::StateFile(in_state_dir(p).map_err(|w| bad(&w))?),
                     "created-dir" => Item::CreatedDir(p),
                     "staged" => Item::Staged(temp_name(p).map_err(|w| bad(&w))?),
                     "staged-tree" => Item::StagedTree(temp_name(p).map_err(|w| bad(&w))?),
@@ -275,7 +274,6 @@ fn parse_commit<'a>(
     let mut dist = None;
     let (mut tar_size, mut md5, mut sha256) = (0, String::new(), String::new());
     let mut manifest_sha256 = String::new();
-    let mut base_new = None;
     let mut upgrade_src = None;
     let mut reboot = false;
     let mut stats = Stats::default();
@@ -300,7 +298,10 @@ fn parse_commit<'a>(
                 sha256 = word(3)?.to_string();
             }
             (false, "manifest") => manifest_sha256 = word(1)?.to_string(),
-            (false, "base-new") => base_new = Some(checked(in_state_dir(p(1)?))?),
+            // Written by binarydist before 0.2; the names are fixed (state.rs).
+            (false, "base-new") => {
+                checked(in_state_dir(p(1)?))?;
+            }
             (false, "upgrade-src") => upgrade_src = Some(p(1)?),
             (false, "reboot") => reboot = w.get(1) == Some(&"yes"),
             (false, "stats") => {
@@ -331,9 +332,8 @@ fn parse_commit<'a>(
         return Err(syntax(0, "commit record without its end line"));
     }
     let dist = dist.ok_or_else(|| syntax(0, "no dist line"))?;
-    let base_new = base_new.ok_or_else(|| syntax(0, "no base-new line"))?;
     Ok(Found::Commit {
-        commit: Box::new(Commit { dist, tar_size, md5, sha256, manifest_sha256, base_new, upgrade_src, reboot, stats, ops }),
+        commit: Box::new(Commit { dist, tar_size, md5, sha256, manifest_sha256, upgrade_src, reboot, stats, ops }),
         done,
         upgraded,
     })
@@ -357,12 +357,14 @@ fn temp_name(p: PathBuf) -> Result<PathBuf, String> {
     }
 }
 
-/// The new base, which lives in the state directory.
+/// One of the installer's temporary files in a series directory:
+/// `var/db/binarydist/<series>/.base.new.tar.gz` or `.../.MANIFEST.new`.
 fn in_state_dir(p: PathBuf) -> Result<PathBuf, String> {
-    if p.starts_with(STATE_DIR) {
-        Ok(p)
-    } else {
-        Err(format!("not in {STATE_DIR}"))
+    let rest = p.strip_prefix(STATE_DIR).map_err(|_| format!("not in {STATE_DIR}"))?;
+    let parts: Vec<_> = rest.iter().collect();
+    match parts[..] {
+        [_, name] if name == BASE_NEW || name == MANIFEST_NEW => Ok(p),
+        _ => Err(format!("not the next base or MANIFEST of a series in {STATE_DIR}")),
     }
 }
 
@@ -403,15 +405,14 @@ mod tests {
 
     #[test]
     fn commit_round_trips_and_marks_count() {
-        let dir = tempfile::tempdir().unwrap();
-        let j = path(dir.path());
+        let tmp = tempfile::tempdir().unwrap();
+        let d = Dir::open_root(tmp.path()).unwrap();
         let c = Commit {
             dist: DistName::parse("DragonFly-world-x86_64-master-20261128T103900Z-v1").unwrap(),
             tar_size: 10240,
             md5: "aa".into(),
             sha256: "bb".into(),
             manifest_sha256: "cc".into(),
-            base_new: "var/db/binarydist/world/.base.new.tar.gz".into(),
             upgrade_src: Some("usr/share/binarydist/upgrade-src".into()),
             reboot: true,
             stats: Stats { written: 3, unchanged: 4, metadata_only: 1, bytes_written: 99 },
@@ -422,9 +423,9 @@ mod tests {
                 Op::Remove { path: "x".into() },
             ],
         };
-        write_commit(&j, &c).unwrap();
-        mark(&j, "done 2", false).unwrap();
-        match read(&j).unwrap() {
+        write_commit(&d, &c).unwrap();
+        mark(&d, "done 2", false).unwrap();
+        match read(&d).unwrap() {
             Some(Found::Commit { commit, done, upgraded }) => {
                 assert_eq!(*commit, c);
                 assert_eq!(done, 2);
@@ -436,14 +437,15 @@ mod tests {
 
     #[test]
     fn staging_log_drops_a_torn_last_line() {
-        let dir = tempfile::tempdir().unwrap();
-        let j = path(dir.path());
-        let mut log = StagingLog::create(&j).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let d = Dir::open_root(tmp.path()).unwrap();
+        let j = path(&d);
+        let mut log = StagingLog::create(&d).unwrap();
         log.record(&Item::CreatedDir("usr".into())).unwrap();
         log.record(&Item::Staged("usr/.bdtmp.1".into())).unwrap();
-        let mut f = OpenOptions::new().append(true).open(&j).unwrap();
+        let mut f = std::fs::OpenOptions::new().append(true).open(&j).unwrap();
         f.write_all(b"staged usr/.bd").unwrap();
-        match read(&j).unwrap() {
+        match read(&d).unwrap() {
             Some(Found::Staging(items)) => {
                 assert_eq!(items, vec![Item::CreatedDir("usr".into()), Item::Staged("usr/.bdtmp.1".into())])
             }
@@ -453,8 +455,9 @@ mod tests {
 
     #[test]
     fn hostile_paths_and_numbers_are_refused_on_read() {
-        let dir = tempfile::tempdir().unwrap();
-        let j = path(dir.path());
+        let tmp = tempfile::tempdir().unwrap();
+        let d = Dir::open_root(tmp.path()).unwrap();
+        let j = path(&d);
         let staging = |body: &str| format!("{MAGIC}\nphase staging\n{body}\n");
         let commit = |body: &str| {
             format!(
@@ -483,12 +486,12 @@ mod tests {
             commit("end\ndone -3"),
         ] {
             std::fs::write(&j, &text).unwrap();
-            match read(&j) {
+            match read(&d) {
                 Err(JournalError::Syntax { .. }) => {}
                 other => panic!("accepted {text:?}: {other:?}"),
             }
         }
         std::fs::write(&j, staging("dir-time 1 999999999 .\nstaged etc/.bdtmp.7")).unwrap();
-        assert!(matches!(read(&j), Ok(Some(Found::Staging(items))) if items.len() == 2));
+        assert!(matches!(read(&d), Ok(Some(Found::Staging(items))) if items.len() == 2));
     }
 }

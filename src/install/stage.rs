@@ -42,13 +42,11 @@ fn io_err(path: &Path) -> impl Fn(io::Error) -> StageError + '_ {
 pub struct Staged {
     /// Per manifest entry: where it was staged, relative to the root.
     pub temps: Vec<Option<PathBuf>>,
-    /// The manifest member, staged beside var/db/binarydist/<series>/MANIFEST.
-    pub manifest_temp: PathBuf,
     pub bytes_written: u64,
 }
 
-pub struct Stager<'t> {
-    tx: &'t mut Transaction,
+pub struct Stager<'t, 's> {
+    tx: &'t mut Transaction<'s>,
     root: PathBuf,
     /// Directories known to exist (relative), so that each is looked at once.
     dirs: HashSet<PathBuf>,
@@ -62,8 +60,8 @@ pub struct Stager<'t> {
     flusher: Flusher,
 }
 
-impl<'t> Stager<'t> {
-    pub fn new(tx: &'t mut Transaction, flusher: Flusher) -> Self {
+impl<'t, 's> Stager<'t, 's> {
+    pub fn new(tx: &'t mut Transaction<'s>, flusher: Flusher) -> Self {
         let root = tx.root().to_path_buf();
         let buf = vec![0; 256 * 1024];
         Stager { tx, root, dirs: HashSet::new(), timed: HashSet::new(), tree: None, buf, bytes_written: 0, flusher }
@@ -311,19 +309,14 @@ fn in_staged_tree(path: &Path, kernel: &(PathBuf, PathBuf)) -> PathBuf {
 pub fn stage_all<R: Read>(
     reader: &mut Reader<R>,
     manifest: &Manifest,
-    manifest_member: (&Meta, &[u8]),
     plan: &Plan,
-    stager: &mut Stager<'_>,
+    stager: &mut Stager<'_, '_>,
 ) -> Result<Staged, StageError> {
     let progress = io::stderr().is_terminal();
     let total = manifest.entries.len();
     // Where each staged regular file is now, for hard links to it.
     let mut location: HashMap<&Path, PathBuf> = HashMap::new();
     let mut temps = Vec::with_capacity(total);
-
-    let (mmeta, mtext) = manifest_member;
-    let manifest_temp = temp_beside(&mmeta.path, "MANIFEST");
-    stager.file(&manifest_temp, mmeta, &mut &mtext[..])?;
 
     if let Some(k) = &plan.kernel {
         stager.create_tree(&k.1)?;
@@ -394,5 +387,5 @@ pub fn stage_all<R: Read>(
         eprintln!("\rbinarydist: staged {total}/{total}");
     }
     testhooks::kill_point("staged");
-    Ok(Staged { temps, manifest_temp, bytes_written: stager.bytes_written })
+    Ok(Staged { temps, bytes_written: stager.bytes_written })
 }

@@ -8,7 +8,17 @@
 //! <series>/base.tar.gz       that tar, gzipped: the base the next patch applies to
 //! <series>/base.prev.tar.gz  the one before, kept for rollback
 //! <series>/.base.new.tar.gz  the next base while an install is under way
+//! <series>/.MANIFEST.new     the next MANIFEST while an install is under way
 //! ```
+//!
+//! Every one of them is reached through statedir.rs: `var`, `db`,
+//! `binarydist` and `<series>` each opened `O_DIRECTORY|O_NOFOLLOW` relative
+//! to the one before, every file by one name relative to its directory with
+//! `O_NOFOLLOW`. A symlink or another kind of file anywhere in the way is
+//! refused (whoever owns the tree of a jail or an image can plant one), and
+//! nothing is created outside the root. The installer's temporary files (the
+//! next base and MANIFEST) are made new with `O_EXCL` each time, whatever
+//! was left under their names.
 //!
 //! Installed binaries are never a base: only the kept tarball is.
 //!
@@ -22,10 +32,11 @@
 
 use super::journal::Commit;
 use crate::errors::shown;
-use crate::manifest::Manifest;
+use crate::manifest::{self, Manifest};
 use crate::names::{DistName, Series};
 use crate::os;
-use std::fs::{self, File, OpenOptions};
+use crate::statedir::{self, Dir, StateDirError};
+use std::fs::File;
 use std::io::{self, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
@@ -35,11 +46,17 @@ pub const BASE_PREV: &str = "base.prev.tar.gz";
 pub const BASE_NEW: &str = ".base.new.tar.gz";
 pub const INSTALLED: &str = "installed";
 pub const MANIFEST: &str = "MANIFEST";
+pub const MANIFEST_NEW: &str = ".MANIFEST.new";
+pub const LOCK: &str = "lock";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     #[error("{}", shown(path))]
     Io { path: PathBuf, source: io::Error },
+    #[error(transparent)]
+    Dir(#[from] StateDirError),
+    #[error("{}: a directory where the lock file should be; nothing was done: remove it (rmdir) and run again", shown(path))]
+    LockIsDir { path: PathBuf },
     #[error("another install is running on this root ({holder}, holding {}); wait for it or use --wait", shown(path))]
     Locked { path: PathBuf, holder: String },
     #[error("{}: {what}", shown(path))]
@@ -71,8 +88,8 @@ pub struct OldManifest {
 
 pub struct State {
     root: PathBuf,
-    /// ROOT/var/db/binarydist
-    dir: PathBuf,
+    /// ROOT/var/db/binarydist, reached without symlinks.
+    dir: Dir,
 }
 
 /// Held for the whole install; the kernel releases the flock when the last
@@ -112,14 +129,15 @@ fn holder(text: &str) -> String {
 }
 
 impl State {
-    /// The state directory of `root`, created if missing (it must exist to hold the lock).
-    pub fn open(root: &Path) -> Result<State, StateError> {
-        let dir = root.join(STATE_DIR);
-        fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-        Ok(State { root: root.to_path_buf(), dir })
+    /// The state directory of `root`, reached without following a symlink;
+    /// created when `create` (each missing step `mkdirat`, nothing made when
+    /// a step is a symlink). `None` when it does not exist and not `create`.
+    pub fn open(root: &Path, create: bool) -> Result<Option<State>, StateError> {
+        Ok(statedir::open(root, create)?.map(|dir| State { root: root.to_path_buf(), dir }))
     }
 
-    pub fn dir(&self) -> &Path {
+    /// The state directory, for `*at` calls and messages.
+    pub fn dir(&self) -> &Dir {
         &self.dir
     }
 
@@ -127,9 +145,18 @@ impl State {
         &self.root
     }
 
+    /// Takes the lock, `lock` in the state directory (made if missing, never
+    /// removed: a second holder could otherwise take a lock on a new file
+    /// while the first holds the old one).
     pub fn lock(&self, wait: bool) -> Result<Lock, StateError> {
-        let path = self.dir.join("lock");
-        let mut file = OpenOptions::new().create(true).truncate(false).read(true).write(true).open(&path).map_err(io_err(&path))?;
+        let path = self.dir.path().join(LOCK);
+        let mut file = match self.dir.open(LOCK, libc::O_RDWR | libc::O_CREAT, 0o644) {
+            Ok(f) => f.expect("created"),
+            Err(StateDirError::Io { source, .. }) if source.raw_os_error() == Some(libc::EISDIR) => {
+                return Err(StateError::LockIsDir { path })
+            }
+            Err(e) => return Err(e.into()),
+        };
         if !os::try_lock(&file).map_err(io_err(&path))? {
             if !wait {
                 let mut text = String::new();
@@ -144,12 +171,9 @@ impl State {
         Ok(lock)
     }
 
-    pub fn journal(&self) -> PathBuf {
-        super::journal::path(&self.dir)
-    }
-
-    pub fn series_dir(&self, series: &Series) -> PathBuf {
-        self.dir.join(series.to_string())
+    /// The directory of one series, created when `create`; `None` when missing.
+    pub fn series(&self, series: &Series, create: bool) -> Result<Option<Dir>, StateError> {
+        Ok(self.dir.subdir(&series.to_string(), create)?)
     }
 
     /// The new base's path relative to the root, as the journal records it.
@@ -157,23 +181,45 @@ impl State {
         Path::new(STATE_DIR).join(series.to_string()).join(BASE_NEW)
     }
 
-    /// Where the installed dist's manifest is kept, relative to the root.
-    pub fn manifest_rel(&self, series: &Series) -> PathBuf {
-        Path::new(STATE_DIR).join(series.to_string()).join(MANIFEST)
+    /// The new MANIFEST's path relative to the root, as the journal records it.
+    pub fn manifest_new_rel(&self, series: &Series) -> PathBuf {
+        Path::new(STATE_DIR).join(series.to_string()).join(MANIFEST_NEW)
     }
 
-    pub fn base(&self, series: &Series) -> PathBuf {
-        self.series_dir(series).join(BASE)
+    /// Where the kept base is, for messages.
+    pub fn base_path(&self, series: &Series) -> PathBuf {
+        self.dir.path().join(series.to_string()).join(BASE)
+    }
+
+    /// The kept base of `series`, open for reading; `None` when there is none.
+    pub fn base(&self, series: &Series) -> Result<Option<File>, StateError> {
+        match self.series(series, false)? {
+            Some(d) => Ok(d.open(BASE, libc::O_RDONLY, 0)?),
+            None => Ok(None),
+        }
+    }
+
+    /// A fresh file for the next base of `series` (its directory made if
+    /// missing), whatever a killed run or anyone else left under its name.
+    pub fn create_base_new(&self, series: &Series) -> Result<File, StateError> {
+        let dir = self.series(series, true)?.expect("created");
+        Ok(dir.create_new(BASE_NEW, 0o644)?)
+    }
+
+    /// Writes the next MANIFEST of `series`, durably (the commit record that
+    /// follows must find it on disk).
+    pub fn write_manifest_new(&self, series: &Series, text: &[u8]) -> Result<(), StateError> {
+        let dir = self.series(series, true)?.expect("created");
+        let path = dir.path().join(MANIFEST_NEW);
+        let mut f = dir.create_new(MANIFEST_NEW, 0o444)?;
+        f.write_all(text).and_then(|_| f.sync_all()).map_err(io_err(&path))?;
+        Ok(dir.sync()?)
     }
 
     pub fn installed(&self, series: &Series) -> Result<Option<Installed>, StateError> {
-        let path = self.series_dir(series).join(INSTALLED);
-        let text = match fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(io_err(&path)(e)),
-        };
-        parse_installed(&path, &text).map(Some)
+        let Some(dir) = self.series(series, false)? else { return Ok(None) };
+        let Some(text) = dir.read_text(INSTALLED)? else { return Ok(None) };
+        parse_installed(&dir.path().join(INSTALLED), &text).map(Some)
     }
 
     /// The installed dist's manifest, as the dist itself installed it; `None`
@@ -182,33 +228,55 @@ impl State {
     /// when the record vouches for it (see the module's comment).
     pub fn installed_manifest(&self, series: &Series) -> Option<OldManifest> {
         let installed = self.installed(series).ok()??;
-        let path = self.root.join(self.manifest_rel(series));
-        let text = fs::read(path).ok()?;
+        let text = self.series(series, false).ok()??.read(MANIFEST, manifest::MAX_SIZE).ok()??;
         let manifest = Manifest::parse(std::str::from_utf8(&text).ok()?).ok()?;
         let checked = installed.manifest_sha256.is_some_and(|s| s == crate::tario::Digests::of(&text).sha256_hex());
         (manifest.name == installed.name).then_some(OldManifest { manifest, checked })
     }
 
     /// Step 6: the new base replaces the kept one (which becomes the previous
-    /// base), and the installed dist is recorded. Idempotent, so that a journal
-    /// replayed after a crash here converges.
+    /// base), the new MANIFEST the old, and the installed dist is recorded.
+    /// Idempotent, so that a journal replayed after a crash here converges:
+    /// each rename is made only while its source is there.
     pub fn record(&self, c: &Commit) -> Result<(), StateError> {
-        let series = &c.dist.series;
-        let sdir = self.series_dir(series);
-        fs::create_dir_all(&sdir).map_err(io_err(&sdir))?;
-        let new = self.root.join(&c.base_new);
-        let base = sdir.join(BASE);
-        if new.exists() {
-            if base.exists() {
-                let prev = sdir.join(BASE_PREV);
-                fs::rename(&base, &prev).map_err(io_err(&prev))?;
+        let dir = self.series(&c.dist.series, true)?.expect("created");
+        let is_file = |name: &str| -> Result<bool, StateError> {
+            match dir.stat(name)? {
+                None => Ok(false),
+                Some(st) if rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile => Ok(true),
+                Some(_) => Err(StateDirError::NotRegular { path: dir.path().join(name) }.into()),
             }
-            fs::rename(&new, &base).map_err(io_err(&base))?;
+        };
+        if is_file(BASE_NEW)? {
+            if is_file(BASE)? {
+                dir.rename(BASE, BASE_PREV)?;
+            }
+            dir.rename(BASE_NEW, BASE)?;
+        }
+        if is_file(MANIFEST_NEW)? {
+            dir.rename(MANIFEST_NEW, MANIFEST)?;
         }
         let text = format!("name {}\ntar {} {} {}\nmanifest {}\n", c.dist, c.tar_size, c.md5, c.sha256, c.manifest_sha256);
-        let path = sdir.join(INSTALLED);
-        crate::os::write_atomically(&path, |f| f.write_all(text.as_bytes())).map_err(io_err(&path))?;
-        crate::os::sync_dir(&sdir).map_err(io_err(&sdir))
+        dir.write_atomically(INSTALLED, text.as_bytes(), 0o644)?;
+        Ok(dir.sync()?)
+    }
+}
+
+/// Removes a file the installer made in the state directory (the next base or
+/// MANIFEST), named by its path relative to the root as the journal has it:
+/// `var/db/binarydist/<series>/<name>`, nothing else.
+pub fn remove_state_file(state: &Dir, rel: &Path) -> io::Result<()> {
+    let bad = || io::Error::other(format!("{}: not a file of the installer's state directory", shown(rel)));
+    let rest = rel.strip_prefix(STATE_DIR).map_err(|_| bad())?;
+    let parts: Vec<&str> = rest.iter().map(|c| c.to_str()).collect::<Option<_>>().ok_or_else(bad)?;
+    let [series, name] = parts[..] else { return Err(bad()) };
+    let gone = |e: StateDirError| match e {
+        StateDirError::Io { source, .. } => source,
+        e => io::Error::other(crate::errors::chain(&e)),
+    };
+    match state.subdir(series, false).map_err(gone)? {
+        Some(d) => d.remove(name).map_err(gone),
+        None => Ok(()),
     }
 }
 

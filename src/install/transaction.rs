@@ -6,22 +6,24 @@
 //! on what it lists.
 
 use super::journal::{self, Commit, Item, JournalError, StagingLog};
+use crate::statedir::Dir;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-pub struct Transaction {
+pub struct Transaction<'s> {
     root: PathBuf,
-    journal_path: PathBuf,
+    /// The state directory, which holds the journal.
+    state: &'s Dir,
     log: StagingLog,
     items: Vec<Item>,
     committed: bool,
 }
 
-impl Transaction {
-    pub fn begin(root: &Path, journal_path: &Path) -> Result<Transaction, JournalError> {
-        let log = StagingLog::create(journal_path)?;
-        Ok(Transaction { root: root.to_path_buf(), journal_path: journal_path.to_path_buf(), log, items: Vec::new(), committed: false })
+impl<'s> Transaction<'s> {
+    pub fn begin(root: &Path, state: &'s Dir) -> Result<Transaction<'s>, JournalError> {
+        let log = StagingLog::create(state)?;
+        Ok(Transaction { root: root.to_path_buf(), state, log, items: Vec::new(), committed: false })
     }
 
     /// Records `item` durably enough for kill -9 *before* the caller creates it.
@@ -38,18 +40,18 @@ impl Transaction {
     /// Replaces the staging log by the commit record: from here on the install
     /// is finished, by this process or the next run, never undone.
     pub fn commit(mut self, c: &Commit) -> Result<(), JournalError> {
-        journal::write_commit(&self.journal_path, c)?;
+        journal::write_commit(self.state, c)?;
         self.committed = true;
         Ok(())
     }
 }
 
-impl Drop for Transaction {
+impl Drop for Transaction<'_> {
     fn drop(&mut self) {
         if self.committed {
             return;
         }
-        let problems = undo(&self.root, &self.items);
+        let problems = undo(&self.root, self.state, &self.items);
         for problem in &problems {
             eprintln!("binarydist: while undoing: {problem}");
         }
@@ -57,7 +59,7 @@ impl Drop for Transaction {
         if !problems.is_empty() {
             return;
         }
-        if let Err(e) = journal::clear(&self.journal_path) {
+        if let Err(e) = journal::clear(self.state) {
             eprintln!("binarydist: while undoing: {}", crate::errors::chain(&e));
         }
     }
@@ -88,11 +90,12 @@ fn remove_created_dir(dir: &Path) -> io::Result<()> {
 /// Removes what staging created, newest first. Things already gone are fine
 /// (the journal records an item before creating it). Returns what could not
 /// be removed, for the caller to report.
-pub fn undo(root: &Path, items: &[Item]) -> Vec<String> {
+pub fn undo(root: &Path, state: &Dir, items: &[Item]) -> Vec<String> {
     let mut problems = Vec::new();
     for item in items.iter().rev() {
         let (path, res) = match item {
-            Item::Staged(p) | Item::BaseNew(p) => (p, fs::remove_file(root.join(p))),
+            Item::Staged(p) => (p, fs::remove_file(root.join(p))),
+            Item::StateFile(p) => (p, super::state::remove_state_file(state, p)),
             Item::StagedTree(p) => (p, fs::remove_dir_all(root.join(p))),
             Item::CreatedDir(p) => (p, remove_created_dir(&root.join(p))),
             Item::DirTime(p, sec, nsec) => (p, crate::os::restore_mtime(&root.join(p), *sec, *nsec)),

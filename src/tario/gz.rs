@@ -20,16 +20,22 @@ pub fn encoder<W: Write>(w: W) -> GzEncoder<W> {
 /// Opens a dist or a kept base as a stream of uncompressed tar bytes. A file
 /// starting with the gzip magic is decompressed (all members, as gunzip does).
 pub fn open_tar(path: &Path) -> io::Result<Box<dyn Read + Send>> {
-    let mut f = BufReader::with_capacity(256 * 1024, File::open(path)?);
+    Ok(open_file(File::open(path)?)?.0)
+}
+
+/// The same for a file already open; also returns its size.
+pub fn open_file(file: File) -> io::Result<(Box<dyn Read + Send>, u64)> {
+    let size = file.metadata()?.len();
+    let mut f = BufReader::with_capacity(256 * 1024, file);
     let magic = {
         use std::io::BufRead;
         let b = f.fill_buf()?;
         b.len() >= 2 && b[0] == 0x1f && b[1] == 0x8b
     };
     if magic {
-        Ok(Box::new(BufReader::with_capacity(256 * 1024, flate2::bufread::MultiGzDecoder::new(f))))
+        Ok((Box::new(BufReader::with_capacity(256 * 1024, flate2::bufread::MultiGzDecoder::new(f))), size))
     } else {
-        Ok(Box::new(f))
+        Ok((Box::new(f), size))
     }
 }
 

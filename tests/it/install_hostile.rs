@@ -13,17 +13,17 @@ use std::process::Command;
 
 const NAME: &str = "DragonFly-world-x86_64-master-20261128T100000Z-evil";
 
-fn file(path: &str, data: &str) -> (Meta, Vec<u8>) {
+pub fn file(path: &str, data: &str) -> (Meta, Vec<u8>) {
     let mut m = Meta::new(path, Kind::File);
     m.size = data.len() as u64;
     (m, data.as_bytes().to_vec())
 }
 
-fn dir(path: &str) -> (Meta, Vec<u8>) {
+pub fn dir(path: &str) -> (Meta, Vec<u8>) {
     (Meta::new(path, Kind::Dir), Vec::new())
 }
 
-fn link(path: &str, kind: Kind, target: &str) -> (Meta, Vec<u8>) {
+pub fn link(path: &str, kind: Kind, target: &str) -> (Meta, Vec<u8>) {
     let mut m = Meta::new(path, kind);
     m.link = Some(target.into());
     (m, Vec::new())
@@ -31,11 +31,11 @@ fn link(path: &str, kind: Kind, target: &str) -> (Meta, Vec<u8>) {
 
 /// A dist whose manifest lists exactly `entries` and whose members are
 /// `members` (the same, unless a test wants them to disagree), with sidecars.
-fn craft(out: &Path, entries: &[(Meta, Vec<u8>)], members: &[(Meta, Vec<u8>)]) -> PathBuf {
+pub fn craft(out: &Path, entries: &[(Meta, Vec<u8>)], members: &[(Meta, Vec<u8>)]) -> PathBuf {
     craft_named(out, NAME, entries, members, None)
 }
 
-fn craft_named(out: &Path, name: &str, entries: &[(Meta, Vec<u8>)], members: &[(Meta, Vec<u8>)], upgrade_src: Option<&str>) -> PathBuf {
+pub fn craft_named(out: &Path, name: &str, entries: &[(Meta, Vec<u8>)], members: &[(Meta, Vec<u8>)], upgrade_src: Option<&str>) -> PathBuf {
     let manifest = Manifest {
         name: DistName::parse(name).unwrap(),
         upgrade_src: upgrade_src.map(PathBuf::from),
