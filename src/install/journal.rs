@@ -1,23 +1,38 @@
 //! The install journal, ROOT/var/db/binarydist/journal: what a killed install
 //! left behind and what the next run must do about it.
 //!
-//! It has two phases, told apart by its second line:
+//! It has two phases, told apart by its first record:
 //!
-//! - `phase staging`: appended to as staging goes, one line per thing created
-//!   *before* it is created (`staged`, `created-dir`, `staged-tree`, `state-file`),
-//!   so that an interrupted staging can always be undone: nothing it lists is in
-//!   use yet.
+//! - `phase staging`: appended to as staging goes, one record per thing
+//!   created *before* it is created (`staged`, `created-dir`, `staged-tree`,
+//!   `state-file`, `dir-time`), so that an interrupted staging can always be
+//!   undone: nothing it lists is in use yet.
 //! - `phase commit`: written atomically (temporary file, fsync, rename, fsync of
 //!   the directory) once everything is staged and verified. It lists every
-//!   operation of the commit in order; each is idempotent, so the next run just
-//!   does them again from the last `done N` mark (ops `0..N` finished). `upgraded`
-//!   records that `make upgrade` succeeded, so that it runs exactly once.
+//!   operation of the commit in order, then `end`; each is idempotent, so the
+//!   next run just does them again from the last `done N` mark (ops `0..N`
+//!   finished). `upgraded` records that `make upgrade` succeeded.
+//!
+//! Framing (format 2): after the line `#binarydist journal 2`, every record is
+//! one line `LEN CHECK PAYLOAD`, LEN the payload's length in bytes and CHECK
+//! the first 8 hex digits of its SHA-256. A write that failed half-way (a full
+//! disk) or a power loss leaves a last line without its newline, or one whose
+//! length or check is wrong: such a record is *damaged*, and unambiguously so.
+//! A damaged staging record or mark is ignored (a staging record is written
+//! before what it names is made, and a lost mark only means an op is done
+//! again), and the torn tail is cut off before the next mark is appended, so
+//! that a rerun after space is freed converges. The commit record itself must
+//! be whole up to `end`: one cut short cannot be finished, and the message
+//! says what to do. A journal of format 1 (unframed lines, binarydist before
+//! 0.2) is still read, a line that does not parse after `end` taken for a torn
+//! mark.
 //!
 //! Paths are relative to the root and escaped like the manifest's (`\ooo`).
 //! A journal read back is checked like any other input before anything acts
 //! on it (an undo removes what it lists): every path must be relative,
 //! without `..` or NUL; what staging creates under a temporary name must have
-//! one, and the new base must be in the state directory.
+//! one, and the next base and MANIFEST must be in the state directory. A
+//! whole record that says something else is refused, never skipped.
 
 use super::plan::TEMP_PREFIX;
 use super::state::{BASE_NEW, MANIFEST_NEW, STATE_DIR};
@@ -25,12 +40,15 @@ use crate::errors::shown;
 use crate::names::DistName;
 use crate::statedir::{Dir, StateDirError};
 use crate::tario::check_relative;
+use sha2::{Digest, Sha256};
 use std::fs::File;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
-const MAGIC: &str = "#binarydist journal 1";
+const MAGIC: &str = "#binarydist journal 2";
+/// Unframed lines, written by binarydist before 0.2.
+const MAGIC_V1: &str = "#binarydist journal 1";
 /// Its name in the state directory.
 pub const NAME: &str = "journal";
 /// A journal larger than this is refused unread (a world's commit record is a
@@ -43,8 +61,17 @@ pub enum JournalError {
     Io { path: PathBuf, source: io::Error },
     #[error(transparent)]
     Dir(#[from] StateDirError),
-    #[error("{}: line {line}: {what} (remove it only if you know the install it belongs to is gone)", shown(path))]
+    #[error("{}: line {line}: {what}; nothing was done (binarydist writes no such line: if you know the install it belongs to is gone, move the journal aside)", shown(path))]
     Syntax { path: PathBuf, line: usize, what: String },
+    #[error("{}: not a binarydist journal; nothing was done. If no install is running on this root, move it aside and run again; `find {} -name '.bdtmp.*'` lists what an interrupted install may have left staged", shown(path), shown(root_of(path)))]
+    Garbage { path: PathBuf },
+    #[error("{}: the commit record of {dist} is {what}, so the rest of that install cannot be known from it; nothing was done. To finish it, move the journal aside and install {dist} again in full (binarydist install --root {} {dist}.tar.gz): what it staged is replaced", shown(path), shown(root_of(path)))]
+    CutShort { path: PathBuf, dist: String, what: String },
+}
+
+/// The root of a journal's path (ROOT/var/db/binarydist/journal), for messages.
+fn root_of(journal: &Path) -> &Path {
+    journal.ancestors().nth(4).unwrap_or(Path::new("/"))
 }
 
 /// Something staging created, undone by removing it.
@@ -110,8 +137,15 @@ pub struct Commit {
 /// What a journal found at start says.
 #[derive(Debug)]
 pub enum Found {
+    /// An empty journal (or zeros): a crash before its first lines reached
+    /// the disk, so before anything was staged. It can go.
+    Empty,
     Staging(Vec<Item>),
-    Commit { commit: Box<Commit>, done: usize, upgraded: bool },
+    Commit {
+        commit: Box<Commit>,
+        done: usize,
+        upgraded: bool,
+    },
 }
 
 /// Where the journal is, for messages.
@@ -135,7 +169,7 @@ impl StagingLog {
     pub fn create(state: &Dir) -> Result<StagingLog, JournalError> {
         let path = path(state);
         let mut file = state.create_new(NAME, 0o644)?;
-        file.write_all(format!("{MAGIC}\nphase staging\n").as_bytes()).map_err(io_err(&path))?;
+        file.write_all(format!("{MAGIC}\n{}", frame("phase staging")).as_bytes()).map_err(io_err(&path))?;
         file.sync_all().map_err(io_err(&path))?;
         state.sync()?;
         Ok(StagingLog { file, path })
@@ -144,41 +178,59 @@ impl StagingLog {
     /// Records `item` before it is created. One write(2) per line: a kill -9
     /// cannot tear it, and the kernel has it even if we die right after.
     pub fn record(&mut self, item: &Item) -> Result<(), JournalError> {
-        let line = match item {
-            Item::StateFile(p) => format!("state-file {}\n", escape(p)),
-            Item::CreatedDir(p) => format!("created-dir {}\n", escape(p)),
-            Item::Staged(p) => format!("staged {}\n", escape(p)),
-            Item::StagedTree(p) => format!("staged-tree {}\n", escape(p)),
-            Item::DirTime(p, sec, nsec) => format!("dir-time {sec} {nsec} {}\n", escape(p)),
+        let payload = match item {
+            Item::StateFile(p) => format!("state-file {}", escape(p)),
+            Item::CreatedDir(p) => format!("created-dir {}", escape(p)),
+            Item::Staged(p) => format!("staged {}", escape(p)),
+            Item::StagedTree(p) => format!("staged-tree {}", escape(p)),
+            Item::DirTime(p, sec, nsec) => format!("dir-time {sec} {nsec} {}", escape(p)),
         };
-        self.file.write_all(line.as_bytes()).map_err(io_err(&self.path))
+        self.file.write_all(frame(&payload).as_bytes()).map_err(io_err(&self.path))
     }
+}
+
+/// One record, framed: `LEN CHECK PAYLOAD` and a newline.
+fn frame(payload: &str) -> String {
+    format!("{} {} {payload}\n", payload.len(), check(payload.as_bytes()))
+}
+
+fn check(payload: &[u8]) -> String {
+    hex::encode(&Sha256::digest(payload)[..4])
+}
+
+/// The payload of a framed line (without its newline); `None` when the line
+/// is damaged: its length or its check is not its payload's.
+fn unframe(line: &str) -> Option<&str> {
+    let (len, rest) = line.split_once(' ')?;
+    let (sum, payload) = rest.split_once(' ')?;
+    (len.parse::<usize>().ok()? == payload.len() && sum == check(payload.as_bytes())).then_some(payload)
 }
 
 /// Replaces the staging log by the commit record, atomically and durably.
 pub fn write_commit(state: &Dir, c: &Commit) -> Result<(), JournalError> {
-    let mut s = format!("{MAGIC}\nphase commit\ndist {}\n", c.dist);
-    s.push_str(&format!("tar {} {} {}\n", c.tar_size, c.md5, c.sha256));
-    s.push_str(&format!("manifest {}\n", c.manifest_sha256));
-    if let Some(u) = &c.upgrade_src {
-        s.push_str(&format!("upgrade-src {}\n", escape(u)));
-    }
-    s.push_str(&format!("reboot {}\n", if c.reboot { "yes" } else { "no" }));
     let st = &c.stats;
-    s.push_str(&format!("stats {} {} {} {}\n", st.written, st.unchanged, st.metadata_only, st.bytes_written));
-    for op in &c.ops {
-        match op {
-            Op::Rename { temp, path, flags } => {
-                s.push_str(&format!("op rename {} {} {}\n", escape(temp), escape(path), flags.as_deref().unwrap_or("-")))
-            }
-            Op::Meta { path, mode, uid, gid, mtime, flags } => {
-                s.push_str(&format!("op meta {} {mode:o} {uid} {gid} {mtime} {}\n", escape(path), flags.as_deref().unwrap_or("-")))
-            }
-            Op::KernelSwap { dir, staged } => s.push_str(&format!("op kernel-swap {} {}\n", escape(dir), escape(staged))),
-            Op::Remove { path } => s.push_str(&format!("op remove {}\n", escape(path))),
+    let mut records = vec![
+        "phase commit".to_string(),
+        format!("dist {}", c.dist),
+        format!("tar {} {} {}", c.tar_size, c.md5, c.sha256),
+        format!("manifest {}", c.manifest_sha256),
+    ];
+    records.extend(c.upgrade_src.as_ref().map(|u| format!("upgrade-src {}", escape(u))));
+    records.push(format!("reboot {}", if c.reboot { "yes" } else { "no" }));
+    records.push(format!("stats {} {} {} {}", st.written, st.unchanged, st.metadata_only, st.bytes_written));
+    records.extend(c.ops.iter().map(|op| match op {
+        Op::Rename { temp, path, flags } => format!("op rename {} {} {}", escape(temp), escape(path), flags.as_deref().unwrap_or("-")),
+        Op::Meta { path, mode, uid, gid, mtime, flags } => {
+            format!("op meta {} {mode:o} {uid} {gid} {mtime} {}", escape(path), flags.as_deref().unwrap_or("-"))
         }
+        Op::KernelSwap { dir, staged } => format!("op kernel-swap {} {}", escape(dir), escape(staged)),
+        Op::Remove { path } => format!("op remove {}", escape(path)),
+    }));
+    records.push("end".into());
+    let mut s = format!("{MAGIC}\n");
+    for r in &records {
+        s.push_str(&frame(r));
     }
-    s.push_str("end\n");
     Ok(state.write_atomically(NAME, s.as_bytes(), 0o644)?)
 }
 
@@ -191,18 +243,32 @@ pub fn mark(state: &Dir, line: &str, durable: bool) -> Result<(), JournalError> 
 pub struct Marks {
     file: File,
     path: PathBuf,
+    /// Format 2 (framed records), or 1 (a journal of binarydist before 0.2).
+    framed: bool,
 }
 
 impl Marks {
+    /// Opens the journal for appending marks, first cutting off a torn last
+    /// line (what a write that failed half-way left), so that a mark is never
+    /// glued onto it.
     pub fn open(state: &Dir) -> Result<Marks, JournalError> {
         let path = path(state);
-        let file = state.open(NAME, libc::O_WRONLY | libc::O_APPEND, 0)?.ok_or_else(|| io_err(&path)(io::ErrorKind::NotFound.into()))?;
-        Ok(Marks { file, path })
+        let mut file = state.open(NAME, libc::O_RDWR | libc::O_APPEND, 0)?.ok_or_else(|| io_err(&path)(io::ErrorKind::NotFound.into()))?;
+        let mut text = Vec::new();
+        (&mut file).take(MAX_SIZE).read_to_end(&mut text).map_err(io_err(&path))?;
+        if !text.ends_with(b"\n") {
+            let whole = text.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+            file.set_len(whole as u64).map_err(io_err(&path))?;
+        }
+        let framed = text.starts_with(format!("{MAGIC}\n").as_bytes());
+        Ok(Marks { file, path, framed })
     }
 
-    /// One write(2) per mark: a kill -9 cannot tear it.
+    /// One write(2) per mark: a kill -9 cannot tear it (a full disk can: see
+    /// the module's comment).
     pub fn mark(&mut self, line: &str, durable: bool) -> Result<(), JournalError> {
-        self.file.write_all(format!("{line}\n").as_bytes()).map_err(io_err(&self.path))?;
+        let record = if self.framed { frame(line) } else { format!("{line}\n") };
+        self.file.write_all(record.as_bytes()).map_err(io_err(&self.path))?;
         if durable {
             self.file.sync_all().map_err(io_err(&self.path))?;
         }
@@ -216,59 +282,86 @@ pub fn clear(state: &Dir) -> Result<(), JournalError> {
     Ok(state.sync()?)
 }
 
+/// One line of a journal after its first: its number and its payload, or
+/// `None` when it is damaged (torn, or its frame does not check).
+type Record<'a> = (usize, Option<&'a str>);
+
 /// Reads the journal, if there is one.
 pub fn read(state: &Dir) -> Result<Option<Found>, JournalError> {
     let path = path(state);
     let path = path.as_path();
-    let Some(text) = state.read(NAME, MAX_SIZE)? else { return Ok(None) };
-    let text = String::from_utf8_lossy(&text);
-    let syntax = |line: usize, what: &str| JournalError::Syntax { path: path.to_path_buf(), line, what: what.to_string() };
-    let mut lines = text.lines().enumerate().map(|(i, l)| (i + 1, l));
-    if lines.next().map(|(_, l)| l) != Some(MAGIC) {
-        return Err(syntax(1, "not a binarydist journal"));
+    let Some(bytes) = state.read(NAME, MAX_SIZE)? else { return Ok(None) };
+    if bytes.iter().all(|&b| b == 0) {
+        return Ok(Some(Found::Empty));
     }
-    match lines.next().map(|(_, l)| l) {
-        Some("phase staging") => {
-            let mut body: Vec<(usize, &str)> = lines.collect();
-            // A line cut short by a crash has no newline: its item was never created.
-            if !text.ends_with('\n') {
-                body.pop();
-            }
-            let mut items = Vec::new();
-            for (no, line) in body {
-                let bad = |what: &str| syntax(no, &format!("{what}: {line}"));
-                let (key, value) = line.split_once(' ').ok_or_else(|| bad("no value"))?;
-                if key == "dir-time" {
-                    let w: Vec<&str> = value.splitn(3, ' ').collect();
-                    let [sec, nsec, p] = w[..] else { return Err(bad("bad dir-time")) };
-                    let (Ok(sec), Some(nsec)) = (sec.parse::<i64>(), nsec.parse::<i64>().ok().filter(|n| (0..1_000_000_000).contains(n)))
-                    else {
-                        return Err(bad("bad time"));
-                    };
-                    // The root itself is ".": the parent of a top-level entry.
-                    let p = if p == "." { PathBuf::from(".") } else { path_in_root(p).map_err(|w| bad(&w))? };
-                    items.push(Item::DirTime(p, sec, nsec));
-                    continue;
-                }
-                let p = path_in_root(value).map_err(|w| bad(&w))?;
-                items.push(match key {
-                    // `base-new`: what a journal of binarydist before 0.2 calls it.
-                    "state-file" | "base-new" => Item::StateFile(in_state_dir(p).map_err(|w| bad(&w))?),
-                    "created-dir" => Item::CreatedDir(p),
-                    "staged" => Item::Staged(temp_name(p).map_err(|w| bad(&w))?),
-                    "staged-tree" => Item::StagedTree(temp_name(p).map_err(|w| bad(&w))?),
-                    _ => return Err(bad("unknown item")),
-                });
-            }
-            Ok(Some(Found::Staging(items)))
-        }
-        Some("phase commit") => parse_commit(lines, &syntax).map(Some),
+    let text = String::from_utf8_lossy(&bytes);
+    let mut lines: Vec<&str> = text.split('\n').collect();
+    // What follows the last newline: nothing, or a line torn by a crash.
+    let torn = lines.pop().filter(|t| !t.is_empty());
+    let framed = match lines.first().copied() {
+        Some(MAGIC) => true,
+        Some(MAGIC_V1) => false,
+        _ => return Err(JournalError::Garbage { path: path.to_path_buf() }),
+    };
+    let mut records: Vec<Record> =
+        lines.iter().enumerate().skip(1).map(|(i, l)| (i + 1, if framed { unframe(l) } else { Some(*l) })).collect();
+    records.extend(torn.map(|_| (lines.len() + 1, None)));
+    let syntax = |line: usize, what: &str| JournalError::Syntax { path: path.to_path_buf(), line, what: shown(what) };
+    let mut records = records.into_iter();
+    match records.next() {
+        Some((_, Some("phase staging"))) => parse_staging(records, &syntax).map(Some),
+        Some((_, Some("phase commit"))) => parse_commit(records, framed, path, &syntax).map(Some),
         _ => Err(syntax(2, "no phase line")),
     }
 }
 
+/// The items of a staging log. A damaged record is skipped: its item was
+/// never made, or (after a power loss) is a `.bdtmp.*` file left in place,
+/// which is said on stderr.
+fn parse_staging<'a>(
+    records: impl Iterator<Item = Record<'a>>,
+    syntax: &dyn Fn(usize, &str) -> JournalError,
+) -> Result<Found, JournalError> {
+    let mut items = Vec::new();
+    let mut damaged = 0;
+    for (no, line) in records {
+        let Some(line) = line else {
+            damaged += 1;
+            continue;
+        };
+        let bad = |what: &str| syntax(no, &format!("{what}: {line}"));
+        let (key, value) = line.split_once(' ').ok_or_else(|| bad("no value"))?;
+        if key == "dir-time" {
+            let w: Vec<&str> = value.splitn(3, ' ').collect();
+            let [sec, nsec, p] = w[..] else { return Err(bad("bad dir-time")) };
+            let (Ok(sec), Some(nsec)) = (sec.parse::<i64>(), nsec.parse::<i64>().ok().filter(|n| (0..1_000_000_000).contains(n))) else {
+                return Err(bad("bad time"));
+            };
+            // The root itself is ".": the parent of a top-level entry.
+            let p = if p == "." { PathBuf::from(".") } else { path_in_root(p).map_err(|w| bad(&w))? };
+            items.push(Item::DirTime(p, sec, nsec));
+            continue;
+        }
+        let p = path_in_root(value).map_err(|w| bad(&w))?;
+        items.push(match key {
+            // `base-new`: what a journal of binarydist before 0.2 calls it.
+            "state-file" | "base-new" => Item::StateFile(in_state_dir(p).map_err(|w| bad(&w))?),
+            "created-dir" => Item::CreatedDir(p),
+            "staged" => Item::Staged(temp_name(p).map_err(|w| bad(&w))?),
+            "staged-tree" => Item::StagedTree(temp_name(p).map_err(|w| bad(&w))?),
+            _ => return Err(bad("unknown item")),
+        });
+    }
+    if damaged > 0 {
+        eprintln!("binarydist: the journal has {damaged} damaged line(s) (a crash while it was written): ignored; anything they named is a .bdtmp.* file left beside its place");
+    }
+    Ok(Found::Staging(items))
+}
+
 fn parse_commit<'a>(
-    lines: impl Iterator<Item = (usize, &'a str)>,
+    records: impl Iterator<Item = Record<'a>>,
+    framed: bool,
+    path: &Path,
     syntax: &dyn Fn(usize, &str) -> JournalError,
 ) -> Result<Found, JournalError> {
     let mut dist = None;
@@ -281,7 +374,18 @@ fn parse_commit<'a>(
     let mut ended = false;
     let mut done = 0;
     let mut upgraded = false;
-    for (no, line) in lines {
+    let cut_short = |dist: &Option<DistName>, what: String| JournalError::CutShort {
+        path: path.to_path_buf(),
+        dist: dist.as_ref().map_or("an unknown dist".to_string(), |d| d.to_string()),
+        what,
+    };
+    for (no, line) in records {
+        let line = match line {
+            Some(l) => l,
+            // A mark torn by a crash or a full disk: ignored, its op is redone.
+            None if ended => continue,
+            None => return Err(cut_short(&dist, format!("cut short or damaged at line {no}"))),
+        };
         let w: Vec<&str> = line.split(' ').collect();
         let bad = || syntax(no, line);
         let word = |i: usize| w.get(i).copied().ok_or_else(bad);
@@ -322,14 +426,19 @@ fn parse_commit<'a>(
                 _ => return Err(bad()),
             }),
             (false, "end") => ended = true,
-            (true, "done") => done = done.max(word(1)?.parse::<usize>().map_err(|_| bad())?),
+            (true, "done") => match word(1).ok().and_then(|n| n.parse::<usize>().ok()).filter(|n| *n <= ops.len()) {
+                Some(n) => done = done.max(n),
+                // Unframed (format 1), a torn mark glued to the next looks so.
+                None if !framed => {}
+                None => return Err(bad()),
+            },
             (true, "upgraded") => upgraded = true,
-            (true, _) if !line.is_empty() => {} // a mark torn by a crash: ignored, its op is redone
+            (true, _) if !framed => {} // format 1: a torn mark, ignored
             _ => return Err(bad()),
         }
     }
     if !ended {
-        return Err(syntax(0, "commit record without its end line"));
+        return Err(cut_short(&dist, "cut short (no end line)".into()));
     }
     let dist = dist.ok_or_else(|| syntax(0, "no dist line"))?;
     Ok(Found::Commit {
@@ -436,21 +545,69 @@ mod tests {
     }
 
     #[test]
-    fn staging_log_drops_a_torn_last_line() {
+    fn torn_and_damaged_records_are_told_from_whole_ones() {
         let tmp = tempfile::tempdir().unwrap();
         let d = Dir::open_root(tmp.path()).unwrap();
         let j = path(&d);
+        let append = |b: &[u8]| std::fs::OpenOptions::new().append(true).open(&j).unwrap().write_all(b).unwrap();
+        // A staging log: a torn last line, and a whole line whose check fails.
         let mut log = StagingLog::create(&d).unwrap();
         log.record(&Item::CreatedDir("usr".into())).unwrap();
+        append(b"19 00000000 staged usr/.bdtmp.9\n");
         log.record(&Item::Staged("usr/.bdtmp.1".into())).unwrap();
-        let mut f = std::fs::OpenOptions::new().append(true).open(&j).unwrap();
-        f.write_all(b"staged usr/.bd").unwrap();
+        append(b"18 1a2b3c4d staged usr/.bd");
         match read(&d).unwrap() {
-            Some(Found::Staging(items)) => {
-                assert_eq!(items, vec![Item::CreatedDir("usr".into()), Item::Staged("usr/.bdtmp.1".into())])
-            }
+            Some(Found::Staging(items)) => assert_eq!(items, vec![Item::CreatedDir("usr".into()), Item::Staged("usr/.bdtmp.1".into())]),
             other => panic!("{other:?}"),
         }
+        // A commit record with a mark torn by a full disk: the next mark is
+        // not glued onto it, and both runs' marks count.
+        let c = Commit {
+            dist: DistName::parse("DragonFly-world-x86_64-master-20261128T103900Z-v1").unwrap(),
+            tar_size: 1,
+            md5: "aa".into(),
+            sha256: "bb".into(),
+            manifest_sha256: "cc".into(),
+            upgrade_src: None,
+            reboot: false,
+            stats: Stats::default(),
+            ops: (0..3).map(|i| Op::Remove { path: format!("x{i}").into() }).collect(),
+        };
+        write_commit(&d, &c).unwrap();
+        mark(&d, "done 1", false).unwrap();
+        append(&frame("done 2").as_bytes()[..5]);
+        assert!(matches!(read(&d).unwrap(), Some(Found::Commit { done: 1, .. })));
+        mark(&d, "done 2", false).unwrap();
+        assert!(matches!(read(&d).unwrap(), Some(Found::Commit { done: 2, .. })));
+        // The commit record itself cut short, or damaged before its end.
+        let whole = std::fs::read(&j).unwrap();
+        std::fs::write(&j, &whole[..whole.len() / 2]).unwrap();
+        assert!(matches!(read(&d), Err(JournalError::CutShort { .. })));
+        let mut bad = whole.clone();
+        let at = whole.len() / 2;
+        bad[at] ^= 1;
+        std::fs::write(&j, &bad).unwrap();
+        assert!(matches!(read(&d), Err(JournalError::CutShort { .. })), "{:?}", read(&d));
+        // Not a journal; an empty one.
+        std::fs::write(&j, "\x7fELF").unwrap();
+        assert!(matches!(read(&d), Err(JournalError::Garbage { .. })));
+        std::fs::write(&j, [0u8; 512]).unwrap();
+        assert!(matches!(read(&d), Ok(Some(Found::Empty))));
+    }
+
+    #[test]
+    fn a_format_1_journal_is_read_and_its_torn_marks_ignored() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = Dir::open_root(tmp.path()).unwrap();
+        let v1 = format!(
+            "{MAGIC_V1}\nphase commit\ndist DragonFly-world-x86_64-master-20261128T103900Z-v1\ntar 1 aa bb\n\
+             base-new var/db/binarydist/world/.base.new.tar.gz\nop remove x\nop remove y\nend\ndone 1\ndone 1done 2\ndone "
+        );
+        std::fs::write(path(&d), v1).unwrap();
+        assert!(matches!(read(&d).unwrap(), Some(Found::Commit { done: 1, .. })));
+        mark(&d, "done 2", false).unwrap();
+        assert!(matches!(read(&d).unwrap(), Some(Found::Commit { done: 2, .. })));
+        assert!(std::fs::read_to_string(path(&d)).unwrap().ends_with("done 1done 2\ndone 2\n"), "unframed, the torn tail cut");
     }
 
     #[test]
@@ -458,11 +615,14 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let d = Dir::open_root(tmp.path()).unwrap();
         let j = path(&d);
-        let staging = |body: &str| format!("{MAGIC}\nphase staging\n{body}\n");
+        let framed = |lines: &str| lines.lines().map(frame).collect::<String>();
+        let staging = |body: &str| format!("{MAGIC}\n{}", framed(&format!("phase staging\n{body}")));
         let commit = |body: &str| {
             format!(
-                "{MAGIC}\nphase commit\ndist DragonFly-world-x86_64-master-20261128T103900Z-v1\ntar 1 aa bb\n\
-                 base-new var/db/binarydist/world/.base.new.tar.gz\n{body}\nend\n"
+                "{MAGIC}\n{}",
+                framed(&format!(
+                    "phase commit\ndist DragonFly-world-x86_64-master-20261128T103900Z-v1\ntar 1 aa bb\nop remove a\n{body}\nend"
+                ))
             )
         };
         for text in [
@@ -472,7 +632,8 @@ mod tests {
             staging("staged etc/\\000.bdtmp.1"),
             staging("staged-tree boot/kernel"),
             staging("created-dir usr/../.."),
-            staging("base-new etc/passwd"),
+            staging("state-file etc/passwd"),
+            staging("state-file var/db/binarydist/world/base.tar.gz"),
             staging("dir-time 1 2000000000 etc"),
             staging("dir-time 1 0 /"),
             commit("op remove ../x"),
@@ -484,6 +645,7 @@ mod tests {
             commit("stats -1 0 0 0"),
             commit("upgrade-src ../src"),
             commit("end\ndone -3"),
+            commit("end\ndone 2"),
         ] {
             std::fs::write(&j, &text).unwrap();
             match read(&d) {

@@ -276,6 +276,10 @@ fn finish_or_undo_interrupted_install(run: &Run, summary: &mut Summary) -> Resul
     let state = run.state.dir();
     match journal::read(state)? {
         None => Ok(()),
+        Some(Found::Empty) => {
+            eprintln!("binarydist: removing an empty journal (a crash before anything was staged)");
+            Ok(journal::clear(state)?)
+        }
         Some(Found::Staging(items)) => {
             eprintln!("binarydist: undoing an interrupted install ({} staged items)", items.len());
             let problems = transaction::undo(run.root, state, &items);

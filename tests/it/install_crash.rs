@@ -342,3 +342,38 @@ fn a_rerun_waits_for_or_refuses_on_a_make_upgrade_still_running_from_a_killed_in
     assert_eq!(std::fs::read_to_string(&log).unwrap(), "start\nend\nstart\nend\n");
     assert_same_tree(&root, &f.refs[0]);
 }
+
+#[test]
+fn a_full_disk_while_finishing_a_commit_tears_a_mark_and_a_rerun_after_space_is_freed_converges() {
+    // The commit is interrupted; the rerun that finishes it meets a full disk
+    // while it appends its progress marks, and the write that fails leaves a
+    // torn line. Once space is freed, the next run must still read the
+    // journal, and finish.
+    let f = fixture();
+    let t = tempdir();
+    let Some(fs) = Tmpfs::mount(&t.path().join("root"), "8m") else { return };
+    let root = fs.0.clone();
+    ok(&mut install(&root, &f.dists[0]));
+    assert!(killed_at(&root, &f.dists[1], "op:3"));
+    // Five bytes left in the journal's last page, then a full file system:
+    // the next mark's write(2) stops short with ENOSPC. (A line of filler
+    // after the commit record is a damaged mark to any reader: ignored.)
+    let journal = root.join("var/db/binarydist/journal");
+    let size = std::fs::metadata(&journal).unwrap().len();
+    let fill = (4096 - (size + 1 + 5) % 4096) % 4096;
+    let mut text = std::fs::read(&journal).unwrap();
+    text.extend(std::iter::repeat_n(b'x', fill as usize));
+    text.push(b'\n');
+    std::fs::write(&journal, &text).unwrap();
+    assert_eq!((text.len() + 5) % 4096, 0);
+    let _ = Command::new("dd").args(["if=/dev/zero", "bs=4096"]).arg(format!("of={}", root.join("filler").display())).output();
+    let err = fails(&mut install(&root, &f.dists[1]));
+    assert!(err.contains("No space left on device"), "{err}");
+    assert_eq!(err.trim().lines().count(), 2, "{err}"); // "finishing the interrupted install", then why it stopped
+    let torn = std::fs::read(&journal).unwrap();
+    assert_eq!(torn.len(), text.len() + 5, "a torn mark was left");
+    std::fs::remove_file(root.join("filler")).unwrap();
+    ok(&mut install(&root, &f.dists[1]));
+    assert_no_leftovers(&root);
+    assert_same_tree_but(&root, &f.refs[1], V2_UPGRADED_DIRS);
+}

@@ -113,3 +113,48 @@ fn a_refused_install_into_a_root_without_state_leaves_no_state_behind() {
     assert!(s.state().join("lock").exists());
     assert!(!Path::new(&s.state().join("journal")).exists());
 }
+
+/// A root with the first dist installed and a journal of `text`.
+fn with_journal(text: &[u8]) -> Scene {
+    let s = Scene::new();
+    ok(&mut install(&s.root, &s.dist(NAME)));
+    std::fs::write(s.state().join("journal"), text).unwrap();
+    s
+}
+
+#[test]
+fn damaged_state_is_recovered_or_refused_with_the_fix_named() {
+    // The lock path is a directory.
+    let s = Scene::new();
+    std::fs::create_dir_all(s.state().join("lock")).unwrap();
+    let err = fails(&mut install(&s.root, &s.dist(NAME)));
+    one_line(&err);
+    assert!(err.contains("lock: a directory where the lock file should be") && err.contains("rmdir"), "{err}");
+    // A journal that is not one: refused, and the message says what to do.
+    let s = with_journal(b"\x7fELF garbage\n\x00\x01");
+    let err = fails(&mut install(&s.root, &s.dist("DragonFly-world-x86_64-master-20261128T110000Z-s2")));
+    one_line(&err);
+    assert!(err.contains("not a binarydist journal") && err.contains("move it aside") && err.contains(".bdtmp."), "{err}");
+    // An empty one (a crash before its first lines reached the disk): nothing
+    // was staged yet, so it is removed and the install goes on.
+    let s = with_journal(b"");
+    ok(&mut install(&s.root, &s.dist("DragonFly-world-x86_64-master-20261128T110000Z-s2")));
+    assert!(!s.state().join("journal").exists());
+    // A commit record cut short: what it would have done cannot be known.
+    let s = Scene::new();
+    ok(&mut install(&s.root, &s.dist(NAME)));
+    let name2 = "DragonFly-world-x86_64-master-20261128T110000Z-s2";
+    let killed = install(&s.root, &s.dist(name2)).env("BINARYDIST_TEST_KILL_AT", "journal:1").status().unwrap();
+    assert!(!killed.success());
+    let journal = s.state().join("journal");
+    let text = std::fs::read(&journal).unwrap();
+    std::fs::write(&journal, &text[..text.len() * 2 / 3]).unwrap();
+    let err = fails(&mut install(&s.root, &s.dist(name2)));
+    one_line(&err);
+    assert!(err.contains("cut short") && err.contains(name2) && err.contains("again in full"), "{err}");
+    // The fix it names works.
+    std::fs::rename(&journal, s.t.path().join("journal.aside")).unwrap();
+    ok(&mut install(&s.root, &s.dist(name2)));
+    assert_eq!(std::fs::read_to_string(s.root.join("etc/motd")).unwrap(), format!("{name2}\n"));
+    assert_eq!(sh(&format!("find '{}' -name '.bdtmp.*' -o -name '.*.new*'", s.root.display())), "");
+}
