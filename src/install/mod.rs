@@ -202,7 +202,7 @@ pub fn install(opts: &Options) -> Result<Summary, InstallError> {
     check_flags_changeable(&root, &manifest, &plan)?;
     check_free_space(&root, &plan, &state_fs(&state)?, stream.base_estimate())?;
 
-    let mut stager = stage::Stager::new(&mut tx, durable::Flusher::new());
+    let mut stager = stage::Stager::new(&mut tx, durable::Flusher::new())?;
     let staged = stage::stage_all(&mut stream.reader, &manifest, &plan, &mut stager)?;
     let flusher = stager.into_flusher();
     let digests = verify_stream(stream)?;
