@@ -398,7 +398,8 @@ pub fn set_attrs_at(dir: BorrowedFd<'_>, name: &OsStr, abs: &Path, a: &Attrs) ->
     }
     let fd = match rustix::fs::openat(dir, name, how, Mode::empty()) {
         Ok(fd) => fd,
-        Err(Errno::LOOP | Errno::NOTDIR | Errno::NOENT | Errno::NXIO) => return Ok(false),
+        // A symlink now (ELOOP; EMLINK on FreeBSD), or gone, or a socket.
+        Err(Errno::LOOP | Errno::MLINK | Errno::NOTDIR | Errno::NOENT | Errno::NXIO) => return Ok(false),
         // Our own file without read permission, when not root: by name.
         Err(Errno::ACCESS) => return set_attrs_by_name(dir, name, abs, kind, &looked, a),
         Err(e) => return Err(e.into()),

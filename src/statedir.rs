@@ -138,7 +138,8 @@ impl Dir {
                     Err(e) => return Err(self.io_err(name)(e.into())),
                 },
                 Err(Errno::NOENT) => return Ok(None),
-                Err(Errno::LOOP | Errno::NOTDIR) => return Err(StateDirError::NotRealDir { path: self.child(name) }),
+                // O_NOFOLLOW on a symlink: ELOOP, EMLINK on FreeBSD.
+                Err(Errno::LOOP | Errno::MLINK | Errno::NOTDIR) => return Err(StateDirError::NotRealDir { path: self.child(name) }),
                 Err(e) => return Err(self.io_err(name)(e.into())),
             }
         }
@@ -154,7 +155,7 @@ impl Dir {
         let fd: OwnedFd = match rustix::fs::openat(&self.fd, c.as_c_str(), flags, mode) {
             Ok(fd) => fd,
             Err(Errno::NOENT) if !flags.contains(OFlags::CREATE) => return Ok(None),
-            Err(Errno::LOOP) => return Err(StateDirError::NotRegular { path: self.child(name) }),
+            Err(Errno::LOOP | Errno::MLINK) => return Err(StateDirError::NotRegular { path: self.child(name) }),
             Err(e) => return Err(self.io_err(name)(e.into())),
         };
         let file = File::from(fd);

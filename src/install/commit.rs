@@ -282,7 +282,7 @@ fn remove(b: &mut os::Beneath, path: &Path) -> Result<(), CommitError> {
     // nothing of ours to remove down there.
     let (dir, name) = match b.parent_of(path) {
         Ok(found) => found,
-        Err(e) if matches!(e.raw_os_error(), Some(libc::ELOOP | libc::ENOTDIR | libc::ENOENT)) => return Ok(()),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ELOOP | libc::EMLINK | libc::ENOTDIR | libc::ENOENT)) => return Ok(()),
         Err(e) => return Err(io_err(&abs)(e)),
     };
     let st = match os::stat_at(dir, name) {
