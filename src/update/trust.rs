@@ -79,7 +79,7 @@ pub fn load(state: Option<&Dir>, pubkey: Option<&std::path::Path>, revoked: &[St
     let last_serial = match state.map(|s| s.read_text(SERIAL)).transpose()?.flatten() {
         Some(t) => t.trim().parse().map_err(|_| TrustError::BadState {
             path: state.unwrap().path().join(SERIAL),
-            what: format!("{:?} is not a serial", t.trim()),
+            what: format!("\"{}\" is not a serial", crate::errors::shown(t.trim())),
         })?,
         None => 0,
     };
