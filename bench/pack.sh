@@ -96,23 +96,22 @@ for w in ${WORLDS:-1 2 3}; do
 			floor "tar|gzip -6 time / pack time" "$(ratio "$(best gzip)" "$(best pack)")" ">=" 2.5
 			floor "pack time / tar|pigz time" "$(ratio "$(best pack)" "$(best pigz)")" "<=" 1.0
 		fi
-		[ "$w" = 1 ] && cp "$dist" "$work/w1.tar.gz" && cp "$work"/dist/*.tar.md5 "$work/w1.md5"
-		[ "$w" = 2 ] && cp "$dist" "$work/w2.tar.gz"
+		# world-1's and world-2's dists, with their sidecars, for the patch below
+		[ "$w" -le 2 ] && cp "$work"/dist/* "$work/"
 	done
 done
 
 # Applying world-1 -> world-2: the old tar from the gzipped dist, or plain.
-[ -f "$work/w1.tar.gz" ] && [ -f "$work/w2.tar.gz" ] || exit $failed
 old=$work/DragonFly-world-x86_64-bench-20260101T000000Z-w1
 new=$work/DragonFly-world-x86_64-bench-20260102T000000Z-w2
-mv "$work/w1.tar.gz" "$old.tar.gz" && mv "$work/w2.tar.gz" "$new.tar.gz"
+[ -f "$old.tar.gz" ] && [ -f "$new.tar.gz" ] || exit $failed
 "$bd" cat "$old.tar.gz" > "$old.tar"
 mkdir "$work/p" && "$bd" diff "$old.tar.gz" "$new.tar.gz" -o "$work/p" > /dev/null
 patch=$(ls "$work"/p/*.bdpatch)
 # The base a target keeps is written by the installer itself (at gzip level 1,
 # tario::gz::BASE_LEVEL), not the dist as published: install world-1 into a
 # scratch root and take its base.
-"$bd" install --root "$work/root" "$old.tar.gz" > /dev/null
+mkdir "$work/root" && "$bd" install --root "$work/root" "$old.tar.gz" > /dev/null
 base=$work/root/var/db/binarydist/world/base.tar.gz
 [ -f "$base" ] || { echo "bench/pack.sh: the install kept no $base" >&2; exit 1; }
 for n in $cores; do
