@@ -18,12 +18,14 @@
 //!   the network.
 
 pub mod apply;
+pub mod check;
 pub mod delta;
 pub mod errors;
 pub mod fetch;
 pub mod index;
 pub mod info;
 pub mod install;
+pub mod log;
 pub mod manifest;
 pub mod names;
 pub mod os;
@@ -32,7 +34,9 @@ pub mod patchfile;
 pub mod plan;
 pub mod sidecar;
 pub mod sign;
+pub mod snapshot;
 pub mod statedir;
+pub mod status;
 pub mod tario;
 pub mod testhooks;
 pub mod update;

@@ -82,6 +82,8 @@ pub struct Options {
     pub allow_other_arch: bool,
     pub make: String,
     pub wait: bool,
+    /// The installer's settings (generations kept, local changes, snapshots).
+    pub settings: install::Settings,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -364,7 +366,13 @@ fn install_plan(root: &Path, dir: &Dir, p: &Plan, opts: &Options) -> Result<inst
         (Way::FullThenPatches, Some(d)) => Source::DistThenChain { dist: path(d), patches },
         _ => unreachable!("a plan with files"),
     };
-    let iopts = install::Options { root: root.to_path_buf(), source: Some(source), make: opts.make.clone(), wait: opts.wait };
+    let iopts = install::Options {
+        root: root.to_path_buf(),
+        source: Some(source),
+        make: opts.make.clone(),
+        wait: opts.wait,
+        settings: opts.settings.clone(),
+    };
     Ok(install::install(&iopts)?)
 }
 
