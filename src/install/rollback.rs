@@ -25,8 +25,21 @@ pub fn rollback(opts: &Options, series: &Series) -> Result<Summary, InstallError
     // An interrupted install (or rollback) is finished or undone first, so
     // that the generation chosen is the one before what is really installed.
     let finish = Options { root: root.clone(), source: None, make: opts.make.clone(), wait: opts.wait, settings: opts.settings.clone() };
-    install(&finish)?;
+    let finished = install(&finish)?;
     let Some(installed) = state.installed(series)? else { return Err(InstallError::NothingToRollBack { series: name }) };
+    // A rollback killed after its commit record was just finished: it is
+    // done, not to be taken one generation further.
+    if let Some(dir) = state.series(series, false)? {
+        if let Some(text) = dir.read_text(MARKER).map_err(super::StateError::from)? {
+            let mut w = text.split_whitespace();
+            let (from, to) = (w.next().unwrap_or_default(), w.next().unwrap_or_default());
+            if to == installed.name.to_string() {
+                hold(&state, &name, from, to)?;
+                dir.remove(MARKER).map_err(super::StateError::from)?;
+                return Ok(Summary { action: "rollback", ..finished });
+            }
+        }
+    }
     let gens = generations::of_series(state.dir(), series)?;
     let Some(generation) = generations::previous(&gens, &installed.name) else {
         return Err(InstallError::NoGeneration {
@@ -47,10 +60,22 @@ pub fn rollback(opts: &Options, series: &Series) -> Result<Summary, InstallError
         wait: opts.wait,
         settings: opts.settings.clone(),
     };
+    let (from, to) = (installed.name.to_string(), generation.installed.name.to_string());
+    dir.write_atomically(MARKER, format!("{from} {to}\n").as_bytes(), 0o644).map_err(super::StateError::from)?;
     let summary = install(&run)?;
-    let why = format!("rolled back from {} to {} on {}", installed.name, generation.installed.name, now_stamp());
-    statedir::set_hold(state.dir(), &name, &why).map_err(super::StateError::from)?;
+    hold(&state, &name, &from, &to)?;
+    dir.remove(MARKER).map_err(super::StateError::from)?;
     Ok(summary)
+}
+
+/// `<series>/rollback`: `FROM TO` while a rollback is under way, so that a
+/// rerun after a kill knows whether the install it finished was that rollback.
+const MARKER: &str = "rollback";
+
+fn hold(state: &State, series: &str, from: &str, to: &str) -> Result<(), InstallError> {
+    let why = format!("rolled back from {from} to {to} on {}", now_stamp());
+    statedir::set_hold(state.dir(), series, &why).map_err(super::StateError::from)?;
+    Ok(())
 }
 
 /// `binarydist unhold`: `update` follows the series again. Returns whether

@@ -1,0 +1,166 @@
+//! What an admin has around an install (issue 13): rollback and its hold,
+//! status, check, install --dry-run, edited files, the log and the HAMMER2
+//! snapshot, on the sample tree's dists (the fragment's signed mirror,
+//! bsd.rs, built once per run), with real bmake running `make upgrade`.
+
+use crate::mirror::{cmd, installed, mirror, Mirror, KERNEL, WORLD};
+use crate::util::{bin, fails, ok, snapshot, snapshot_diff};
+use binarydist::manifest::Manifest;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn install(root: &Path) -> Command {
+    let mut c = bin();
+    c.arg("install").arg("--root").arg(root).args(["--make", "bmake", "--json", "--config", "/dev/null"]);
+    c
+}
+
+fn rollback(root: &Path, series: &str) -> Command {
+    let mut c = bin();
+    c.arg("rollback").arg("--root").arg(root).args(["--make", "bmake", "--config", "/dev/null", "--series", series]);
+    c
+}
+
+fn json(out: &std::process::Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+/// A new empty root under the mirror's temporary directory.
+fn new_root(m: &Mirror, name: &str) -> PathBuf {
+    let root = m.t.path().join(name);
+    std::fs::create_dir(&root).unwrap();
+    root
+}
+
+/// Installs `series` rev 1 as a full dist, then each later rev by its patch.
+fn walk(m: &Mirror, root: &Path, series: &str, to: usize) {
+    ok(install(root).arg(m.dist_path(series, 1)));
+    for r in 2..=to {
+        ok(install(root).arg("--patch").arg(m.dir.join(m.patch_file(series, r - 1, r))));
+    }
+}
+
+fn manifest_paths(root: &Path, series: &str) -> BTreeSet<PathBuf> {
+    let text = std::fs::read_to_string(root.join("var/db/binarydist").join(series).join("MANIFEST")).unwrap();
+    Manifest::parse(&text).unwrap().entries.into_iter().map(|e| e.meta.path).collect()
+}
+
+/// What a tree has at `paths` (directories without their mtime, which
+/// `make upgrade` moves as it works).
+fn at(root: &Path, paths: &BTreeSet<PathBuf>) -> BTreeMap<PathBuf, String> {
+    let all = snapshot(root);
+    paths
+        .iter()
+        .map(|p| {
+            let v = all.get(p).cloned().unwrap_or_else(|| "absent".into());
+            let v = if v.starts_with("dir ") { v.split(" mtime=").next().unwrap().to_string() } else { v };
+            (p.clone(), v)
+        })
+        .collect()
+}
+
+/// What `make upgrade` (not the dist) made under etc/ and var/: path and
+/// content, without times (each run makes them anew).
+fn made_by_upgrade(root: &Path, manifests: &BTreeSet<PathBuf>) -> BTreeMap<PathBuf, String> {
+    snapshot(root)
+        .into_iter()
+        .filter(|(p, _)| (p.starts_with("etc") || p.starts_with("var")) && !manifests.contains(p))
+        .filter(|(p, _)| !p.starts_with("var/db/binarydist") && !p.starts_with("var/log"))
+        .map(|(p, v)| (p, v.split(" mode=").next().unwrap().to_string()))
+        .collect()
+}
+
+fn assert_same(a: &BTreeMap<PathBuf, String>, b: &BTreeMap<PathBuf, String>, what: &str) {
+    let d = snapshot_diff(a, b);
+    assert!(d.is_empty(), "{what}:\n{}", d.join("\n"));
+}
+
+#[test]
+fn admin_rollback_twice_goes_back_to_fresh_installs_of_rev2_then_rev1_and_holds_until_unhold() {
+    let m = mirror();
+    let root = new_root(&m, "walked");
+    walk(&m, &root, WORLD, 3);
+    let r3 = manifest_paths(&root, WORLD);
+    let fresh2 = new_root(&m, "fresh2");
+    ok(install(&fresh2).arg(m.dist_path(WORLD, 2)));
+    let fresh1 = new_root(&m, "fresh1");
+    ok(install(&fresh1).arg(m.dist_path(WORLD, 1)));
+    let (r2, r1) = (manifest_paths(&fresh2, WORLD), manifest_paths(&fresh1, WORLD));
+    let added_by_3: Vec<&PathBuf> = r3.difference(&r2).collect();
+    assert!(!added_by_3.is_empty(), "rev 3 adds entries");
+
+    let out = ok(&mut rollback(&root, WORLD));
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains(" upgrade DESTDIR="), "make upgrade ran from the older subset: {log}");
+    assert_eq!(installed(&root, WORLD).unwrap(), m.dist(WORLD, 2).to_string());
+    let both: BTreeSet<PathBuf> = r2.union(&r3).cloned().collect();
+    assert_same(&at(&root, &both), &at(&fresh2, &both), "rolled back to rev 2 vs a fresh install of rev 2");
+    // make upgrade installs some /etc files only where there are none (motd):
+    // the walked root keeps the one its first install made.
+    let (mine, theirs, first) = (made_by_upgrade(&root, &both), made_by_upgrade(&fresh2, &both), made_by_upgrade(&fresh1, &both));
+    assert_eq!(mine.keys().collect::<Vec<_>>(), theirs.keys().collect::<Vec<_>>(), "what make upgrade made under etc/ and var/");
+    for (p, v) in &mine {
+        assert!(theirs[p] == *v || first.get(p) == Some(v), "{}: {v}, a fresh install of rev 2 has {}", p.display(), theirs[p]);
+    }
+    for p in &added_by_3 {
+        assert!(std::fs::symlink_metadata(root.join(p)).is_err(), "{} (added by rev 3) is still there", p.display());
+    }
+
+    ok(&mut rollback(&root, WORLD));
+    assert_eq!(installed(&root, WORLD).unwrap(), m.dist(WORLD, 1).to_string());
+    let all: BTreeSet<PathBuf> = both.union(&r1).cloned().collect();
+    assert_same(&at(&root, &all), &at(&fresh1, &all), "rolled back twice vs a fresh install of rev 1");
+    assert_same(&made_by_upgrade(&root, &all), &made_by_upgrade(&fresh1, &all), "what make upgrade made, rev 1");
+    assert!(root.join("lib/libc.so.8").is_file() && !root.join("lib/libc.so.9").exists(), "the newer libc is gone");
+    assert!(!root.join("usr/bin/newtool").exists() && root.join("usr/bin/oldtool").is_file());
+    let e = fails(&mut rollback(&root, WORLD));
+    assert!(e.contains("no kept generation older than") && e.lines().count() == 1, "{e}");
+
+    // Held: the mirror has rev 3, update leaves the root on rev 1.
+    let srv = crate::httpd::Server::start(&m.dir);
+    let s = json(&ok(bin().args(["status", "--json", "--config", "/dev/null", "--root"]).arg(&root)));
+    let w = s["series"].as_array().unwrap().iter().find(|x| x["series"] == WORLD).unwrap().clone();
+    assert!(w["hold"].as_str().unwrap().contains("rolled back from"), "{s}");
+    assert_eq!(w["generations"].as_array().unwrap().len(), 2, "{s}");
+    let out = ok(&mut cmd("update", &root, &m, &[&srv.url]));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("world is held"));
+    assert_eq!(installed(&root, WORLD).unwrap(), m.dist(WORLD, 1).to_string());
+    ok(bin().args(["unhold", "--series", WORLD, "--root"]).arg(&root));
+    ok(&mut cmd("update", &root, &m, &[&srv.url]));
+    assert_eq!(installed(&root, WORLD).unwrap(), m.dist(WORLD, 3).to_string());
+    let log = std::fs::read_to_string(root.join("var/log/binarydist.log")).unwrap();
+    assert_eq!(log.lines().filter(|l| l.contains(" rollback ") && l.contains("outcome=ok")).count(), 2, "{log}");
+    assert!(log.lines().last().unwrap().contains(&format!(" install dist={} outcome=ok", m.dist(WORLD, 3))), "{log}");
+}
+
+#[test]
+fn admin_a_kernel_rollback_puts_the_previous_kernel_back_and_generations_are_pruned() {
+    let m = mirror();
+    let root = new_root(&m, "k");
+    walk(&m, &root, KERNEL, 3);
+    let fresh = new_root(&m, "k2");
+    ok(install(&fresh).arg(m.dist_path(KERNEL, 2)));
+    let kernel = |r: &Path| -> BTreeMap<PathBuf, String> {
+        snapshot(&r.join("boot/kernel")).into_iter().map(|(p, v)| (p, v.split(" mtime=").next().unwrap().to_string())).collect()
+    };
+    let newer = kernel(&root);
+    ok(&mut rollback(&root, KERNEL));
+    assert_eq!(installed(&root, KERNEL).unwrap(), m.dist(KERNEL, 2).to_string());
+    assert_same(&kernel(&root), &kernel(&fresh), "boot/kernel after the rollback vs rev 2's");
+    let old: BTreeMap<PathBuf, String> =
+        snapshot(&root.join("boot/kernel.old")).into_iter().map(|(p, v)| (p, v.split(" mtime=").next().unwrap().to_string())).collect();
+    assert_same(&old, &newer, "kernel.old is the kernel rolled back from");
+    // KEEP_GENERATIONS: status says what a prune would free; the next install prunes.
+    let conf = m.t.path().join("keep1.conf");
+    std::fs::write(&conf, "KEEP_GENERATIONS=\"1\"\n").unwrap();
+    let s = json(&ok(bin().args(["status", "--json", "--root"]).arg(&root).arg("--config").arg(&conf)));
+    let k = &s["series"][0];
+    assert_eq!(k["generations"].as_array().unwrap().len(), 2, "{s}");
+    assert_eq!(k["prune"].as_array().unwrap().len(), 1, "{s}");
+    assert!(k["prune_bytes"].as_u64().unwrap() > 0, "{s}");
+    let out = ok(bin().arg("install").arg("--root").arg(&root).arg("--config").arg(&conf).arg("--json").arg(m.dist_path(KERNEL, 3)));
+    assert!(json(&out)["pruned_bytes"].as_u64().unwrap() > 0);
+    let s = json(&ok(bin().args(["status", "--json", "--root"]).arg(&root).arg("--config").arg(&conf)));
+    assert_eq!(s["series"][0]["generations"].as_array().unwrap().len(), 1, "{s}");
+}
