@@ -87,6 +87,7 @@ pub fn status(root: &Path, keep_generations: usize) -> Result<Status, StatusErro
         let name = series.to_string();
         let dir = state.series(&series, false)?.expect("has a record");
         let installed = state.installed(&series)?.expect("has a record");
+        #[allow(clippy::unnecessary_cast)]
         let at = dir.stat(INSTALLED).map_err(StateError::from)?.map(|st| st.st_mtime as i64).unwrap_or(0);
         let base_bytes = dir.stat(BASE).map_err(StateError::from)?.map(|st| st.st_size as u64).unwrap_or(0);
         let gens = generations::list(&dir)?;

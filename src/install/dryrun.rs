@@ -73,8 +73,19 @@ pub fn dry_run(opts: &Options) -> Result<DryRun, InstallError> {
     let plan = plan::make_with(&root, &member.manifest, old.as_ref(), rollback)?;
     verify_stream(stream)?;
     let mut d = DryRun { dist: target.to_string(), local_changes: plan.local_changes.clone(), ..DryRun::default() };
+    let mut actions = plan.actions.clone();
+    if state.is_none() {
+        // The install makes its state directory before it plans: by then the
+        // directories on the way to it exist, and only their metadata is set.
+        for (a, e) in actions.iter_mut().zip(&member.manifest.entries) {
+            if *a == Action::CreateDir && std::path::Path::new(super::state::STATE_DIR).starts_with(&e.meta.path) {
+                *a = Action::MetaOnly;
+            }
+        }
+    }
+    let count = |x: Action| actions.iter().filter(|a| **a == x).count() as u64;
     for (i, e) in member.manifest.entries.iter().enumerate() {
-        let action = plan.actions[i];
+        let action = actions[i];
         match action {
             Action::Stage | Action::CreateDir | Action::KernelTree if !plan.existed[i] => d.added += 1,
             Action::Stage | Action::KernelTree => d.replaced += 1,
@@ -85,7 +96,7 @@ pub fn dry_run(opts: &Options) -> Result<DryRun, InstallError> {
             d.bytes_written += e.meta.size;
         }
     }
-    d.written = (plan.count(Action::Stage) + plan.count(Action::CreateDir) + plan.count(Action::KernelTree)) as u64;
+    d.written = count(Action::Stage) + count(Action::CreateDir) + count(Action::KernelTree);
     d.bytes_written += member.text.len() as u64;
     d.removed = plan.removals.len() as u64;
     Ok(d)

@@ -164,3 +164,185 @@ fn admin_a_kernel_rollback_puts_the_previous_kernel_back_and_generations_are_pru
     let s = json(&ok(bin().args(["status", "--json", "--root"]).arg(&root).arg("--config").arg(&conf)));
     assert_eq!(s["series"][0]["generations"].as_array().unwrap().len(), 1, "{s}");
 }
+
+/// The tree outside the installer's own state and log.
+fn system(root: &Path) -> BTreeMap<PathBuf, String> {
+    snapshot(root).into_iter().filter(|(p, _)| !p.starts_with("var/db/binarydist") && !p.starts_with("var/log")).collect()
+}
+
+#[test]
+fn admin_a_rollback_killed_at_any_point_converges_when_run_again() {
+    let m = mirror();
+    let walked = new_root(&m, "walked");
+    walk(&m, &walked, WORLD, 3);
+    let reference = new_root(&m, "reference");
+    ok(Command::new("cp").arg("-a").arg(format!("{}/.", walked.display())).arg(&reference));
+    ok(&mut rollback(&reference, WORLD));
+    let paths: BTreeSet<PathBuf> = manifest_paths(&walked, WORLD).union(&manifest_paths(&reference, WORLD)).cloned().collect();
+    // A point picked at random among the commit's operations, and every step.
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    let op = format!("op:{}", 1 + nanos % 20);
+    for point in ["stage:2", "verified:1", "journal:1", &op, "upgrade:1", "upgraded:1", "recorded:1"] {
+        let root = m.t.path().join(format!("kill-{}", point.replace(':', "-")));
+        ok(Command::new("cp").arg("-a").arg(&walked).arg(&root));
+        let st = rollback(&root, WORLD).env("BINARYDIST_TEST_KILL_AT", point).output().unwrap();
+        assert!(!st.status.success(), "{point}: not killed");
+        ok(&mut rollback(&root, WORLD));
+        assert_eq!(installed(&root, WORLD).unwrap(), m.dist(WORLD, 2).to_string(), "{point}: one generation back, not two");
+        assert_same(&at(&root, &paths), &at(&reference, &paths), &format!("killed at {point}, then run again"));
+        let hold = std::fs::read_to_string(root.join("var/db/binarydist/world/hold")).unwrap();
+        assert!(hold.contains(&format!("to {}", m.dist(WORLD, 2))), "{point}: {hold}");
+        assert_eq!(crate::util::sh(&format!("find '{}' -name '.bdtmp.*'", root.display())), "", "{point}");
+    }
+}
+
+#[test]
+fn admin_check_finds_a_changed_file_mode_symlink_and_a_removed_file_and_nothing_on_a_fresh_install() {
+    let m = mirror();
+    let root = new_root(&m, "c");
+    ok(install(&root).arg(m.dist_path(WORLD, 1)));
+    let check = |full: bool| {
+        let mut c = bin();
+        c.args(["check", "--json", "--root"]).arg(&root);
+        if full {
+            c.arg("--full");
+        }
+        c.output().unwrap()
+    };
+    for full in [false, true] {
+        let out = check(full);
+        assert!(out.status.success(), "a fresh install plus make upgrade: {}", String::from_utf8_lossy(&out.stdout));
+        assert_eq!(json(&out)["series"][0]["differences"].as_array().unwrap().len(), 0);
+    }
+    let link = manifest_symlink(&root);
+    std::fs::write(root.join("bin/hello"), "edited\n").unwrap();
+    ok(Command::new("touch").arg("-r").arg(root.join("bin/cat")).arg(root.join("bin/hello")));
+    ok(Command::new("chmod").arg("0700").arg(root.join("bin/cat")));
+    std::fs::remove_file(root.join(&link)).unwrap();
+    std::os::unix::fs::symlink("elsewhere", root.join(&link)).unwrap();
+    std::fs::remove_file(root.join("usr/bin/wc")).unwrap();
+    let out = check(false);
+    assert_eq!(out.status.code(), Some(4), "{}", String::from_utf8_lossy(&out.stderr));
+    let r = json(&out);
+    let what: BTreeMap<String, Vec<String>> = r["series"][0]["differences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (d["path"].as_str().unwrap().to_string(), d["what"].as_array().unwrap().iter().map(|w| w.as_str().unwrap().into()).collect())
+        })
+        .collect();
+    assert_eq!(what.get("bin/hello").map(|w| w.contains(&"content".to_string())), Some(true), "{what:?}");
+    assert_eq!(what.get("bin/cat"), Some(&vec!["mode".to_string()]), "{what:?}");
+    assert_eq!(what.get(link.to_str().unwrap()), Some(&vec!["link".to_string()]), "{what:?}");
+    assert_eq!(what.get("usr/bin/wc"), Some(&vec!["missing".to_string()]), "{what:?}");
+    assert_eq!(what.len(), 4, "only those: {what:?}");
+    let text = String::from_utf8_lossy(&bin().args(["check", "--root"]).arg(&root).output().unwrap().stdout).into_owned();
+    assert!(text.contains("/usr/bin/wc: missing differs") && text.contains("4 differ"), "{text}");
+}
+
+/// A symlink the dist installs.
+fn manifest_symlink(root: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(root.join("var/db/binarydist/world/MANIFEST")).unwrap();
+    let m = Manifest::parse(&text).unwrap();
+    m.entries.iter().find(|e| e.meta.kind == binarydist::tario::Kind::Symlink).expect("the sample world has a symlink").meta.path.clone()
+}
+
+#[test]
+fn admin_dry_run_counts_what_the_install_then_does_and_changes_nothing() {
+    let m = mirror();
+    let root = new_root(&m, "d");
+    // Into an empty root: not even a state directory is made.
+    let dry = json(&ok(install(&root).arg("--dry-run").arg(m.dist_path(WORLD, 1))));
+    assert_eq!(std::fs::read_dir(&root).unwrap().count(), 0, "the dry run made something");
+    let real = json(&ok(install(&root).arg(m.dist_path(WORLD, 1))));
+    for k in ["written", "bytes_written", "unchanged", "metadata_only"] {
+        assert_eq!(dry[k], real[k], "{k}: dry {dry} real {real}");
+    }
+    assert_eq!(dry["added"].as_u64().unwrap() + dry["replaced"].as_u64().unwrap(), real["written"].as_u64().unwrap());
+    // A patch onto an installed root.
+    let patch = m.dir.join(m.patch_file(WORLD, 1, 2));
+    let before = snapshot(&root);
+    let out = ok(install(&root).arg("--dry-run").arg("--patch").arg(&patch));
+    let dry = json(&out);
+    assert_same(&before, &snapshot(&root), "the root after a dry run");
+    let real = json(&ok(install(&root).arg("--patch").arg(&patch)));
+    for k in ["written", "bytes_written", "unchanged", "metadata_only"] {
+        assert_eq!(dry[k], real[k], "{k}: dry {dry} real {real}");
+    }
+    assert!(dry["replaced"].as_u64().unwrap() > 0 && dry["added"].as_u64().unwrap() > 0, "{dry}");
+    let text = String::from_utf8_lossy(&ok(bin().args(["install", "--dry-run", "--root"]).arg(&root).arg(m.dist_path(WORLD, 3))).stdout)
+        .into_owned();
+    assert!(text.starts_with("would install ") && text.contains(" replaced, "), "{text}");
+}
+
+#[test]
+fn admin_an_edited_file_is_reported_and_kept_or_with_stop_nothing_is_renamed() {
+    let m = mirror();
+    let root = new_root(&m, "l");
+    ok(install(&root).arg(m.dist_path(WORLD, 1)));
+    // bin/hello changes in rev 2; the admin edited it (and made it set-uid).
+    std::fs::write(root.join("bin/hello"), "#!/bin/sh\necho local\n").unwrap();
+    ok(Command::new("chmod").arg("4755").arg(root.join("bin/hello")));
+    let stop = m.t.path().join("stop.conf");
+    std::fs::write(&stop, "LOCAL_CHANGES=\"stop\"\n").unwrap();
+    let before = system(&root);
+    let patch = m.dir.join(m.patch_file(WORLD, 1, 2));
+    let e =
+        fails(bin().arg("install").arg("--root").arg(&root).arg("--config").arg(&stop).args(["--make", "bmake", "--patch"]).arg(&patch));
+    assert!(e.contains("bin/hello") && e.contains("LOCAL_CHANGES") && e.trim_end().lines().count() == 1, "{e}");
+    assert_same(&before, &system(&root), "nothing renamed with LOCAL_CHANGES=stop");
+    assert_eq!(installed(&root, WORLD).unwrap(), m.dist(WORLD, 1).to_string());
+    // The default keeps a copy, without the set-uid bit.
+    let dry = json(&ok(install(&root).arg("--dry-run").arg("--patch").arg(&patch)));
+    assert_eq!(dry["local_changes"], serde_json::json!(["bin/hello"]));
+    let s = json(&ok(install(&root).arg("--patch").arg(&patch)));
+    assert_eq!(s["local_changes"], serde_json::json!(["bin/hello"]), "{s}");
+    assert_eq!(s["kept_local"], serde_json::json!(["bin/hello.binarydist-local"]), "{s}");
+    let kept = root.join("bin/hello.binarydist-local");
+    assert_eq!(std::fs::read_to_string(&kept).unwrap(), "#!/bin/sh\necho local\n");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&kept).unwrap().permissions().mode() & 0o7777, 0o755, "set-id bits stripped from the copy");
+    assert_ne!(std::fs::read(root.join("bin/hello")).unwrap(), b"#!/bin/sh\necho local\n", "the new one is in place");
+    let log = std::fs::read_to_string(root.join("var/log/binarydist.log")).unwrap();
+    assert!(log.lines().any(|l| l.contains("outcome=failed") && l.contains("LOCAL_CHANGES")), "{log}");
+    assert!(log.lines().last().unwrap().contains("local_changes=1"), "{log}");
+}
+
+#[test]
+fn admin_the_hammer2_snapshot_is_taken_before_the_first_rename_and_listed_in_status() {
+    let m = mirror();
+    let root = new_root(&m, "h");
+    ok(install(&root).arg(m.dist_path(WORLD, 1)));
+    let calls = m.t.path().join("calls");
+    std::fs::create_dir(&calls).unwrap();
+    let out = ok(install(&root)
+        .env("BINARYDIST_TEST_HAMMER2", &calls)
+        .env("BINARYDIST_TEST_FLAGS", &calls)
+        .arg("--patch")
+        .arg(m.dir.join(m.patch_file(WORLD, 1, 2))));
+    let log = std::fs::read_to_string(calls.join("calls")).unwrap();
+    let first = log.lines().position(|l| l.starts_with("snapshot\t")).unwrap_or_else(|| panic!("no snapshot: {log}"));
+    let rename = log.lines().position(|l| l.starts_with("rename\t")).unwrap_or_else(|| panic!("no rename: {log}"));
+    assert!(first < rename, "the snapshot after a rename:\n{log}");
+    let label = format!("binarydist-before-{}", m.dist(WORLD, 2));
+    assert!(log.lines().nth(first).unwrap().ends_with(&label), "{log}");
+    assert_eq!(log.lines().filter(|l| l.starts_with("snapshot\t")).count(), 1);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("vfs.root.mountfrom=hammer2:"), "how to boot it is said");
+    let s = json(&ok(bin().args(["status", "--json", "--config", "/dev/null", "--root"]).arg(&root)));
+    assert_eq!(s["series"][0]["snapshots"][0]["label"], label.as_str(), "{s}");
+    // SNAPSHOT="no": none.
+    let no = m.t.path().join("nosnap.conf");
+    std::fs::write(&no, "SNAPSHOT=\"no\"\n").unwrap();
+    std::fs::remove_file(calls.join("calls")).unwrap();
+    ok(bin()
+        .arg("install")
+        .arg("--root")
+        .arg(&root)
+        .arg("--config")
+        .arg(&no)
+        .args(["--make", "bmake", "--patch"])
+        .arg(m.dir.join(m.patch_file(WORLD, 2, 3)))
+        .env("BINARYDIST_TEST_HAMMER2", &calls));
+    assert!(!calls.join("calls").exists() || !std::fs::read_to_string(calls.join("calls")).unwrap().contains("snapshot"));
+}
