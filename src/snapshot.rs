@@ -38,23 +38,12 @@ pub fn take(root: &Path, label: &str) -> io::Result<Option<Snapshot>> {
     backend::take(root, label)
 }
 
-#[cfg(feature = "test-hooks")]
+/// The test backend (testhooks.rs): the root taken for HAMMER2, the call recorded.
 fn fake(root: &Path, label: &str) -> Option<io::Result<Option<Snapshot>>> {
-    use std::io::Write;
-    let dir = std::env::var_os("BINARYDIST_TEST_HAMMER2")?;
-    let r = (|| {
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(Path::new(&dir).join("calls"))?;
-        writeln!(f, "snapshot\t{}\t{label}", root.display())?;
-        let mount = root.display().to_string();
-        Ok(Some(Snapshot { label: label.to_string(), spec: format!("/dev/fake@{label}"), mount }))
-    })();
-    Some(r)
-}
-
-#[cfg(not(feature = "test-hooks"))]
-#[inline(always)]
-fn fake(_root: &Path, _label: &str) -> Option<io::Result<Option<Snapshot>>> {
-    None
+    let logged = crate::testhooks::fake_snapshot(root, label)?;
+    Some(
+        logged.map(|()| Some(Snapshot { label: label.to_string(), mount: root.display().to_string(), spec: format!("/dev/fake@{label}") })),
+    )
 }
 
 #[cfg(target_os = "dragonfly")]
