@@ -3,8 +3,9 @@
 //! (a writable snapshot of the whole PFS, instant, boot-able), so that an
 //! install gone wrong can be left by booting the snapshot. Elsewhere it does
 //! nothing. A test-hooks build has a backend that pretends the root is on
-//! HAMMER2 and records each call (BINARYDIST_TEST_HAMMER2=DIR: appended to
-//! DIR/calls, beside the fake flag backend's renames when both name one DIR).
+//! HAMMER2 and records each call (testhooks.rs, BINARYDIST_TEST_SNAPSHOT=DIR:
+//! appended to DIR/calls, beside the fake flag backend's renames when both
+//! name one DIR).
 
 use std::io;
 use std::path::Path;

@@ -34,7 +34,7 @@
 //!   syncfs, so that the tests run that path too.
 //! - `BINARYDIST_TEST_SECURELEVEL=N`: the kern.securelevel to pretend, so that
 //!   tests on Linux see an install refuse what DragonFly would not allow.
-//! - `BINARYDIST_TEST_HAMMER2=DIR`: the root is taken to be on HAMMER2, and each
+//! - `BINARYDIST_TEST_SNAPSHOT=DIR`: the root is taken to be on HAMMER2, and each
 //!   snapshot call is appended to `DIR/calls` (`snapshot<TAB>ROOT<TAB>LABEL`)
 //!   instead of running hammer2(8): with BINARYDIST_TEST_FLAGS=DIR too, the
 //!   same file shows it among the commit's renames.
@@ -115,7 +115,7 @@ mod hooks {
     }
 
     pub fn fake_snapshot(root: &Path, label: &str) -> Option<io::Result<()>> {
-        let dir = std::env::var_os("BINARYDIST_TEST_HAMMER2")?;
+        let dir = std::env::var_os("BINARYDIST_TEST_SNAPSHOT")?;
         Some(log(Path::new(&dir), &format!("snapshot\t{}\t{label}", root.display())))
     }
 }

@@ -216,7 +216,7 @@ pub fn install(opts: &Options) -> Result<Summary, InstallError> {
             Err(e) => fields.push(("outcome", format!("failed: {}", crate::errors::chain(e)))),
         }
         if opts.source.is_some() || matches!(&r, Ok(s) if s.interrupted.is_some()) {
-            crate::log::append(&root, action, &fields, start.elapsed());
+            crate::log::append(&root, action, &fields, start.elapsed(), r.is_ok());
         }
     }
     r.map(|mut s| {

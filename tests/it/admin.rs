@@ -26,10 +26,11 @@ fn json(out: &std::process::Output) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
 }
 
-/// A new empty root under the mirror's temporary directory.
+/// A new root under the mirror's temporary directory, with the var/log
+/// every installed system has (the log is written only where it is).
 fn new_root(m: &Mirror, name: &str) -> PathBuf {
     let root = m.t.path().join(name);
-    std::fs::create_dir(&root).unwrap();
+    std::fs::create_dir_all(root.join("var/log")).unwrap();
     root
 }
 
@@ -131,7 +132,10 @@ fn admin_rollback_twice_goes_back_to_fresh_installs_of_rev2_then_rev1_and_holds_
     assert_eq!(installed(&root, WORLD).unwrap(), m.dist(WORLD, 3).to_string());
     let log = std::fs::read_to_string(root.join("var/log/binarydist.log")).unwrap();
     assert_eq!(log.lines().filter(|l| l.contains(" rollback ") && l.contains("outcome=ok")).count(), 2, "{log}");
-    assert!(log.lines().last().unwrap().contains(&format!(" install dist={} outcome=ok", m.dist(WORLD, 3))), "{log}");
+    let last: Vec<&str> = log.lines().rev().take(3).collect();
+    assert!(last[0].contains(" update outcome=ok ") && last[0].contains(&m.dist(WORLD, 3).to_string()), "{log}");
+    assert!(last[1].contains(&format!(" install dist={} outcome=ok", m.dist(WORLD, 3))), "{log}");
+    assert!(last[2].contains(" update outcome=up-to-date ") && last[2].contains("held=world"), "the held update is logged: {log}");
 }
 
 #[test]
@@ -252,9 +256,10 @@ fn manifest_symlink(root: &Path) -> PathBuf {
 fn admin_dry_run_counts_what_the_install_then_does_and_changes_nothing() {
     let m = mirror();
     let root = new_root(&m, "d");
-    // Into an empty root: not even a state directory is made.
+    // Into a root without state: not even a state directory is made.
+    let before = snapshot(&root);
     let dry = json(&ok(install(&root).arg("--dry-run").arg(m.dist_path(WORLD, 1))));
-    assert_eq!(std::fs::read_dir(&root).unwrap().count(), 0, "the dry run made something");
+    assert_same(&before, &snapshot(&root), "the dry run made something");
     let real = json(&ok(install(&root).arg(m.dist_path(WORLD, 1))));
     for k in ["written", "bytes_written", "unchanged", "metadata_only"] {
         assert_eq!(dry[k], real[k], "{k}: dry {dry} real {real}");
@@ -317,7 +322,7 @@ fn admin_the_hammer2_snapshot_is_taken_before_the_first_rename_and_listed_in_sta
     let calls = m.t.path().join("calls");
     std::fs::create_dir(&calls).unwrap();
     let out = ok(install(&root)
-        .env("BINARYDIST_TEST_HAMMER2", &calls)
+        .env("BINARYDIST_TEST_SNAPSHOT", &calls)
         .env("BINARYDIST_TEST_FLAGS", &calls)
         .arg("--patch")
         .arg(m.dir.join(m.patch_file(WORLD, 1, 2))));
@@ -343,6 +348,6 @@ fn admin_the_hammer2_snapshot_is_taken_before_the_first_rename_and_listed_in_sta
         .arg(&no)
         .args(["--make", "bmake", "--patch"])
         .arg(m.dir.join(m.patch_file(WORLD, 2, 3)))
-        .env("BINARYDIST_TEST_HAMMER2", &calls));
+        .env("BINARYDIST_TEST_SNAPSHOT", &calls));
     assert!(!calls.join("calls").exists() || !std::fs::read_to_string(calls.join("calls")).unwrap().contains("snapshot"));
 }

@@ -15,7 +15,7 @@ const STAMP: &str = "20261128T103900Z";
 /// Every variable a test-hooks build reads, and the test below that covers it.
 const COVERED: &[&str] = &[
     "BINARYDIST_TEST_FLAGS",
-    "BINARYDIST_TEST_HAMMER2",
+    "BINARYDIST_TEST_SNAPSHOT",
     "BINARYDIST_TEST_HOOK_PACK",
     "BINARYDIST_TEST_KILL_AT",
     "BINARYDIST_TEST_SECURELEVEL",
@@ -199,7 +199,7 @@ fn the_shipped_build_takes_no_fake_hammer2_snapshot() {
         let calls = t.path().join(format!("calls{i}"));
         std::fs::create_dir(&calls).unwrap();
         let mut c = install_cmd(c, &t.path().join(format!("root{i}")), &dist);
-        ok(c.env("BINARYDIST_TEST_HAMMER2", &calls));
+        ok(c.env("BINARYDIST_TEST_SNAPSHOT", &calls));
         let logged = calls.join("calls").exists();
         assert_eq!(logged, i == 0, "{what}: snapshot call recorded: {logged}");
     }
