@@ -10,7 +10,8 @@
 #   make check-bsd    clippy of the BSD cfg code for x86_64-unknown-freebsd (needs
 #                 that rustup target; DragonFly's has no prebuilt std)
 #   make bench    time binarydist against bsdiff, xdelta3, zstd, tar|gzip
-#   make install  install the binary and the /usr/src fragment under PREFIX
+#   make install  the binary, manuals, configuration example, periodic job
+#                 and the /usr/src fragment (PREFIX, DESTDIR, SRCDIR)
 
 CARGO ?= cargo
 PREFIX ?= /usr/local
@@ -48,15 +49,31 @@ test-large: test-deps build
 bench: test-deps build
 	sh bench/run.sh
 
+# make install: where a port would put them on DragonFly (hier(7): an
+# administrator's tool in sbin, its manuals under man, its periodic(8) job
+# under etc/periodic of LOCALBASE, which periodic.conf's local_periodic
+# reads), and the /usr/src fragment in SRCDIR/binarydists where there is a
+# source tree (or a DESTDIR), with a copy under share for a target without
+# /usr/src. BINARY: the binary to install (default: the release build).
+BINARY ?= target/release/binarydist
+FRAGMENT = binarydists/Makefile binarydists/Makefile.targets binarydists/Makefile.patch binarydists/subset.sh
+
 install: build
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/etc/binarydist
-	install -m 555 target/release/binarydist $(DESTDIR)$(PREFIX)/bin/binarydist
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/etc/binarydist \
+		$(DESTDIR)$(PREFIX)/man/man7 $(DESTDIR)$(PREFIX)/man/man8 \
+		$(DESTDIR)$(PREFIX)/etc/periodic/daily $(DESTDIR)$(PREFIX)/share/binarydist/binarydists
+	install -m 555 $(BINARY) $(DESTDIR)$(PREFIX)/sbin/binarydist
+	gzip -9nc man/binarydist.8 > $(DESTDIR)$(PREFIX)/man/man8/binarydist.8.gz
+	gzip -9nc man/binarydists.7 > $(DESTDIR)$(PREFIX)/man/man7/binarydists.7.gz
 	install -m 444 etc/critical.conf etc/upgrade-subset.conf $(DESTDIR)$(PREFIX)/etc/binarydist/
 	install -m 644 etc/binarydist.conf.sample $(DESTDIR)$(PREFIX)/etc/binarydist.conf.sample
+	sed 's,@PREFIX@,$(PREFIX),g' etc/periodic/daily/480.binarydist > $(DESTDIR)$(PREFIX)/etc/periodic/daily/480.binarydist
+	chmod 555 $(DESTDIR)$(PREFIX)/etc/periodic/daily/480.binarydist
+	install -m 444 $(FRAGMENT) $(DESTDIR)$(PREFIX)/share/binarydist/binarydists/
 	@# the /usr/src fragment, where there is a DragonFly source tree (or a DESTDIR)
 	if [ -f $(SRCDIR)/Makefile.inc1 ] || [ -n "$(DESTDIR)" ]; then \
 		install -d $(DESTDIR)$(SRCDIR)/binarydists && \
-		install -m 444 binarydists/Makefile binarydists/Makefile.targets binarydists/Makefile.patch binarydists/subset.sh $(DESTDIR)$(SRCDIR)/binarydists/; \
+		install -m 444 $(FRAGMENT) $(DESTDIR)$(SRCDIR)/binarydists/; \
 	fi
 
 clean:

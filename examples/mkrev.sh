@@ -1,6 +1,6 @@
 #!/bin/sh
 #
-# mkrev.sh DEST N: writes revision N (1, 2 or 3) of the sample source tree
+# mkrev.sh DEST N: writes revision N (1 to 4) of the sample source tree
 # to DEST, replacing what DEST held (DEST/binarydists, the fragment a build
 # machine adds, is kept). Revision 1 is examples/src; revision N is
 # revision N-1 with examples/revisions/N copied over it and the paths in
@@ -11,11 +11,13 @@
 #      kernel version
 #   3: wc changed, rtld changed, /sbin/sysinfo added, the tmpfs module
 #      changed and added to CUSTOM, a new kernel version
+#   4: wc changed again, and the motd: the world only (the kernels and the
+#      initrd build the same as in 3)
 #
 set -eu
 dest=$1 rev=$2
 here=$(cd "$(dirname "$0")" && pwd)
-case "$rev" in 1|2|3) ;; *) echo "mkrev.sh: revision $rev: there are 1, 2 and 3" >&2; exit 2 ;; esac
+case "$rev" in 1|2|3|4) ;; *) echo "mkrev.sh: revision $rev: there are 1 to 4" >&2; exit 2 ;; esac
 mkdir -p "$dest"
 for f in "$dest"/* "$dest"/.[!.]*; do
 	case "$f" in "$dest/binarydists"|"$dest/*"|"$dest/.[!.]*") continue ;; esac

@@ -170,6 +170,10 @@ pub struct UpdateArgs {
     /// Only say whether an update is available (exit 3 if one is, 0 if not)
     #[arg(long)]
     check: bool,
+    /// Download what the update needs into the state directory, verified, and
+    /// stop; the next update installs from there (exit 3 if an update is waiting)
+    #[arg(long, conflicts_with = "check")]
+    fetch_only: bool,
     /// The make program for `make upgrade`
     #[arg(long, env = "BINARYDIST_MAKE")]
     make: Option<String>,
@@ -188,7 +192,10 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         "d" => 86400,
         _ => return Err(format!("{s:?}: the unit must be s, m, h or d")),
     };
-    Ok(Duration::from_secs(n * mult))
+    match n.checked_mul(mult) {
+        Some(secs) if secs <= index::MAX_VALIDITY => Ok(Duration::from_secs(secs)),
+        _ => Err(format!("{s:?}: longer than {} days", index::MAX_VALIDITY / 86400)),
+    }
 }
 
 pub fn index(a: IndexArgs) -> Result<ExitCode> {
@@ -304,7 +311,7 @@ fn options(a: &PlanArgs, make: Option<String>, wait: bool) -> Result<update::Opt
     };
     let fetch = fetch::Options {
         timeout: Duration::from_secs(num(a.timeout, "TIMEOUT", 30)?),
-        retries: num(a.retries.map(u64::from), "RETRIES", 2)? as u32,
+        retries: u32::try_from(num(a.retries.map(u64::from), "RETRIES", 2)?).context("RETRIES in the configuration is too large")?,
         ca_file: a.ca_file.clone().or_else(|| c.get("CA_FILE").map(PathBuf::from)),
         progress: true,
     };
@@ -342,17 +349,22 @@ pub fn plan(a: PlanArgs) -> Result<ExitCode> {
 }
 
 pub fn update(a: UpdateArgs) -> Result<ExitCode> {
-    let mode = if a.check { Mode::Check } else { Mode::Update };
+    let mode = match (a.check, a.fetch_only) {
+        (true, _) => Mode::Check,
+        (_, true) => Mode::Fetch,
+        _ => Mode::Update,
+    };
     let opts = options(&a.common, a.make, a.wait)?;
     let r = update::run(&opts, mode).with_context(|| format!("update of {}", opts.root.display()))?;
     if a.common.json {
         println!("{}", serde_json::to_string_pretty(&r)?);
     }
     let text = !a.common.json;
-    if mode == Mode::Check {
+    if matches!(mode, Mode::Check | Mode::Fetch) {
+        let what = if mode == Mode::Fetch { "downloaded" } else { "available" };
         for p in r.plans.iter().filter(|p| p.way != plan::Way::UpToDate) {
             if text {
-                println!("update available: {} {} -> {} ({} bytes)", p.series, p.from.as_deref().unwrap_or("nothing"), p.to, p.bytes);
+                println!("update {what}: {} {} -> {} ({} bytes)", p.series, p.from.as_deref().unwrap_or("nothing"), p.to, p.bytes);
             }
         }
         if !r.update_available() {

@@ -30,6 +30,10 @@ pub const MAGIC: &str = "binarydist-index";
 pub const VERSION: u32 = 1;
 /// An INDEX is small (a few hundred bytes a file): anything past this is hostile.
 pub const MAX_SIZE: u64 = 4 << 20;
+/// The longest an INDEX may be made valid for: past a few years an expiry no
+/// longer protects against a frozen mirror, and far enough out its stamp has
+/// no four-digit year and could not be read back.
+pub const MAX_VALIDITY: u64 = 3660 * 86400;
 /// Default validity of a fresh INDEX.
 pub const DEFAULT_VALIDITY: u64 = 30 * 86400;
 
@@ -39,6 +43,10 @@ pub enum IndexError {
     Io { path: PathBuf, source: io::Error },
     #[error("INDEX line {line}: {what}")]
     Parse { line: usize, what: String },
+    #[error("{}: line {line}: {what}; remove it and run `binarydist index` again (a new INDEX rescans the directory, and its serial is never below the time)", path.display())]
+    Damaged { path: PathBuf, line: usize, what: String },
+    #[error("a validity of {0} seconds is longer than {MAX_VALIDITY} seconds (10 years)")]
+    Validity(u64),
     #[error("{}: {what}", path.display())]
     Disagrees { path: PathBuf, what: String },
     #[error("{}", path.display())]
@@ -225,7 +233,10 @@ pub fn now() -> i64 {
 pub fn read(distdir: &Path) -> Result<Option<Index>, IndexError> {
     let path = distdir.join(FILE);
     match std::fs::read_to_string(&path) {
-        Ok(t) => Index::parse(&t).map(Some),
+        Ok(t) => Index::parse(&t).map(Some).map_err(|e| match e {
+            IndexError::Parse { line, what } => IndexError::Damaged { path, line, what },
+            e => e,
+        }),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(IndexError::Io { path, source: e }),
     }
@@ -246,6 +257,9 @@ pub struct BuildOptions {
 /// serial is past the previous one and never below the time, so that even a
 /// lost INDEX does not make the next one look like a replay.
 pub fn build(distdir: &Path, opts: &BuildOptions) -> Result<Index, IndexError> {
+    if opts.validity > MAX_VALIDITY {
+        return Err(IndexError::Validity(opts.validity));
+    }
     let previous = read(distdir)?;
     let entries = if opts.resign {
         let prev = previous.as_ref().ok_or_else(|| IndexError::NoIndex { path: distdir.join(FILE) })?;
@@ -262,7 +276,7 @@ pub fn build(distdir: &Path, opts: &BuildOptions) -> Result<Index, IndexError> {
         scan(distdir, previous.as_ref())?
     };
     let serial = previous.as_ref().map_or(0, |p| p.serial + 1).max(opts.now.max(0) as u64);
-    Ok(Index { serial, created: opts.now, expires: opts.now + opts.validity as i64, entries })
+    Ok(Index { serial, created: opts.now, expires: opts.now.saturating_add_unsigned(opts.validity), entries })
 }
 
 fn scan(distdir: &Path, previous: Option<&Index>) -> Result<Vec<Entry>, IndexError> {
@@ -412,6 +426,19 @@ mod tests {
             "{text}"
         );
         assert_eq!(Index::parse(&text).unwrap(), i);
+    }
+
+    #[test]
+    fn a_damaged_index_is_named_with_its_fix_and_an_absurd_validity_refused() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join(FILE), sample().to_string().replace("expires 20261021T141320Z", "expires 736628969120430T175732Z"))
+            .unwrap();
+        let opts = BuildOptions { validity: DEFAULT_VALIDITY, resign: false, now: 1_790_000_000 };
+        let e = build(t.path(), &opts).unwrap_err().to_string();
+        assert!(e.starts_with(&format!("{}: line 4: ", t.path().join(FILE).display())) && e.contains("remove it"), "{e}");
+        std::fs::remove_file(t.path().join(FILE)).unwrap();
+        let e = build(t.path(), &BuildOptions { validity: MAX_VALIDITY + 1, ..opts }).unwrap_err().to_string();
+        assert!(e.contains("longer than"), "{e}");
     }
 
     #[test]

@@ -41,6 +41,8 @@ pub struct DistInfo {
     pub tar_size: u64,
     pub md5: String,
     pub sha256: String,
+    /// What the dist installs, whichever build made it (`Manifest::content_sha256`).
+    pub content_sha256: String,
     pub entries: usize,
     pub file_bytes: u64,
     /// `(stored as, installed as)` pairs.
@@ -124,6 +126,7 @@ pub fn dist_info(path: &Path) -> Result<DistInfo, DistError> {
         tar_size: d.size,
         md5: d.md5_hex(),
         sha256: d.sha256_hex(),
+        content_sha256: hex::encode(m.content_sha256()),
         entries: m.entries.len(),
         file_bytes,
         critical: m.critical().map(|e| (e.stored_path(), e.meta.path.clone())).collect(),
@@ -143,6 +146,7 @@ impl std::fmt::Display for DistInfo {
         writeln!(f, "size        {} compressed, {} tar, {} in files", self.compressed_size, self.tar_size, self.file_bytes)?;
         writeln!(f, "MD5         {}", self.md5)?;
         writeln!(f, "SHA256      {}", self.sha256)?;
+        writeln!(f, "content     {}", self.content_sha256)?;
         writeln!(f, "entries     {}", self.entries)?;
         match &self.upgrade_src {
             Some(p) => writeln!(f, "upgrade-src {}", shown(p))?,

@@ -32,6 +32,11 @@ enum Command {
     /// Apply a patch, or a chain of patches in one pass, as a stream
     #[command(after_help = PATCH_HELP)]
     Patch(PatchArgs),
+    /// Write a dist's (or any gzip file's) uncompressed bytes to standard output
+    Cat {
+        /// The dist (.tar.gz or .tar); `-` for standard input
+        file: PathBuf,
+    },
     /// Print what a dist or a patch is
     Info {
         /// The dist (.tar.gz or .tar) or patch (.bdpatch)
@@ -68,7 +73,7 @@ enum Command {
 /// The exit codes of every command (docs/update.md, "Exit status").
 const EXIT_HELP: &str = "\
 Exit status, for every command: 0 done (or up to date), 1 error, 2 usage, \
-3 an update is available (update --check), 4 something differs (check).";
+3 an update is available (update --check, update --fetch-only), 4 something differs (check).";
 
 #[derive(clap::Args)]
 struct InstallArgs {
@@ -136,6 +141,9 @@ struct PackArgs {
     /// Output directory
     #[arg(short = 'o', long = "output", env = "DISTDIR")]
     out_dir: PathBuf,
+    /// Threads for gzip [default: the number of CPUs]; the dist is the same for any number
+    #[arg(long)]
+    threads: Option<usize>,
 }
 
 #[derive(clap::Args)]
@@ -147,13 +155,21 @@ struct DiffArgs {
     /// Output directory
     #[arg(short = 'o', long = "output")]
     out_dir: PathBuf,
-    /// Most memory the applier may spend keeping old members for later use
-    /// (64M, 1G, bytes); past it, data is sent literally instead
+    /// Most memory the applier may spend keeping old members for later use, and
+    /// apart new members that later ones repeat (64M, 1G, bytes); past it, data
+    /// is sent literally instead
     #[arg(long, default_value = "64M", value_parser = delta::parse_size)]
     keep_cap: u64,
-    /// zstd level of the patch
-    #[arg(long, default_value_t = delta::DEFAULT_LEVEL)]
-    level: i32,
+    /// Compression of the patch's streams: lzma2 (smallest) or zstd (faster to apply)
+    #[arg(long, default_value = "lzma2", value_parser = parse_codec)]
+    compress: patchfile::Codec,
+    /// Compression level [default: 9 for lzma2 (extreme), 19 for zstd]
+    #[arg(long)]
+    level: Option<u32>,
+    /// Most memory diff may use (512M, 1G, bytes), whatever the member sizes:
+    /// it sizes the windows of large members and the work in flight
+    #[arg(long, default_value = "512M", value_parser = delta::parse_size)]
+    memory: u64,
     /// Threads for member deltas [default: the number of CPUs]; the patch is
     /// the same for any number
     #[arg(long)]
@@ -231,9 +247,10 @@ fn run_build_side(command: Command) -> Result<()> {
         Command::Install(a) => run_install(a),
         Command::Diff(a) => run_diff(a),
         Command::Patch(a) => run_patch(a),
+        Command::Cat { file } => run_cat(&file),
         Command::Info { file, json } if patchfile::looks_like_patch(&file) => {
             let p = patchfile::read_header(&file)?;
-            patchfile::verify_ops(&p)?;
+            patchfile::verify_streams(&p)?;
             if json {
                 let info = serde_json::json!({ "file": p.path, "header": p.header });
                 println!("{}", serde_json::to_string_pretty(&info)?);
@@ -314,6 +331,7 @@ fn run_pack(a: PackArgs) -> Result<()> {
         critical: read_list(a.critical_list.as_deref(), pack::DEFAULT_CRITICAL)?,
         clamp_mtime: clamp,
         out_dir: a.out_dir,
+        gzip: binarydist::tario::gz::Options::dist().threads(a.threads),
     };
     let p = pack::pack(&opts)?;
     println!(
@@ -327,12 +345,28 @@ fn run_pack(a: PackArgs) -> Result<()> {
     Ok(())
 }
 
+fn run_cat(file: &Path) -> Result<()> {
+    use binarydist::tario::gz;
+    let (input, label) = match file.to_str() {
+        Some("-") => (gz::maybe_gunzip(std::io::stdin()).context("standard input")?, "standard input".to_string()),
+        _ => (gz::open_tar(file).with_context(|| file.display().to_string())?, file.display().to_string()),
+    };
+    match gz::copy_out(input, std::io::stdout().lock()) {
+        Err(gz::CopyError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()), // `| head`: not an error
+        Err(gz::CopyError::Output(e)) => Err(e).context("standard output"),
+        Err(gz::CopyError::Input(e)) => Err(e).context(label),
+        Ok(_) => Ok(()),
+    }
+}
+
 fn run_diff(a: DiffArgs) -> Result<()> {
     let mut opts = delta::DiffOptions::new(a.old, a.new, a.out_dir);
     opts.old_name = a.from_name.as_deref().map(DistName::parse).transpose()?;
     opts.new_name = a.to_name.as_deref().map(DistName::parse).transpose()?;
     opts.keep_cap = a.keep_cap;
+    opts.codec = a.compress;
     opts.level = a.level;
+    opts.memory = a.memory;
     if let Some(t) = a.threads {
         opts.threads = t;
     }
@@ -349,6 +383,14 @@ fn run_diff(a: DiffArgs) -> Result<()> {
         d.header.kept_bytes
     );
     Ok(())
+}
+
+fn parse_codec(s: &str) -> std::result::Result<patchfile::Codec, String> {
+    match s {
+        "lzma2" | "xz" => Ok(patchfile::Codec::Lzma2),
+        "zstd" => Ok(patchfile::Codec::Zstd),
+        _ => Err(format!("{s:?}: expected lzma2 or zstd")),
+    }
 }
 
 fn run_patch(a: PatchArgs) -> Result<()> {

@@ -195,6 +195,22 @@ impl Manifest {
         s
     }
 
+    /// SHA-256 of what the dist installs, whichever build made it: this
+    /// manifest with the build stamp and rev of its name and every mtime left
+    /// out (installworld stamps files with the install time, clamped to the
+    /// build's SOURCE_DATE_EPOCH). Two dists of a series with the same content
+    /// digest install the same paths, types, modes, owners, flags, links and
+    /// bytes: the fragment publishes no new dist for an unchanged series.
+    pub fn content_sha256(&self) -> [u8; 32] {
+        let mut m = self.clone();
+        let n = &self.name;
+        m.name = DistName { stamp: "19700101T000000Z".into(), rev: "content".into(), ..n.clone() };
+        for e in &mut m.entries {
+            e.meta.mtime = 0;
+        }
+        crate::tario::Digests::of(m.to_text().as_bytes()).sha256
+    }
+
     pub fn parse(text: &str) -> Result<Manifest, ManifestError> {
         let mut lines = text.lines().enumerate();
         if lines.next().map(|(_, l)| l) != Some(MAGIC) {
@@ -398,6 +414,37 @@ mod tests {
         assert_eq!(metas[0].path, PathBuf::from("lib/libc.so.8.new"));
         assert_eq!(metas[1].path, PathBuf::from("lib/libc.so.8.link"));
         assert_eq!(metas[1].link, Some(PathBuf::from("lib/libc.so.8.new")));
+    }
+
+    #[test]
+    fn the_content_digest_ignores_the_build_name_and_mtimes_only() {
+        let name = |stamp: &str, rev: &str| DistName::new(Series::World, "x86_64", "master", stamp, rev).unwrap();
+        let mut f = Meta::new("bin/sh", Kind::File);
+        f.size = 3;
+        let m = Manifest {
+            name: name("20261128T103900Z", "r1"),
+            upgrade_src: None,
+            entries: vec![
+                Entry { meta: Meta::new("bin", Kind::Dir), sha256: None, critical: false },
+                Entry { meta: f, sha256: Some([1; 32]), critical: false },
+            ],
+        };
+        let mut later = m.clone();
+        later.name = name("20261201T000000Z", "r2");
+        later.entries[0].meta.mtime = 1_790_000_000;
+        assert_eq!(m.content_sha256(), later.content_sha256(), "another build of the same content");
+        let changed: [fn(&mut Manifest); 5] = [
+            |m| m.entries[1].sha256 = Some([2; 32]),
+            |m| m.entries[1].meta.mode = 0o555,
+            |m| m.entries[1].meta.flags = Some("schg".into()),
+            |m| m.entries[1].critical = true,
+            |m| m.name.branch = "DragonFly_RELEASE_6_4".into(),
+        ];
+        for (i, change) in changed.iter().enumerate() {
+            let mut c = m.clone();
+            change(&mut c);
+            assert_ne!(m.content_sha256(), c.content_sha256(), "change {i} is a change");
+        }
     }
 
     #[test]

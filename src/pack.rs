@@ -58,6 +58,8 @@ pub struct PackOptions {
     /// SOURCE_DATE_EPOCH: mtimes later than this are clamped to it.
     pub clamp_mtime: Option<i64>,
     pub out_dir: PathBuf,
+    /// How the tar is gzipped (level and block size fix the bytes; threads do not).
+    pub gzip: tario::gz::Options,
 }
 
 /// SOURCE_DATE_EPOCH, as reproducible-builds.org defines it: when set, the
@@ -334,7 +336,7 @@ fn write_dist(
     let mut tar_digests = Digests::default();
     let mut inner_err: Option<PackError> = None;
     let res = os::write_atomically(dist, |file| {
-        let gz = tario::gz::encoder(BufWriter::with_capacity(1 << 20, file));
+        let gz = tario::gz::encoder_with(BufWriter::with_capacity(1 << 20, file), &opts.gzip);
         let mut tar = tario::Writer::new(HashingWriter::new(gz));
         let text = manifest.to_text();
         let mut mm = Meta::new(manifest_path, Kind::File);

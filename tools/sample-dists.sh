@@ -12,7 +12,9 @@
 # SOURCE_DATE_EPOCH=1790000000+N*3600, BRANCH=master, GITREV=rN, so the
 # names are the same on every run. The binarydist used is the first in
 # PATH, else target/release/binarydist of this checkout; BMAKE names the
-# make (default bmake); extra make arguments can be given in BINDIST_ARGS.
+# make (default bmake); BINDIST_TARGETS the targets (default: binarydist
+# binarykernel; make demo runs binaryrelease); extra make arguments can be
+# given in BINDIST_ARGS.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 [ $# -ge 1 ] || { echo "usage: sample-dists.sh WORKDIR [REV...]" >&2; exit 2; }
@@ -38,9 +40,10 @@ for rev in "$@"; do
 	sh "$top/examples/mkrev.sh" "$src" "$rev"
 	rm -rf "$src/binarydists"
 	cp -R "$top/binarydists" "$src/binarydists"
-	echo "sample-dists: revision $rev: make binarydist binarykernel KERNCONFS=\"GENERIC CUSTOM\" (log: $work/build-$rev.log)"
+	targets=${BINDIST_TARGETS:-binarydist binarykernel}
+	echo "sample-dists: revision $rev: make $targets KERNCONFS=\"GENERIC CUSTOM\" (log: $work/build-$rev.log)"
 	# shellcheck disable=SC2086
-	if ! (cd "$src" && "$make" binarydist binarykernel KERNCONFS="GENERIC CUSTOM" \
+	if ! (cd "$src" && "$make" $targets KERNCONFS="GENERIC CUSTOM" \
 	    DISTDIR="$work/dist" STAGE="$work/stage" BRANCH=master GITREV="r$rev" \
 	    SOURCE_DATE_EPOCH=$((1790000000 + rev * 3600)) \
 	    UPGRADE_LIST="$top/etc/upgrade-subset.conf" \

@@ -9,6 +9,7 @@ need=""
 command -v bmake >/dev/null 2>&1 || need="$need bmake"
 command -v bsdtar >/dev/null 2>&1 || need="$need libarchive-tools"
 command -v gzip >/dev/null 2>&1 || need="$need gzip"
+command -v pigz >/dev/null 2>&1 || need="$need pigz" # reads our dists in the tests; bench/pack.sh's anchor
 command -v cc >/dev/null 2>&1 || need="$need gcc libc6-dev"
 tar --version 2>/dev/null | grep -q 'GNU tar' || need="$need tar"
 command -v python3 >/dev/null 2>&1 || need="$need python3"
@@ -17,7 +18,11 @@ command -v patch >/dev/null 2>&1 || need="$need patch"
 command -v minisign >/dev/null 2>&1 || need="$need minisign" # the CLI checks what binarydist signs, and signs for it
 command -v openssl >/dev/null 2>&1 || need="$need openssl" # the HTTPS test's certificate
 command -v git >/dev/null 2>&1 || need="$need git" # check on a git checkout (tests/it/fragment.rs)
-[ -x /usr/bin/time ] || need="$need time" # peak RSS of `binarydist patch` in the memory test
+command -v mandoc >/dev/null 2>&1 || need="$need mandoc" # mandoc -T lint of the manuals (tests/it/workflow.rs)
+[ -x /usr/bin/time ] || need="$need time" # peak RSS of `binarydist diff` and `patch` in the memory test
+command -v bsdiff >/dev/null 2>&1 || need="$need bsdiff" # bench/patch.sh's anchors
+command -v xdelta3 >/dev/null 2>&1 || need="$need xdelta3"
+command -v zstd >/dev/null 2>&1 || need="$need zstd"
 [ -z "$need" ] && exit 0
 if command -v apt-get >/dev/null 2>&1; then
 	echo "test-deps: installing$need"

@@ -17,8 +17,11 @@
 //!   otherwise have returned end of stream: a reader never sees a clean end of a
 //!   stream that did not verify. [`ChainReader::finish`] gives the typed error.
 
+mod old;
+mod out;
 pub mod pipe;
 pub mod stage;
+mod streams;
 
 use crate::names::DistName;
 use crate::os;
@@ -90,7 +93,7 @@ pub fn open_patches(paths: &[PathBuf]) -> Result<Vec<PatchFile>, ApplyError> {
     let mut out: Vec<PatchFile> = Vec::with_capacity(paths.len());
     for path in paths {
         let p = patchfile::read_header(path)?;
-        patchfile::verify_ops(&p)?;
+        patchfile::verify_streams(&p)?;
         if let Some(prev) = out.last() {
             if prev.to != p.from || prev.header.new != p.header.old {
                 return Err(ApplyError::Chain {
@@ -150,7 +153,7 @@ fn pick(results: Vec<Result<Digests, ApplyError>>) -> Result<Digests, ApplyError
 }
 
 /// Runs one stage writing into a pipe, closing it only when the stage verified.
-fn run_stage<R: Read>(p: &PatchFile, label: &str, old: R, mut out: pipe::PipeWriter) -> Result<Digests, ApplyError> {
+fn run_stage<R: Read + Send>(p: &PatchFile, label: &str, old: R, mut out: pipe::PipeWriter) -> Result<Digests, ApplyError> {
     let d = stage::apply_one(p, label, old, &mut out)?;
     out.close().map_err(|e| ApplyError::Output { what: "handing on the new tar".into(), source: e })?;
     Ok(d)

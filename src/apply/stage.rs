@@ -3,63 +3,30 @@
 //! The old tar is read once, with a cursor on its next member. An op whose source
 //! is at or past the cursor reads forward to it (keeping, on the way, what the
 //! header's keep list names); a copy streams straight from the old stream to the
-//! new one; a delta holds its one source member in memory for bipatch, which
-//! needs to seek in it. An op whose source is behind the cursor is served from
-//! the kept set, which frees each member after its last use. Memory is thus the
-//! zstd window, one source member and the declared kept set.
+//! new one; a delta holds its one source member in memory (its controls seek in
+//! it) and writes the new data straight from the controls into the output
+//! chunks. An op whose source is behind the cursor is served from the kept set,
+//! which frees each member after its last use; a member repeating an earlier new
+//! one is served from the new keep list the same way. Memory is thus the
+//! streams' dictionaries, one source member, the declared kept sets and a few
+//! chunks in flight between threads.
 //!
-//! The old stream is hashed as it passes and checked at the end (size, MD5,
-//! SHA-256), as is the new one; nothing that the patch says is trusted for an
-//! allocation beyond the bounds that `patchfile::read_header` checked.
+//! Threads: each stream decodes on its own (`streams`), the old tar is read and
+//! hashed on its own (`old`), and the new tar is hashed on its own (`out`); this
+//! one only parses ops and moves bytes, into buffers it reuses. The old tar is
+//! checked by size and SHA-256, the new one by size, MD5 and SHA-256; nothing
+//! that the patch says is trusted for an allocation beyond the bounds that
+//! `patchfile::read_header` checked.
 
+use super::old::{Expect, OldReader};
+use super::out::{Out, OutError};
+use super::streams::{self, StreamReader};
 use super::ApplyError;
 use crate::errors::{chain, shown};
-use crate::patchfile::{self, Keep, PatchFile};
-use crate::tario::{self, Digests, HashingReader, HashingWriter, Member, TarError, BLOCK};
-use sha2::{Digest, Sha256};
+use crate::patchfile::{self, stream, Keep, NewKeep, PatchFile};
+use crate::tario::{self, Digests, Member, TarError, BLOCK};
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
-
-/// The old stream, hashed, checked against the patch's prefix digest as soon as
-/// that much has passed, and refused past the size the patch expects.
-struct OldStream<R> {
-    inner: HashingReader<R>,
-    expected: u64,
-    prefix_len: u64,
-    prefix_sha256: String,
-    prefix_hash: Sha256,
-}
-
-impl<R: Read> Read for OldStream<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let before = self.inner.bytes_read();
-        let n = self.inner.read(buf)?;
-        if before < self.prefix_len {
-            let take = (self.prefix_len - before).min(n as u64) as usize;
-            self.prefix_hash.update(&buf[..take]);
-            if before + take as u64 == self.prefix_len {
-                let found = hex::encode(std::mem::take(&mut self.prefix_hash).finalize());
-                if found != self.prefix_sha256 {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!(
-                            "its first {} bytes are not those of the tar the patch applies to (SHA-256 {found}, expected {}): wrong base?",
-                            self.prefix_len, self.prefix_sha256
-                        ),
-                    ));
-                }
-            }
-        }
-        if self.inner.bytes_read() > self.expected {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("longer than the {} bytes of the tar the patch applies to", self.expected),
-            ));
-        }
-        Ok(n)
-    }
-}
+use std::io::{self, BufRead, Read, Write};
 
 /// An old member held in memory: its header, and its data if an op needs it.
 struct Kept {
@@ -84,80 +51,93 @@ struct NewMember {
     path: String,
 }
 
-/// What failed while copying: the side matters for the message.
-enum CopyError {
-    Read(io::Error),
-    Write(io::Error),
-    Short(u64),
+/// The run-length state of the difference bytes, which runs on from one
+/// control and one member to the next.
+#[derive(Default)]
+struct Runs {
+    zeros: u64,
+    nonzeros: u64,
 }
 
-struct Applier<'a, R: Read> {
+struct Applier<'a> {
     p: &'a PatchFile,
     label: &'a str,
-    old: tario::Reader<OldStream<R>>,
+    old: tario::Reader<OldReader>,
     /// Index of the next old member to read.
     cursor: u64,
     keep: HashMap<u64, &'a Keep>,
     kept: HashMap<u64, Kept>,
+    new_keep: HashMap<u64, &'a NewKeep>,
+    new_kept: HashMap<u64, Kept>,
+    s: Vec<StreamReader>,
+    runs: Runs,
+    /// The current delta's source, when read from the old stream (reused).
+    src: Vec<u8>,
+    /// A header read from the headers stream (reused).
+    hdr: Vec<u8>,
 }
 
 /// Applies patch `p` to the tar stream `old` (described by `label` in messages),
 /// writing the new tar to `out`; returns the new tar's digests once both the
 /// old and the new stream have been verified.
-pub fn apply_one<R: Read, W: Write>(p: &PatchFile, label: &str, old: R, out: &mut W) -> Result<Digests, ApplyError> {
-    let mut ops = open_ops(p)?;
-    let mut a = Applier::new(p, label, old);
-    let mut w = HashingWriter::new(BufWriter::with_capacity(128 * 1024, out));
-    let mut buf = vec![0u8; 128 * 1024];
-    let mut index = 0u64;
-    while let Some(tag) = a.next_tag(&mut ops, index)? {
-        a.apply_op(tag, index, &mut ops, &mut w, &mut buf)?;
-        index += 1;
-    }
-    a.write_end(index, &mut ops, &mut w, &mut buf)?;
-    a.verify(w)
-}
-
-/// The ops stream of `p`: one zstd frame, its window bounded as the format says.
-fn open_ops(p: &PatchFile) -> Result<impl Read, ApplyError> {
-    let patch_io = |e| ApplyError::Format(patchfile::FormatError::Io { path: p.path.clone(), source: e });
-    let mut file = File::open(&p.path).map_err(patch_io)?;
-    file.seek(SeekFrom::Start(p.ops_offset)).map_err(patch_io)?;
-    let ops_file = BufReader::with_capacity(128 * 1024, file.take(p.header.ops_size));
-    let mut dec = zstd::stream::read::Decoder::with_buffer(ops_file).map_err(patch_io)?.single_frame();
-    dec.window_log_max(patchfile::WINDOW_LOG).map_err(patch_io)?;
-    Ok(dec)
-}
-
-impl<'a, R: Read> Applier<'a, R> {
-    fn new(p: &'a PatchFile, label: &'a str, old: R) -> Self {
+pub fn apply_one<R: Read + Send, W: Write>(p: &PatchFile, label: &str, old: R, out: &mut W) -> Result<Digests, ApplyError> {
+    std::thread::scope(|scope| {
+        let patch_io = |e| ApplyError::Format(patchfile::FormatError::Io { path: p.path.clone(), source: e });
+        let s = streams::open(scope, p).map_err(patch_io)?;
         let h = &p.header;
-        Applier {
+        let expect = Expect { size: h.old.size, prefix_len: h.old_prefix.size, prefix_sha256: h.old_prefix.sha256.clone() };
+        let old = OldReader::spawn(scope, old, expect);
+        let mut w = Out::new(scope, out, h.new.size);
+        let mut a = Applier {
             p,
             label,
-            old: tario::Reader::new(OldStream {
-                inner: HashingReader::new(old),
-                expected: h.old.size,
-                prefix_len: h.old_prefix.size,
-                prefix_sha256: h.old_prefix.sha256.clone(),
-                prefix_hash: Sha256::new(),
-            }),
+            old: tario::Reader::new(old),
             cursor: 0,
             keep: h.keep.iter().map(|k| (k.index, k)).collect(),
             kept: HashMap::new(),
+            new_keep: h.new_keep.iter().map(|k| (k.index, k)).collect(),
+            new_kept: HashMap::new(),
+            s,
+            runs: Runs::default(),
+            src: Vec::new(),
+            hdr: Vec::new(),
+        };
+        let mut index = 0u64;
+        let made = (|| {
+            while let Some(tag) = a.next_tag(index)? {
+                a.apply_op(tag, index, &mut w)?;
+                index += 1;
+            }
+            a.write_end(index, &mut w)
+        })();
+        match made {
+            Ok(()) => a.verify(w),
+            Err(e @ ApplyError::Ops { .. }) => Err(a.blame_the_base().unwrap_or(e)),
+            Err(e) => Err(e),
         }
-    }
+    })
 }
 
-impl<R: Read> Applier<'_, R> {
+impl Applier<'_> {
     fn ops_err(&self, member: u64, what: String) -> ApplyError {
         ApplyError::Ops { patch: self.p.path.clone(), member, what }
     }
 
+    fn varint(&mut self, which: usize, member: u64) -> Result<u64, ApplyError> {
+        patchfile::read_varint(&mut self.s[which]).map_err(|e| self.ops_err(member, stream_problem(self.s[which].name, &e)))
+    }
+
+    fn out_err(&self, member: u64, path: &str, e: OutError) -> ApplyError {
+        match e {
+            OutError::Write(e) => output_err(path, e),
+            OutError::TooLong(limit) => self.ops_err(member, format!("{path}: makes more than the {limit} bytes the header declares")),
+        }
+    }
+
     /// The tag of op `index`; `None` at the end op.
-    fn next_tag(&self, ops: &mut impl Read, index: u64) -> Result<Option<u8>, ApplyError> {
+    fn next_tag(&mut self, index: u64) -> Result<Option<u8>, ApplyError> {
         let mut tag = [0u8];
-        ops.read_exact(&mut tag).map_err(|e| self.ops_err(index, stream_problem(&e)))?;
+        self.s[stream::OPS].read_exact(&mut tag).map_err(|e| self.ops_err(index, stream_problem("ops", &e)))?;
         if tag[0] == patchfile::TAG_END {
             return Ok(None);
         }
@@ -168,40 +148,41 @@ impl<R: Read> Applier<'_, R> {
     }
 
     /// Op `index`: its source, its header, its data, written as new member `index`.
-    fn apply_op(
-        &mut self,
-        tag: u8,
-        index: u64,
-        ops: &mut impl Read,
-        w: &mut HashingWriter<impl Write>,
-        buf: &mut [u8],
-    ) -> Result<(), ApplyError> {
-        let (header_op, data_op) = (tag & 3, (tag >> 2) & 3);
-        if tag >> 4 != 0 || header_op > patchfile::HDR_SAME {
+    fn apply_op<W: Write>(&mut self, tag: u8, index: u64, w: &mut Out<'_, W>) -> Result<(), ApplyError> {
+        let (header_op, data_op) = (tag & 3, (tag >> 2) & 7);
+        if tag >> 5 != 0 || header_op > patchfile::HDR_DIFF || data_op > patchfile::DATA_NEW {
             return Err(self.ops_err(index, format!("unknown op tag {tag:#04x}")));
         }
-        let needs_source = header_op == patchfile::HDR_SAME || matches!(data_op, patchfile::DATA_COPY | patchfile::DATA_DELTA);
-        let source = if needs_source { Some(self.source(index, ops)?) } else { None };
-        let new = self.write_header(header_op, source.as_ref(), index, ops, w)?;
+        let needs_source = header_op != patchfile::HDR_LITERAL || matches!(data_op, patchfile::DATA_COPY | patchfile::DATA_DELTA);
+        let source = if needs_source { Some(self.source(index)?) } else { None };
+        let earlier = if data_op == patchfile::DATA_NEW { Some(self.earlier(index)?) } else { None };
+        let new = self.write_header(header_op, source.as_ref(), index, w)?;
         let (size, path) = (new.size, new.path.as_str());
-        self.room(w.bytes_written(), size + tario::write::padding(size) as u64, path)?;
+        if let Some(keep) = self.new_keep.get(&index) {
+            if keep.size != size {
+                return Err(self.ops_err(index, format!("{path}: {size} bytes, the new keep list says {}", keep.size)));
+            }
+            // Grown as the data is written: the header's sizes reserve nothing.
+            w.tee = Some(Vec::with_capacity(size.min(1 << 20) as usize));
+        }
         match data_op {
             patchfile::DATA_NONE if size == 0 => {}
             patchfile::DATA_NONE if header_op == patchfile::HDR_SAME => {
                 return Err(self.old_err(format!("old member {path} has {size} bytes of data, the patch expects none: wrong base?")))
             }
             patchfile::DATA_NONE => return Err(self.ops_err(index, format!("{path}: {size} bytes of data but no data op"))),
-            patchfile::DATA_COPY => self.copy_data(source.as_ref().expect("copy has a source"), &new, w, buf)?,
-            patchfile::DATA_DELTA => self.delta_data(source.as_ref().expect("delta has a source"), &new, ops, w, buf)?,
-            patchfile::DATA_LITERAL => match copy_exact(ops, w, size, buf) {
-                Ok(()) => {}
-                Err(CopyError::Write(e)) => return Err(output_err(path, e)),
-                Err(CopyError::Read(e)) => return Err(self.ops_err(index, format!("{path}: {}", stream_problem(&e)))),
-                Err(CopyError::Short(n)) => return Err(self.ops_err(index, format!("{path}: literal data ends {n} bytes early"))),
-            },
-            _ => unreachable!("two bits"),
+            patchfile::DATA_COPY => self.copy_data(source.as_ref().expect("copy has a source"), &new, w)?,
+            patchfile::DATA_DELTA => self.delta_data(source.as_ref().expect("delta has a source"), &new, w)?,
+            patchfile::DATA_LITERAL => self.literal_data(&new, w)?,
+            patchfile::DATA_NEW => self.new_copy(earlier.expect("read above"), &new, w)?,
+            _ => unreachable!("checked above"),
         }
-        w.write_all(&[0u8; BLOCK][..tario::write::padding(size)]).map_err(|e| output_err(path, e))?;
+        let captured = w.tee.take();
+        w.put(&[0u8; BLOCK][..tario::write::padding(size)]).map_err(|e| self.out_err(index, path, e))?;
+        if let Some(data) = captured {
+            let uses = self.new_keep[&index].uses;
+            self.new_kept.insert(index, Kept { header: Vec::new(), data, uses_left: uses });
+        }
         if let Some((k, Fetched::Stored)) = source {
             self.used(k);
         }
@@ -209,8 +190,8 @@ impl<R: Read> Applier<'_, R> {
     }
 
     /// The old member an op names (relative to the cursor), brought to hand.
-    fn source(&mut self, index: u64, ops: &mut impl Read) -> Result<(u64, Fetched), ApplyError> {
-        let rel = patchfile::unzigzag(patchfile::read_varint(ops).map_err(|e| self.ops_err(index, stream_problem(&e)))?);
+    fn source(&mut self, index: u64) -> Result<(u64, Fetched), ApplyError> {
+        let rel = patchfile::unzigzag(self.varint(stream::OPS, index)?);
         let k = i64::try_from(self.cursor).ok().and_then(|c| c.checked_add(rel)).and_then(|k| u64::try_from(k).ok());
         let Some(k) = k.filter(|k| *k < self.p.header.old_members) else {
             return Err(self.ops_err(index, format!("source {rel:+} from old member {} is outside the old tar", self.cursor)));
@@ -218,41 +199,57 @@ impl<R: Read> Applier<'_, R> {
         Ok((k, self.fetch(k, index)?))
     }
 
-    /// Writes the new member's raw header (its source's, or the one the op
-    /// sends) and returns what it says.
-    fn write_header(
-        &self,
+    /// The earlier new member a DATA_NEW op repeats; it must be on the new keep list.
+    fn earlier(&mut self, index: u64) -> Result<u64, ApplyError> {
+        let back = self.varint(stream::OPS, index)?;
+        match index.checked_sub(back).filter(|j| back > 0 && self.new_kept.contains_key(j)) {
+            Some(j) => Ok(j),
+            None => Err(self.ops_err(index, format!("repeats new member {back} back, which its new keep list does not keep"))),
+        }
+    }
+
+    /// Writes the new member's raw header (its source's, the one the op sends,
+    /// or the source's plus the differences the op sends) and returns what it says.
+    fn write_header<W: Write>(
+        &mut self,
         header_op: u8,
         source: Option<&(u64, Fetched)>,
         index: u64,
-        ops: &mut impl Read,
-        w: &mut HashingWriter<impl Write>,
+        w: &mut Out<'_, W>,
     ) -> Result<NewMember, ApplyError> {
-        let literal;
-        let raw: &[u8] = match (header_op, source) {
-            (patchfile::HDR_SAME, Some((_, Fetched::Current(m)))) => &m.raw_header,
-            (patchfile::HDR_SAME, Some((k, Fetched::Stored))) => &self.kept[k].header,
-            (patchfile::HDR_SAME, None) => unreachable!("HDR_SAME always has a source"),
-            _ => {
-                let len = patchfile::read_varint(ops).map_err(|e| self.ops_err(index, stream_problem(&e)))?;
-                let max = self.p.header.max_raw_header;
-                if len > max {
-                    return Err(self.ops_err(index, format!("raw header of {len} bytes, the header declares at most {max}")));
-                }
-                let mut v = vec![0u8; usize::try_from(len).expect("bounded by max_raw_header")];
-                ops.read_exact(&mut v).map_err(|e| self.ops_err(index, stream_problem(&e)))?;
-                literal = v;
-                &literal
-            }
+        let base: Option<&[u8]> = match source {
+            Some((_, Fetched::Current(m))) => Some(&m.raw_header),
+            Some((k, Fetched::Stored)) => Some(&self.kept[k].header),
+            None => None,
         };
+        if header_op != patchfile::HDR_SAME {
+            let len = patchfile::read_varint(&mut self.s[stream::OPS]).map_err(|e| self.ops_err(index, stream_problem("ops", &e)))?;
+            let max = self.p.header.max_raw_header;
+            if len > max {
+                return Err(self.ops_err(index, format!("raw header of {len} bytes, the header declares at most {max}")));
+            }
+            self.hdr.resize(usize::try_from(len).expect("bounded by max_raw_header"), 0);
+            if let Err(e) = self.s[stream::HEADERS].read_exact(&mut self.hdr) {
+                return Err(self.ops_err(index, stream_problem("headers", &e)));
+            }
+            if header_op == patchfile::HDR_DIFF {
+                let base = base.expect("HDR_DIFF has a source");
+                if base.len() != self.hdr.len() {
+                    return Err(self.ops_err(index, format!("header difference of {len} bytes against a {}-byte header", base.len())));
+                }
+                for (n, o) in self.hdr.iter_mut().zip(base) {
+                    *n = n.wrapping_add(*o);
+                }
+            }
+        }
+        let raw: &[u8] = if header_op == patchfile::HDR_SAME { base.expect("HDR_SAME has a source") } else { &self.hdr };
         let member = match tario::Reader::new(raw).next_member() {
             Ok(Some(m)) if m.raw_header.len() == raw.len() => m,
             Ok(_) => return Err(self.ops_err(index, "raw header is not exactly one member header".into())),
             Err(e) => return Err(self.ops_err(index, format!("raw header: {e}"))),
         };
         let path = format!("\"{}\"", shown(&member.meta.path));
-        self.room(w.bytes_written(), raw.len() as u64, &path)?;
-        w.write_all(raw).map_err(|e| output_err(&path, e))?;
+        w.put(raw).map_err(|e| self.out_err(index, &path, e))?;
         Ok(NewMember { index, size: member.meta.size, path })
     }
 
@@ -264,140 +261,189 @@ impl<R: Read> Applier<'_, R> {
     }
 
     /// DATA_COPY: the source member's data, unchanged.
-    fn copy_data(&mut self, src: &(u64, Fetched), new: &NewMember, w: &mut impl Write, buf: &mut [u8]) -> Result<(), ApplyError> {
+    fn copy_data<W: Write>(&mut self, src: &(u64, Fetched), new: &NewMember, w: &mut Out<'_, W>) -> Result<(), ApplyError> {
         let (size, path) = (new.size, new.path.as_str());
         let have = self.source_size(src);
         if have != size {
             return Err(self
                 .old_err(format!("old member {} is {have} bytes, the patch copies {size} bytes from it into {path}: wrong base?", src.0)));
         }
-        match src {
-            (_, Fetched::Current(_)) => match copy_exact(&mut self.old.data(), w, size, buf) {
-                Ok(()) => Ok(()),
-                Err(CopyError::Write(e)) => Err(output_err(path, e)),
-                Err(CopyError::Read(e)) => Err(self.old_io_err(e)),
-                Err(CopyError::Short(n)) => Err(self.old_err(format!("member data ends {n} bytes early"))),
-            },
-            (k, Fetched::Stored) => w.write_all(&self.kept[k].data).map_err(|e| output_err(path, e)),
+        if let (k, Fetched::Stored) = src {
+            return w.put(&self.kept[k].data).map_err(|e| self.out_err(new.index, path, e));
         }
-    }
-
-    /// DATA_DELTA: a bipatch stream against the source member's data, held in
-    /// memory (bipatch seeks in it).
-    fn delta_data(
-        &mut self,
-        src: &(u64, Fetched),
-        new: &NewMember,
-        ops: &mut impl Read,
-        w: &mut impl Write,
-        buf: &mut [u8],
-    ) -> Result<(), ApplyError> {
-        let (index, size, path) = (new.index, new.size, new.path.as_str());
-        let len = patchfile::read_varint(ops).map_err(|e| self.ops_err(index, stream_problem(&e)))?;
-        let held;
-        let old_data: &[u8] = match src {
-            (k, Fetched::Current(m)) => {
-                let max = self.p.header.max_source;
-                if m.meta.size > max {
-                    return Err(self.old_err(format!(
-                        "old member {k} (\"{}\") is {} bytes, the patch expects delta sources of at most {max}: wrong base?",
-                        shown(&m.meta.path),
-                        m.meta.size
-                    )));
-                }
-                held = self.read_data(m.meta.size)?;
-                &held
-            }
-            (k, Fetched::Stored) => &self.kept[k].data,
-        };
-        let delta_err = |what: String| ApplyError::Ops { patch: self.p.path.clone(), member: index, what: format!("{path}: {what}") };
-        let mut delta = ops.take(len);
-        let mut patched =
-            bipatch::Reader::new(&mut delta, io::Cursor::new(old_data)).map_err(|e| delta_err(format!("delta: {}", chain(&e))))?;
-        match copy_exact(&mut patched, w, size, buf) {
-            Ok(()) => {}
-            Err(CopyError::Write(e)) => return Err(output_err(path, e)),
-            Err(CopyError::Read(e)) => return Err(delta_err(format!("delta: {}", stream_problem(&e)))),
-            Err(CopyError::Short(n)) => return Err(delta_err(format!("delta makes {n} bytes fewer than {size}"))),
-        }
-        let extra = patched.read(&mut buf[..1]).map_err(|e| delta_err(format!("delta: {}", chain(&e))))?;
-        drop(patched);
-        if extra != 0 || delta.limit() != 0 {
-            return Err(delta_err(format!("delta longer than the {size} bytes it makes")));
+        let mut left = size;
+        while left > 0 {
+            let room = w.spare(left.min(usize::MAX as u64) as usize).map_err(|e| self.out_err(new.index, path, e))?;
+            let n = match self.old.read_data(room) {
+                Ok(0) => return Err(self.old_err(format!("member data ends {left} bytes early"))),
+                Ok(n) => n,
+                Err(e) => return Err(tar_err(self.p, self.label, e)),
+            };
+            w.commit(n).map_err(|e| self.out_err(new.index, path, e))?;
+            left -= n as u64;
         }
         Ok(())
     }
 
-    /// The end op, after `members` ops: the tail that follows the
-    /// end-of-archive block, and nothing after it.
-    fn write_end(&self, members: u64, ops: &mut impl Read, w: &mut HashingWriter<impl Write>, buf: &mut [u8]) -> Result<(), ApplyError> {
+    /// DATA_LITERAL: `size` bytes of the literal stream.
+    fn literal_data<W: Write>(&mut self, new: &NewMember, w: &mut Out<'_, W>) -> Result<(), ApplyError> {
+        let path = new.path.as_str();
+        let mut left = new.size;
+        while left > 0 {
+            let room = w.spare(left.min(usize::MAX as u64) as usize).map_err(|e| self.out_err(new.index, path, e))?;
+            let n = match self.s[stream::LITERAL].read(room) {
+                Ok(0) => return Err(self.ops_err(new.index, format!("{path}: literal data ends {left} bytes early"))),
+                Ok(n) => n,
+                Err(e) => return Err(self.ops_err(new.index, format!("{path}: {}", stream_problem("literal", &e)))),
+            };
+            w.commit(n).map_err(|e| self.out_err(new.index, path, e))?;
+            left -= n as u64;
+        }
+        Ok(())
+    }
+
+    /// DATA_NEW: the data of earlier new member `j`, kept when it was written.
+    fn new_copy<W: Write>(&mut self, j: u64, new: &NewMember, w: &mut Out<'_, W>) -> Result<(), ApplyError> {
+        let kept = &self.new_kept[&j];
+        if kept.data.len() as u64 != new.size {
+            return Err(self.ops_err(new.index, format!("{}: {} bytes, new member {j} has {}", new.path, new.size, kept.data.len())));
+        }
+        w.put(&kept.data).map_err(|e| self.out_err(new.index, &new.path, e))?;
+        let kept = self.new_kept.get_mut(&j).expect("checked");
+        kept.uses_left = kept.uses_left.saturating_sub(1);
+        if kept.uses_left == 0 {
+            self.new_kept.remove(&j);
+        }
+        Ok(())
+    }
+
+    /// DATA_DELTA: controls against the source member's data, held in memory
+    /// (controls seek in it), written straight into the output chunks.
+    fn delta_data<W: Write>(&mut self, src: &(u64, Fetched), new: &NewMember, w: &mut Out<'_, W>) -> Result<(), ApplyError> {
+        if let (k, Fetched::Current(m)) = src {
+            let max = self.p.header.max_source;
+            if m.meta.size > max {
+                return Err(self.old_err(format!(
+                    "old member {k} (\"{}\") is {} bytes, the patch expects delta sources of at most {max}: wrong base?",
+                    shown(&m.meta.path),
+                    m.meta.size
+                )));
+            }
+            self.read_source(m.meta.size)?;
+        }
+        let Applier { p, s, runs, src: held, kept, .. } = self;
+        let old: &[u8] = match src {
+            (_, Fetched::Current(m)) => &held[..m.meta.size as usize],
+            (k, Fetched::Stored) => &kept[k].data,
+        };
+        let err = |what: String| ApplyError::Ops { patch: p.path.clone(), member: new.index, what: format!("{}: {what}", new.path) };
+        let out_err = |e: OutError| match e {
+            OutError::Write(e) => output_err(&new.path, e),
+            OutError::TooLong(limit) => err(format!("makes more than the {limit} bytes the header declares")),
+        };
+        let varint = |s: &mut StreamReader| patchfile::read_varint(s).map_err(|e| err(stream_problem(s.name, &e)));
+        let (mut made, mut pos) = (0u64, 0u64);
+        while made < new.size {
+            let seek = patchfile::unzigzag(varint(&mut s[stream::SEEK])?);
+            let add = varint(&mut s[stream::ADD])?;
+            let copy = varint(&mut s[stream::COPY])?;
+            pos = pos
+                .checked_add_signed(seek)
+                .filter(|&p| p <= old.len() as u64)
+                .ok_or_else(|| err(format!("control seeks outside the {}-byte source", old.len())))?;
+            if add > old.len() as u64 - pos || add > new.size - made || copy > new.size - made - add {
+                return Err(err(format!("control of {add}+{copy} bytes runs past the source or the member")));
+            }
+            let mut left = add as usize;
+            while left > 0 {
+                let room = w.spare(left).map_err(out_err)?;
+                let n = room.len();
+                room.copy_from_slice(&old[pos as usize..pos as usize + n]);
+                add_diff(room, runs, &mut s[stream::RUNS..=stream::DIFF]).map_err(|e| err(stream_problem("diff", &e)))?;
+                w.commit(n).map_err(out_err)?;
+                (left, pos) = (left - n, pos + n as u64);
+            }
+            let mut left = copy as usize;
+            while left > 0 {
+                let room = w.spare(left).map_err(out_err)?;
+                let n = s[stream::EXTRA].read(room).map_err(|e| err(stream_problem("extra", &e)))?;
+                if n == 0 {
+                    return Err(err("extra stream ends early (truncated patch?)".into()));
+                }
+                w.commit(n).map_err(out_err)?;
+                left -= n;
+            }
+            made += add + copy;
+        }
+        Ok(())
+    }
+
+    /// The end op, after `members` ops: the tail that follows the end-of-archive
+    /// block; then every stream must be at its end, as long as declared.
+    fn write_end<W: Write>(&mut self, members: u64, w: &mut Out<'_, W>) -> Result<(), ApplyError> {
         let h = &self.p.header;
-        let end_err = |what: String| self.ops_err(members, what);
         if members != h.new_members {
-            return Err(end_err(format!("{members} members, the header declares {}", h.new_members)));
+            return Err(self.ops_err(members, format!("{members} members, the header declares {}", h.new_members)));
         }
-        let tail_len = patchfile::read_varint(ops).map_err(|e| end_err(stream_problem(&e)))?;
+        let tail_len = self.varint(stream::OPS, members)?;
         if tail_len > h.tail_size {
-            return Err(end_err(format!("tail of {tail_len} bytes, the header declares {}", h.tail_size)));
+            return Err(self.ops_err(members, format!("tail of {tail_len} bytes, the header declares {}", h.tail_size)));
         }
-        self.room(w.bytes_written(), BLOCK as u64 + tail_len, "end of archive")?;
         let mut tail = vec![0u8; usize::try_from(tail_len).expect("bounded by tail_size")];
-        ops.read_exact(&mut tail).map_err(|e| end_err(stream_problem(&e)))?;
-        if ops.read(&mut buf[..1]).map_err(|e| end_err(stream_problem(&e)))? != 0 {
-            return Err(end_err("data after the end op".into()));
+        self.s[stream::OPS].read_exact(&mut tail).map_err(|e| self.ops_err(members, stream_problem("ops", &e)))?;
+        for (i, info) in h.streams.iter().enumerate() {
+            let at_end = self.s[i].at_end().map_err(|e| self.ops_err(members, stream_problem(info.name.as_str(), &e)))?;
+            if !at_end || self.s[i].consumed != info.raw_size {
+                return Err(self.ops_err(
+                    members,
+                    format!("stream {} has {} bytes, the header declares {}", info.name, self.s[i].consumed, info.raw_size),
+                ));
+            }
         }
-        w.write_all(&[0u8; BLOCK]).map_err(|e| output_err("end of archive", e))?;
-        w.write_all(&tail).map_err(|e| output_err("end of archive", e))
+        w.put(&[0u8; BLOCK]).map_err(|e| self.out_err(members, "end of archive", e))?;
+        w.put(&tail).map_err(|e| self.out_err(members, "end of archive", e))
+    }
+
+    /// After the ops went wrong: the error of the old stream, if it is not the
+    /// tar the patch applies to (a wrong base makes sound ops fail: a control
+    /// that runs past a source member of another size). Reads the old stream to
+    /// its end to tell.
+    fn blame_the_base(self) -> Option<ApplyError> {
+        let (p, label) = (self.p, self.label);
+        match finish_old(self.old) {
+            Err(e) => Some(tar_err(p, label, e)),
+            Ok((size, sha256)) if !p.header.old.matches_sha256(size, &sha256) => {
+                let found = Digests { size, md5: [0; 16], sha256 };
+                Some(ApplyError::Old { patch: p.path.clone(), label: label.into(), what: digest_mismatch(&p.header.old, &found) })
+            }
+            Ok(_) => None,
+        }
     }
 
     /// The rest of the old stream, then both digests: the old one first, since
     /// a wrong base explains a wrong result.
-    fn verify<W: Write>(self, w: HashingWriter<BufWriter<W>>) -> Result<Digests, ApplyError> {
+    fn verify<W: Write>(self, w: Out<'_, W>) -> Result<Digests, ApplyError> {
         let (p, label) = (self.p, self.label);
         drop(self.kept);
-        let old_digests = finish_old(self.old).map_err(|e| tar_err(p, label, e))?;
-        if !p.header.old.matches(&old_digests) {
-            return Err(ApplyError::Old { patch: p.path.clone(), label: label.into(), what: digest_mismatch(&p.header.old, &old_digests) });
+        let (size, sha256) = finish_old(self.old).map_err(|e| tar_err(p, label, e))?;
+        if !p.header.old.matches_sha256(size, &sha256) {
+            let found = Digests { size, md5: [0; 16], sha256 };
+            return Err(ApplyError::Old { patch: p.path.clone(), label: label.into(), what: digest_mismatch(&p.header.old, &found) });
         }
-        let (buffered, new_digests) = w.finish();
-        buffered
-            .into_inner()
-            .map_err(|e| output_err("end of archive", e.into_error()))?
-            .flush()
-            .map_err(|e| output_err("end of archive", e))?;
+        let (_, size, md5, sha256) = match w.finish() {
+            Ok(done) => done,
+            Err(OutError::Write(e)) => return Err(output_err("end of archive", e)),
+            Err(OutError::TooLong(_)) => unreachable!("finish writes nothing new"),
+        };
+        let new_digests = Digests { size, md5, sha256 };
         if !p.header.new.matches(&new_digests) {
             return Err(ApplyError::New { patch: p.path.clone(), what: digest_mismatch(&p.header.new, &new_digests) });
         }
         Ok(new_digests)
     }
 
-    /// Refuses to write `more` bytes (for `what`) after `written` when that
-    /// would take the new tar past the size the header declares: a small
-    /// patch must not fill a disk before its digests are checked at the end.
-    fn room(&self, written: u64, more: u64, what: &str) -> Result<(), ApplyError> {
-        let declared = self.p.header.new.size;
-        match written.checked_add(more) {
-            Some(end) if end <= declared => Ok(()),
-            end => Err(ApplyError::New {
-                patch: self.p.path.clone(),
-                what: format!(
-                    "{what} takes it to {} bytes, past the {declared} bytes its header declares; stopped there",
-                    end.map_or("more than 2^64".to_string(), |e| e.to_string())
-                ),
-            }),
-        }
-    }
-
     fn old_err(&self, what: String) -> ApplyError {
         ApplyError::Old { patch: self.p.path.clone(), label: self.label.into(), what }
-    }
-
-    fn old_io_err(&self, e: io::Error) -> ApplyError {
-        match e.into_inner().map(|inner| inner.downcast::<TarError>()) {
-            Some(Ok(tar)) => tar_err(self.p, self.label, *tar),
-            Some(Err(other)) => self.old_err(chain(&*other)),
-            None => self.old_err("read error".into()),
-        }
     }
 
     /// The next old member, keeping it if the keep list says so.
@@ -478,6 +524,27 @@ impl<R: Read> Applier<'_, R> {
         }
     }
 
+    /// Reads the current old member's data, `size` bytes (checked against
+    /// `max_source`), into the reused source buffer. The buffer only grows, and
+    /// only as data arrives: a size field that lies reserves nothing.
+    fn read_source(&mut self, size: u64) -> Result<(), ApplyError> {
+        let size = usize::try_from(size).expect("bounded by max_source");
+        let mut at = 0;
+        while at < size {
+            if at == self.src.len() {
+                let grow = self.src.len().max(1 << 20).min(size - at);
+                self.src.resize(at + grow, 0);
+            }
+            let end = self.src.len().min(size);
+            match self.old.read_data(&mut self.src[at..end]) {
+                Ok(0) => return Err(self.old_err(format!("member data ends {} bytes early", size - at))),
+                Ok(n) => at += n,
+                Err(e) => return Err(tar_err(self.p, self.label, e)),
+            }
+        }
+        Ok(())
+    }
+
     /// Counts one use of a kept member; frees it after its last.
     fn used(&mut self, k: u64) {
         if let Some(kept) = self.kept.get_mut(&k) {
@@ -489,25 +556,39 @@ impl<R: Read> Applier<'_, R> {
     }
 }
 
-/// Reads the old stream to its end (skipping members) and returns its digests.
-fn finish_old<R: Read>(mut old: tario::Reader<OldStream<R>>) -> Result<Digests, TarError> {
+/// Reads the old stream to its end (skipping members); returns its size and SHA-256.
+fn finish_old(mut old: tario::Reader<OldReader>) -> Result<(u64, [u8; 32]), TarError> {
     while old.next_member()?.is_some() {}
     let (_, stream) = old.finish()?;
-    Ok(stream.inner.finish().1)
+    // finish() read to the end of the stream, so the reader has its digest.
+    stream.digest().ok_or(TarError::Io { offset: 0, source: io::Error::other("the old stream did not end") })
 }
 
-fn copy_exact(r: &mut impl Read, w: &mut impl Write, n: u64, buf: &mut [u8]) -> Result<(), CopyError> {
-    let mut left = n;
-    while left > 0 {
-        let want = left.min(buf.len() as u64) as usize;
-        let got = match r.read(&mut buf[..want]) {
-            Ok(0) => return Err(CopyError::Short(left)),
-            Ok(got) => got,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(CopyError::Read(e)),
-        };
-        w.write_all(&buf[..got]).map_err(CopyError::Write)?;
-        left -= got as u64;
+/// Adds the next `out.len()` difference bytes (streams `runs` and `diff`) onto
+/// `out`, which holds the old bytes.
+fn add_diff(out: &mut [u8], runs: &mut Runs, s: &mut [StreamReader]) -> io::Result<()> {
+    let [run_lengths, diff] = s else { unreachable!("two streams") };
+    let mut i = 0;
+    while i < out.len() {
+        if runs.zeros == 0 && runs.nonzeros == 0 {
+            runs.zeros = patchfile::read_varint(run_lengths)?;
+            runs.nonzeros = patchfile::read_varint(run_lengths)?;
+            continue;
+        }
+        let z = runs.zeros.min((out.len() - i) as u64) as usize;
+        (i, runs.zeros) = (i + z, runs.zeros - z as u64);
+        while runs.zeros == 0 && runs.nonzeros > 0 && i < out.len() {
+            let bytes = diff.fill_buf()?;
+            if bytes.is_empty() {
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "diff stream ends early"));
+            }
+            let n = bytes.len().min(out.len() - i).min(runs.nonzeros.min(usize::MAX as u64) as usize);
+            for (o, d) in out[i..i + n].iter_mut().zip(&bytes[..n]) {
+                *o = o.wrapping_add(*d);
+            }
+            diff.consume(n);
+            (i, runs.nonzeros) = (i + n, runs.nonzeros - n as u64);
+        }
     }
     Ok(())
 }
@@ -525,11 +606,11 @@ fn output_err(member: &str, e: io::Error) -> ApplyError {
     ApplyError::Output { what: format!("writing {member}"), source: e }
 }
 
-/// A read error in the ops stream, in words: a truncated or corrupt patch.
-fn stream_problem(e: &io::Error) -> String {
+/// A read error in a stream, in words: a truncated or corrupt patch.
+fn stream_problem(name: &str, e: &io::Error) -> String {
     match e.kind() {
-        io::ErrorKind::UnexpectedEof => "ops stream ends early (truncated patch?)".into(),
-        _ => format!("ops stream: {}", chain(e)),
+        io::ErrorKind::UnexpectedEof => format!("{name} stream ends early (truncated patch?)"),
+        _ => format!("{name} stream: {}", chain(e)),
     }
 }
 

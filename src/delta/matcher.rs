@@ -9,9 +9,15 @@
 //! 4. an old member whose path is the same once digit runs are blurred
 //!    (`libfoo.so.5` -> `libfoo.so.6`, `python3.11/` -> `python3.12/`), the closest
 //!    in size, preferring one whose own path is gone from the new tar (a delta);
-//! 5. otherwise literal data.
+//! 5. an earlier new member with identical content (hard-link-like copies):
+//!    a reference, the applier keeps that member's data (this comes before 3
+//!    and 4, which cost bytes);
+//! 6. otherwise literal data (which `similar` may still pair with an old
+//!    member by content).
 //!
-//! A header is "the same as the source's" when the raw header bytes are equal.
+//! A new member's header is written against an old member's raw header (the
+//! same bytes, or bytewise differences of the same length): the data's source
+//! when there is one, else the old member at the same path.
 
 use super::scan::ScannedMember;
 use std::collections::{HashMap, HashSet};
@@ -28,13 +34,15 @@ pub enum DataFrom {
     Delta(usize),
     /// Sent as is.
     Literal,
+    /// Identical to the data of this earlier new member.
+    NewCopy(usize),
 }
 
 /// The choice for one new member. When both the header and the data come from
 /// old members, they come from the same one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Choice {
-    /// The old member whose raw header is byte for byte this member's.
+    /// The old member whose raw header this member's is written against.
     pub header_from: Option<usize>,
     pub data: DataFrom,
 }
@@ -46,7 +54,7 @@ impl Choice {
     pub fn source(&self) -> Option<(usize, bool)> {
         match self.data {
             DataFrom::Copy(k) | DataFrom::Delta(k) => Some((k, true)),
-            DataFrom::None | DataFrom::Literal => self.header_from.map(|k| (k, false)),
+            DataFrom::None | DataFrom::Literal | DataFrom::NewCopy(_) => self.header_from.map(|k| (k, false)),
         }
     }
 
@@ -72,18 +80,27 @@ pub fn choose(old: &[ScannedMember], new: &[ScannedMember]) -> Vec<Choice> {
         }
     }
     let new_paths: HashSet<&Path> = new.iter().map(|m| m.meta.path.as_path()).collect();
+    let mut new_content: HashMap<(u64, [u8; 32]), usize> = HashMap::new();
 
     new.iter()
-        .map(|m| {
+        .enumerate()
+        .map(|(i, m)| {
             let same_path = by_path.get(m.meta.path.as_path()).copied();
-            let same_header = |k: usize| (old[k].raw_header == m.raw_header).then_some(k);
+            // Without data from an old member, a header is written against the
+            // same path's, when it is as long (a difference is then mostly zeros).
+            let header_base = same_path.filter(|&k| old[k].raw_header.len() == m.raw_header.len());
             if m.size() == 0 {
-                return Choice { header_from: same_path.and_then(same_header), data: DataFrom::None };
+                return Choice { header_from: header_base, data: DataFrom::None };
             }
+            let key = (m.size(), m.content);
+            let earlier = new_content.get(&key).copied();
+            new_content.entry(key).or_insert(i);
             let data = if let Some(k) = same_path.filter(|&k| old[k].size() == m.size() && old[k].content == m.content) {
                 DataFrom::Copy(k)
-            } else if let Some(&k) = by_content.get(&(m.size(), m.content)) {
+            } else if let Some(&k) = by_content.get(&key) {
                 DataFrom::Copy(k)
+            } else if let Some(j) = earlier.filter(|_| m.size() >= MIN_DELTA) {
+                DataFrom::NewCopy(j)
             } else if m.size() < MIN_DELTA {
                 DataFrom::Literal
             } else if let Some(k) = same_path.filter(|&k| old[k].size() > 0) {
@@ -94,8 +111,8 @@ pub fn choose(old: &[ScannedMember], new: &[ScannedMember]) -> Vec<Choice> {
                 DataFrom::Literal
             };
             let header_from = match data {
-                DataFrom::Copy(k) | DataFrom::Delta(k) => same_header(k),
-                _ => same_path.and_then(same_header),
+                DataFrom::Copy(k) | DataFrom::Delta(k) => Some(k),
+                _ => header_base,
             };
             Choice { header_from, data }
         })
@@ -154,13 +171,20 @@ mod tests {
     #[test]
     fn prefers_same_path_then_content_then_renames() {
         let old = vec![member("a", 1, 100), member("b", 2, 100), member("lib/libfoo.so.5", 3, 1000), member("c", 4, 100)];
-        let new =
-            vec![member("a", 1, 100), member("b", 9, 100), member("d", 4, 100), member("lib/libfoo.so.6", 7, 1100), member("e", 8, 100)];
+        let new = vec![
+            member("a", 1, 100),
+            member("b", 9, 100),
+            member("d", 4, 100),
+            member("lib/libfoo.so.6", 7, 1100),
+            member("e", 8, 100),
+            member("f", 8, 100),
+        ];
         let c = choose(&old, &new);
         assert_eq!(c[0], Choice { header_from: Some(0), data: DataFrom::Copy(0) });
         assert_eq!(c[1].data, DataFrom::Delta(1));
         assert_eq!(c[2].data, DataFrom::Copy(3));
         assert_eq!(c[3].data, DataFrom::Delta(2));
         assert_eq!(c[4].data, DataFrom::Literal);
+        assert_eq!(c[5].data, DataFrom::NewCopy(4));
     }
 }

@@ -2,32 +2,38 @@
 //! uncompressed tar into another's, byte for byte.
 //!
 //! Steps: scan both tars (in parallel); let the matcher choose a source for every
-//! new member; cap what the applier would have to keep; then write one op per
-//! new member into one zstd stream, computing the bsdiff deltas on worker threads
-//! and collecting them in order, so the bytes do not depend on the thread count.
-//! The ops go to a temporary file first, since the header in front of them holds
-//! their size and digest; the patch appears under its final name only when whole.
+//! new member, and `similar` one for literal members by content; cap what the
+//! applier would have to keep; then write the ops and the data into the nine
+//! streams of the format, computing the member deltas (window by window for
+//! large members) on worker threads and collecting them in order, so the bytes
+//! do not depend on the thread count; last, compress each stream on its own.
+//! Memory is bounded by one setting (`--memory`, [`DEFAULT_MEMORY`]) whatever
+//! the member sizes: it sizes the windows, the work in flight and the encoders.
+//! The patch appears under its final name only when whole.
 
 pub mod matcher;
 pub mod ordered;
 pub mod plan;
+pub mod sais;
 pub mod scan;
+pub mod similar;
+pub mod streams;
 
+use crate::codec;
 use crate::names::{DistName, NameError, PatchName};
 use crate::os;
-use crate::patchfile::{self, PatchHeader, Stats, TarDigest};
-use crate::tario::HashingWriter;
+use crate::patchfile::{self, stream, Codec, PatchHeader, Stats, TarDigest};
 use matcher::{Choice, DataFrom};
 use scan::{ScanError, ScannedTar};
 use sha2::{Digest, Sha256};
-use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufWriter, Seek, Write};
 use std::path::{Path, PathBuf};
+use streams::StreamSet;
 
 /// Default cap on the old members an applier keeps in memory: 64 MiB.
 pub const DEFAULT_KEEP_CAP: u64 = 64 << 20;
-/// zstd level of the ops stream.
-pub const DEFAULT_LEVEL: i32 = 19;
+/// Default bound on what `diff` holds in memory: 512 MiB.
+pub const DEFAULT_MEMORY: u64 = 512 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeltaError {
@@ -39,8 +45,8 @@ pub enum DeltaError {
     Patch(NameError),
     #[error("{}", path.display())]
     Output { path: PathBuf, source: io::Error },
-    #[error("{}: delta of member {member}", path.display())]
-    Diff { path: PathBuf, member: String, source: io::Error },
+    #[error("level {level} is out of range for {codec:?} (at most {max})")]
+    Level { codec: Codec, level: u32, max: u32 },
 }
 
 pub struct DiffOptions {
@@ -51,7 +57,11 @@ pub struct DiffOptions {
     pub new_name: Option<DistName>,
     pub out_dir: PathBuf,
     pub keep_cap: u64,
-    pub level: i32,
+    pub codec: Codec,
+    /// The codec's level; `None` for its default.
+    pub level: Option<u32>,
+    /// The most memory `diff` may use, about (scans and buffers aside).
+    pub memory: u64,
     /// Worker threads for deltas; the output is the same for any number.
     pub threads: usize,
 }
@@ -65,7 +75,9 @@ impl DiffOptions {
             new_name: None,
             out_dir: out_dir.into(),
             keep_cap: DEFAULT_KEEP_CAP,
-            level: DEFAULT_LEVEL,
+            codec: Codec::Lzma2,
+            level: None,
+            memory: DEFAULT_MEMORY,
             threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         }
     }
@@ -79,6 +91,10 @@ pub struct Diffed {
 }
 
 pub fn diff(opts: &DiffOptions) -> Result<Diffed, DeltaError> {
+    let level = opts.level.unwrap_or(codec::default_level(opts.codec));
+    if level > codec::max_level(opts.codec) {
+        return Err(DeltaError::Level { codec: opts.codec, level, max: codec::max_level(opts.codec) });
+    }
     let name_of = |given: &Option<DistName>, path: &Path| match given {
         Some(n) => Ok(n.clone()),
         None => {
@@ -97,17 +113,22 @@ pub fn diff(opts: &DiffOptions) -> Result<Diffed, DeltaError> {
     });
     let (old, new) = (old?, new?);
 
-    let chosen = matcher::choose(&old.members, &new.members);
+    let mut chosen = matcher::choose(&old.members, &new.members);
+    let similar = similar::pair_literals(&old, &new, &chosen, opts.threads)?;
+    for &(i, k) in &similar {
+        chosen[i] = Choice { header_from: Some(k), data: DataFrom::Delta(k) };
+    }
+    plan::cap_new_copies(&mut chosen, &new.members, opts.keep_cap);
     let choices = plan::cap_choices(&old.members, &chosen, &new.members, opts.keep_cap);
     let (keep, kept_bytes) = plan::keep_list(&old.members, &choices);
+    let (new_keep, new_kept_bytes) = plan::new_keep_list(&choices, &new.members);
 
     let out_path = opts.out_dir.join(patch_name.file_name());
     let out_err = |e| DeltaError::Output { path: out_path.clone(), source: e };
-    let ops_file = tempfile::Builder::new().prefix(".ops.").tempfile_in(&opts.out_dir).map_err(out_err)?;
-    let hashing = HashingWriter::new(BufWriter::with_capacity(256 * 1024, ops_file.reopen().map_err(out_err)?));
-    let (hashing, stats) = write_ops(&old, &new, &choices, hashing, opts)?;
-    let (buffered, ops_digests) = hashing.finish();
-    buffered.into_inner().map_err(|e| out_err(e.into_error()))?;
+    let mut streams = StreamSet::new(&opts.out_dir).map_err(out_err)?;
+    let mut stats = write_ops(&old, &new, &choices, &mut streams, opts)?;
+    stats.similar = similar.iter().filter(|&&(i, k)| choices[i].data == DataFrom::Delta(k)).count() as u64;
+    let packed = streams.finish(&opts.out_dir, opts.codec, level, opts.memory, opts.threads).map_err(out_err)?;
 
     let delta_source = |c: &Choice| if let DataFrom::Delta(k) = c.data { old.members[k].size() } else { 0 };
     let header = PatchHeader {
@@ -124,19 +145,28 @@ pub fn diff(opts: &DiffOptions) -> Result<Diffed, DeltaError> {
         new_members: new.members.len() as u64,
         keep,
         kept_bytes,
+        new_keep,
+        new_kept_bytes,
         max_source: choices.iter().map(delta_source).max().unwrap_or(0),
         max_raw_header: new.members.iter().map(|m| m.raw_header.len() as u64).max().unwrap_or(0),
-        max_delta: stats.1,
         tail_size: new.tail.len() as u64,
-        window_log: patchfile::WINDOW_LOG,
-        ops_size: ops_digests.size,
-        ops_sha256: ops_digests.sha256_hex(),
-        stats: stats.0,
+        streams: packed.iter().map(|p| p.info.clone()).collect(),
+        streams_sha256: {
+            let mut h = Sha256::new();
+            for p in &packed {
+                io::copy(&mut &p.file, &mut HashWrite(&mut h)).map_err(out_err)?;
+                (&p.file).seek(io::SeekFrom::Start(0)).map_err(out_err)?;
+            }
+            hex::encode(h.finalize())
+        },
+        stats,
     };
     os::write_atomically(&out_path, |f| {
-        let mut w = BufWriter::new(f);
+        let mut w = BufWriter::with_capacity(256 * 1024, f);
         patchfile::write_header(&mut w, &header)?;
-        io::copy(&mut File::open(ops_file.path())?, &mut w)?;
+        for p in &packed {
+            io::copy(&mut &p.file, &mut w)?;
+        }
         w.flush()
     })
     .map_err(out_err)?;
@@ -144,69 +174,70 @@ pub fn diff(opts: &DiffOptions) -> Result<Diffed, DeltaError> {
     Ok(Diffed { patch: out_path, size, header })
 }
 
-/// New-member bytes whose deltas may be in flight at once (being computed or
-/// waiting for their turn to be written).
-const DELTA_BUDGET: u64 = 512 << 20;
-
-/// Writes ops into the zstd stream, in member order.
-struct Emitter<'a, W: Write> {
-    z: zstd::stream::write::Encoder<'static, W>,
+/// Writes the ops and member data into the streams, in member order.
+struct Emitter<'a> {
+    s: &'a mut StreamSet,
     old: &'a ScannedTar,
     new: &'a ScannedTar,
     choices: &'a [Choice],
-    out_dir: &'a Path,
     /// The applier's cursor, as it will be: the next old member it reads.
     cursor: usize,
     /// The next op to write.
     next: usize,
+    /// The applier's position in the current delta's old member.
+    old_pos: u64,
     stats: Stats,
-    max_delta: u64,
 }
 
-impl<W: Write> Emitter<'_, W> {
-    fn out_err(&self, e: io::Error) -> DeltaError {
-        DeltaError::Output { path: self.out_dir.into(), source: e }
-    }
-
+impl Emitter<'_> {
     /// Writes the ops before op `until`, none of which is a delta.
-    fn until(&mut self, until: usize) -> Result<(), DeltaError> {
+    fn until(&mut self, until: usize) -> io::Result<()> {
         while self.next < until {
-            self.op(None)?;
+            self.op()?;
         }
         Ok(())
     }
 
-    /// Writes the next op; `delta` is its delta when it is one.
-    fn op(&mut self, delta: Option<Vec<u8>>) -> Result<(), DeltaError> {
+    /// Writes the next op: its tag, source, header and literal data (a delta's
+    /// controls follow, from its windows).
+    fn op(&mut self) -> io::Result<()> {
         let i = self.next;
         self.next += 1;
         let (c, m) = (self.choices[i], &self.new.members[i]);
-        let header_op = if c.header_from.is_some() { patchfile::HDR_SAME } else { patchfile::HDR_LITERAL };
+        let base = c.header_from.map(|k| &self.old.members[k].raw_header);
+        let header_op = match base {
+            Some(b) if *b == m.raw_header => patchfile::HDR_SAME,
+            Some(b) if b.len() == m.raw_header.len() => patchfile::HDR_DIFF,
+            _ => patchfile::HDR_LITERAL,
+        };
         let data_op = match c.data {
             DataFrom::None => patchfile::DATA_NONE,
             DataFrom::Copy(_) => patchfile::DATA_COPY,
             DataFrom::Delta(_) => patchfile::DATA_DELTA,
             DataFrom::Literal => patchfile::DATA_LITERAL,
+            DataFrom::NewCopy(_) => patchfile::DATA_NEW,
         };
-        let z = &mut self.z;
-        let written = (|| {
-            z.write_all(&[patchfile::tag(header_op, data_op)])?;
-            if let Some((k, _)) = c.source() {
-                patchfile::write_varint(z, patchfile::zigzag(k as i64 - self.cursor as i64))?;
-                self.cursor = self.cursor.max(k + 1);
+        self.s.put(stream::OPS, &[patchfile::tag(header_op, data_op)])?;
+        if let Some((k, _)) = c.source() {
+            self.s.varint(stream::OPS, patchfile::zigzag(k as i64 - self.cursor as i64))?;
+            self.cursor = self.cursor.max(k + 1);
+        }
+        if let DataFrom::NewCopy(j) = c.data {
+            self.s.varint(stream::OPS, (i - j) as u64)?;
+        }
+        match (header_op, base) {
+            (patchfile::HDR_SAME, _) => self.stats.same_headers += 1,
+            (patchfile::HDR_DIFF, Some(b)) => {
+                self.stats.diff_headers += 1;
+                self.s.varint(stream::OPS, m.raw_header.len() as u64)?;
+                let d: Vec<u8> = m.raw_header.iter().zip(b).map(|(n, o)| n.wrapping_sub(*o)).collect();
+                self.s.put(stream::HEADERS, &d)?;
             }
-            if c.header_from.is_none() {
-                patchfile::write_varint(z, m.raw_header.len() as u64)?;
-                z.write_all(&m.raw_header)?;
+            _ => {
+                self.s.varint(stream::OPS, m.raw_header.len() as u64)?;
+                self.s.put(stream::HEADERS, &m.raw_header)?;
             }
-            if let Some(d) = &delta {
-                patchfile::write_varint(z, d.len() as u64)?;
-                z.write_all(d)?;
-            }
-            Ok(())
-        })();
-        written.map_err(|e| self.out_err(e))?;
-        self.stats.same_headers += c.header_from.is_some() as u64;
+        }
         match c.data {
             DataFrom::None => {}
             DataFrom::Copy(_) => {
@@ -214,73 +245,98 @@ impl<W: Write> Emitter<'_, W> {
                 self.stats.copy_bytes += m.size();
             }
             DataFrom::Delta(k) => {
-                let len = delta.as_ref().map_or(0, |d| d.len() as u64);
                 self.stats.deltas += 1;
-                self.stats.delta_bytes += len;
                 self.stats.delta_source_bytes += self.old.members[k].size();
-                self.max_delta = self.max_delta.max(len);
+                self.old_pos = 0;
             }
             DataFrom::Literal => {
-                self.new.copy_data(i, &mut self.z)?;
+                self.s.copy_from(stream::LITERAL, self.new.member_reader(i), m.size())?;
                 self.stats.literals += 1;
                 self.stats.literal_bytes += m.size();
+            }
+            DataFrom::NewCopy(_) => {
+                self.stats.new_copies += 1;
+                self.stats.new_copy_bytes += m.size();
             }
         }
         Ok(())
     }
+
+    /// The controls and bytes of one window of the current delta.
+    fn window(&mut self, d: &sais::DeltaOut) -> io::Result<()> {
+        for c in &d.controls {
+            self.s.varint(stream::SEEK, patchfile::zigzag(c.old_start as i64 - self.old_pos as i64))?;
+            self.s.varint(stream::ADD, c.add)?;
+            self.s.varint(stream::COPY, c.copy)?;
+            self.old_pos = c.old_start + c.add;
+        }
+        self.s.put(stream::RUNS, &d.runs)?;
+        self.s.put(stream::DIFF, &d.diff)?;
+        self.s.put(stream::EXTRA, &d.extra)?;
+        self.stats.windows += 1;
+        self.stats.controls += d.controls.len() as u64;
+        Ok(())
+    }
 }
 
-/// Writes the ops stream; returns the writer, the stats and the longest delta.
-fn write_ops<W: Write + Send>(
-    old: &ScannedTar,
-    new: &ScannedTar,
-    choices: &[Choice],
-    w: W,
-    opts: &DiffOptions,
-) -> Result<(W, (Stats, u64)), DeltaError> {
-    let out_err = |e| DeltaError::Output { path: opts.out_dir.clone(), source: e };
-    let mut z = zstd::stream::write::Encoder::new(w, opts.level).map_err(out_err)?;
-    z.window_log(patchfile::WINDOW_LOG).map_err(out_err)?;
-    z.include_checksum(true).map_err(out_err)?;
-    z.include_contentsize(false).map_err(out_err)?;
-    let mut e = Emitter { z, old, new, choices, out_dir: &opts.out_dir, cursor: 0, next: 0, stats: Stats::default(), max_delta: 0 };
+/// One delta job: new member `new`, against old member `old`, one window.
+struct Job {
+    new: usize,
+    old: usize,
+    window: sais::Window,
+}
 
-    let jobs: Vec<(usize, usize)> =
-        choices.iter().enumerate().filter_map(|(i, c)| if let DataFrom::Delta(k) = c.data { Some((i, k)) } else { None }).collect();
-    let costs: Vec<u64> = jobs.iter().map(|&(i, k)| new.members[i].size() + old.members[k].size()).collect();
+/// Writes the ops and data of every member; returns the stats.
+fn write_ops(old: &ScannedTar, new: &ScannedTar, choices: &[Choice], s: &mut StreamSet, opts: &DiffOptions) -> Result<Stats, DeltaError> {
+    let out_err = |e| DeltaError::Output { path: opts.out_dir.clone(), source: e };
+    let window = sais::window_for(opts.memory);
+    let jobs: Vec<Job> = choices
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| if let DataFrom::Delta(k) = c.data { Some((i, k)) } else { None })
+        .flat_map(|(i, k)| {
+            sais::windows(old.members[k].size(), new.members[i].size(), window).into_iter().map(move |w| Job { new: i, old: k, window: w })
+        })
+        .collect();
+    let costs: Vec<u64> = jobs.iter().map(|j| sais::job_cost(&j.window)).collect();
+    let mut e = Emitter { s, old, new, choices, cursor: 0, next: 0, old_pos: 0, stats: Stats::default() };
     ordered::run_ordered(
         &costs,
         opts.threads,
-        DELTA_BUDGET,
-        |j| make_delta(old, new, jobs[j].1, jobs[j].0),
+        opts.memory,
+        |j| -> Result<sais::DeltaOut, ScanError> {
+            let (job, w) = (&jobs[j], &jobs[j].window);
+            let older = old.data_range(job.old, w.old_start, w.old_len)?;
+            let newer = new.data_range(job.new, w.new_start, w.new_len)?;
+            Ok(sais::diff(&older, w.old_start, &newer))
+        },
         |j, delta| {
-            e.until(jobs[j].0)?;
-            e.op(Some(delta?))
+            let delta = delta?;
+            e.until(jobs[j].new).map_err(out_err)?;
+            if jobs[j].window.new_start == 0 {
+                e.op().map_err(out_err)?;
+            }
+            e.window(&delta).map_err(out_err)
         },
     )?;
-    e.until(choices.len())?;
-    let end = (|| {
-        e.z.write_all(&[patchfile::TAG_END])?;
-        patchfile::write_varint(&mut e.z, new.tail.len() as u64)?;
-        e.z.write_all(&new.tail)?;
-        e.z.finish()
-    })();
-    let w = end.map_err(out_err)?;
-    Ok((w, (e.stats, e.max_delta)))
+    e.until(choices.len()).map_err(out_err)?;
+    e.s.put(stream::OPS, &[patchfile::TAG_END]).map_err(out_err)?;
+    e.s.varint(stream::OPS, new.tail.len() as u64).map_err(out_err)?;
+    e.s.put(stream::OPS, &new.tail).map_err(out_err)?;
+    Ok(e.stats)
 }
 
-/// The bsdiff delta (bidiff's format, which bipatch reads) of new member `i`
-/// against old member `k`.
-fn make_delta(old: &ScannedTar, new: &ScannedTar, k: usize, i: usize) -> Result<Vec<u8>, DeltaError> {
-    let older = old.data(k)?;
-    let newer = new.data(i)?;
-    let mut out = Vec::with_capacity(newer.len() / 4 + 64);
-    bidiff::simple_diff(&older, &newer, &mut out).map_err(|e| DeltaError::Diff {
-        path: new.path.clone(),
-        member: new.members[i].meta.path.display().to_string(),
-        source: e,
-    })?;
-    Ok(out)
+/// Feeds what is written into a SHA-256.
+struct HashWrite<'a>(&'a mut Sha256);
+
+impl Write for HashWrite<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Parses a byte size such as `64M`, `1G`, `512K` or `1000` (binary multiples).

@@ -8,9 +8,9 @@
 //! and a jump far ahead that would force too much to be kept is refused the same
 //! way, so memory stays bounded whatever the matcher asked for.
 
-use super::matcher::Choice;
+use super::matcher::{Choice, DataFrom};
 use super::scan::ScannedMember;
-use crate::patchfile::Keep;
+use crate::patchfile::{Keep, NewKeep};
 use std::collections::BTreeMap;
 
 /// Applies the cap to the matcher's choices; returns the choices the ops will
@@ -111,9 +111,41 @@ pub fn keep_list(old: &[ScannedMember], choices: &[Choice]) -> (Vec<Keep>, u64) 
     (keeps, total)
 }
 
+/// Caps the new members kept for later references (DATA_NEW) at `cap` bytes in
+/// all: a reference past it sends its data literally.
+pub fn cap_new_copies(choices: &mut [Choice], new: &[ScannedMember], cap: u64) {
+    let mut kept = std::collections::BTreeSet::new();
+    let mut total = 0u64;
+    for c in choices.iter_mut() {
+        if let DataFrom::NewCopy(j) = c.data {
+            if kept.contains(&j) {
+                continue;
+            }
+            if total + new[j].size() <= cap {
+                total += new[j].size();
+                kept.insert(j);
+            } else {
+                c.data = DataFrom::Literal;
+            }
+        }
+    }
+}
+
+/// The new keep list of a final list of choices, and its total in bytes.
+pub fn new_keep_list(choices: &[Choice], new: &[ScannedMember]) -> (Vec<NewKeep>, u64) {
+    let mut uses: BTreeMap<usize, u64> = BTreeMap::new();
+    for c in choices {
+        if let DataFrom::NewCopy(j) = c.data {
+            *uses.entry(j).or_default() += 1;
+        }
+    }
+    let keeps: Vec<NewKeep> = uses.into_iter().map(|(j, uses)| NewKeep { index: j as u64, size: new[j].size(), uses }).collect();
+    let total = keeps.iter().map(|k| k.size).sum();
+    (keeps, total)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::super::matcher::DataFrom;
     use super::*;
     use crate::tario::{Kind, Meta};
 

@@ -75,8 +75,47 @@ impl ScannedTar {
         Ok(())
     }
 
+    /// `len` bytes of member `index`'s data from `offset` in it.
+    pub fn data_range(&self, index: usize, offset: u64, len: u64) -> Result<Vec<u8>, ScanError> {
+        let m = &self.members[index];
+        debug_assert!(offset + len <= m.size());
+        self.read_at(m.data_offset + offset, len)
+    }
+
+    /// The data of member `index` as a reader, read in place.
+    pub fn member_reader(&self, index: usize) -> impl Read + '_ {
+        let m = &self.members[index];
+        MemberReader { file: &self.file, at: m.data_offset, left: m.size() }
+    }
+
+    pub fn io_error(&self, e: io::Error) -> ScanError {
+        self.io_err(e)
+    }
+
     fn io_err(&self, e: io::Error) -> ScanError {
         ScanError::Io { path: self.path.clone(), source: e }
+    }
+}
+
+struct MemberReader<'a> {
+    file: &'a File,
+    at: u64,
+    left: u64,
+}
+
+impl Read for MemberReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let want = (buf.len() as u64).min(self.left) as usize;
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read_at(&mut buf[..want], self.at)?;
+        if n == 0 {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the tar changed under binarydist"));
+        }
+        self.at += n as u64;
+        self.left -= n as u64;
+        Ok(n)
     }
 }
 

@@ -286,7 +286,7 @@ fn install_unlogged(opts: &Options) -> Result<Summary, InstallError> {
     }
     let etc_changed = admin::etc_shipped_changes(&manifest, old.as_ref().map(|o| &o.manifest));
 
-    let mut stager = stage::Stager::new(&mut tx, durable::Flusher::new());
+    let mut stager = stage::Stager::new(&mut tx, durable::Flusher::new())?;
     let staged = stage::stage_all(&mut stream.reader, &manifest, &plan, &mut stager)?;
     let flusher = stager.into_flusher();
     let digests = verify_stream(stream)?;

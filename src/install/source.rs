@@ -80,8 +80,8 @@ pub struct Expected {
 enum BaseSink {
     /// A full dist's own gzipped bytes, as they are read.
     Raw(BufWriter<File>),
-    /// A patch chain's output, gzipped here (level 1: a base is read once, later).
-    Gz(Box<flate2::write::GzEncoder<BufWriter<File>>>),
+    /// A patch chain's output, gzipped here.
+    Gz(Box<tario::gz::Writer<BufWriter<File>>>),
 }
 
 impl BaseSink {
@@ -100,10 +100,10 @@ impl BaseSink {
     }
 }
 
-/// The new tar becomes the base gzipped at level 1: a base is read once, at
-/// the next update, and time matters more here than size.
+/// The new tar becomes the base gzipped at the base's level: a base is read
+/// once, at the next update, and time matters more here than size.
 fn gz_sink(out: BufWriter<File>) -> BaseSink {
-    BaseSink::Gz(Box::new(flate2::GzBuilder::new().mtime(0).write(out, flate2::Compression::new(1))))
+    BaseSink::Gz(Box::new(tario::gz::encoder_with(out, &tario::gz::Options::base())))
 }
 
 /// A reader that copies everything read through it into the base sink.

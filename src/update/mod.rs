@@ -23,7 +23,6 @@ use crate::sidecar::{self, Algo};
 use crate::sign;
 use crate::statedir::{self, Dir, StateDirError};
 use std::io::Read;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use trust::{Anchor, TrustError, Verified};
 
@@ -92,7 +91,17 @@ pub enum Mode {
     Check,
     /// Print the plan.
     Plan,
+    /// Download what the update needs into `downloads/`, verified, and stop
+    /// (the periodic job's fetch-ahead; the next update installs from there).
+    Fetch,
     Update,
+}
+
+impl Mode {
+    /// Keeps state: creates the state directory, takes the lock, remembers the INDEX.
+    fn writes(self) -> bool {
+        matches!(self, Mode::Fetch | Mode::Update)
+    }
 }
 
 #[derive(Debug, Default, serde::Serialize)]
@@ -148,9 +157,9 @@ fn run_unlogged(opts: &Options, mode: Mode) -> Result<Report, UpdateError> {
         return Err(UpdateError::Root(opts.root.clone()));
     }
     // Checking and planning change nothing on the root; an update keeps state.
-    let state = statedir::open(&root, mode == Mode::Update)?;
-    let _lock = match (&state, mode) {
-        (Some(s), Mode::Update) => Some(take_update_lock(s)?),
+    let state = statedir::open(&root, mode.writes())?;
+    let _lock = match &state {
+        Some(s) if mode.writes() => Some(take_update_lock(s)?),
         _ => None,
     };
     let mut report = Report::default();
@@ -160,18 +169,21 @@ fn run_unlogged(opts: &Options, mode: Mode) -> Result<Report, UpdateError> {
     let (verified, mirror) = fetch_trusted_index(&fetcher, &anchor, &opts.allow)?;
     report.serial = verified.index.serial;
     report.mirror = mirror;
-    if let (Some(s), Mode::Update) = (&state, mode) {
+    if let Some(s) = state.as_ref().filter(|_| mode.writes()) {
         trust::persist(s, &anchor, &verified)?;
     }
     for stream in &streams {
         report.plans.push(plan_stream(&verified, stream, state.as_ref(), opts)?);
     }
-    if mode != Mode::Update || !report.update_available() {
+    if !mode.writes() || !report.update_available() {
         return Ok(report);
     }
     let state = state.expect("created for an update");
     let downloads = state.subdir(DOWNLOADS, true)?.expect("created");
     download(&fetcher, &downloads, &report.plans)?;
+    if mode == Mode::Fetch {
+        return Ok(report);
+    }
     for p in report.plans.clone() {
         if p.way == Way::UpToDate {
             continue;
@@ -196,11 +208,12 @@ fn run_unlogged(opts: &Options, mode: Mode) -> Result<Report, UpdateError> {
 /// flock(2) on `update.lock`: two updates would write the same partial files.
 fn take_update_lock(state: &Dir) -> Result<std::fs::File, UpdateError> {
     let f = state.open("update.lock", libc::O_RDWR | libc::O_CREAT, 0o644)?.expect("created");
-    // SAFETY: valid descriptor.
-    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        return Err(UpdateError::Busy(state.path().join("update.lock")));
+    let path = state.path().join("update.lock");
+    match crate::os::try_lock(&f) {
+        Ok(true) => Ok(f),
+        Ok(false) => Err(UpdateError::Busy(path)),
+        Err(source) => Err(UpdateError::Local { what: crate::errors::chain(&source), path }),
     }
-    Ok(f)
 }
 
 /// The installed records of every series under the state directory.

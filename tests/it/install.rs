@@ -27,6 +27,17 @@ pub struct Sig {
     group: Option<PathBuf>,
 }
 
+impl Sig {
+    /// The same entry, its mtime not compared (a time the dist cannot know).
+    pub fn without_mtime(&mut self) {
+        self.mtime = None;
+    }
+
+    pub fn is_dir(&self) -> bool {
+        self.kind == "dir"
+    }
+}
+
 /// Everything under `root` but the installer's private state (lock, journal,
 /// kept bases, installed record); directories under var/db/binarydist are
 /// compared without their mtimes, which the state files change.

@@ -266,7 +266,9 @@ fn staged_files_and_directories_are_durable_before_the_commit_record_and_renames
             let line = &calls[renamed_onto(&calls, &root.join(f))];
             let temp = line.split('"').nth(1).unwrap_or_else(|| panic!("{line}"));
             assert!(temp.contains(".bdtmp."), "{line}");
-            assert_eq!(fsynced(staging, Path::new(temp)), per_file, "per file {per_file}: fsync of {temp} before the commit record");
+            // renameat names it relative to its directory.
+            let temp = root.join(f).parent().unwrap().join(temp);
+            assert_eq!(fsynced(staging, &temp), per_file, "per file {per_file}: fsync of {} before the commit record", temp.display());
             if per_file {
                 let parent = root.join(f).parent().unwrap().to_path_buf();
                 for dir in parent.ancestors().take_while(|d| d.starts_with(&root)) {

@@ -478,3 +478,78 @@ fn a_set_id_file_with_another_hard_link_loses_its_set_id_bits_before_it_is_repla
     assert!(err.contains("usr/bin/su: set-id file with 2 hard links: its set-id bits were cleared before it was replaced"), "{err}");
     assert_eq!(crate::install::summary(&out)["setid_cleared"], 1);
 }
+
+#[test]
+fn an_entry_swapped_for_a_symlink_while_its_mode_is_set_steers_nothing_outside() {
+    // A user who owns var/tmp/vi.recover and the fifo var/tmp/notes (made
+    // before the dist first shipped them) swaps each for a symlink out of the
+    // root between the installer's look at it and its chmod: the hook runs
+    // exactly there. The directory goes the descriptor's way, the fifo the
+    // `*at` way. Before the fix both modes went through the symlinks.
+    let s = scene();
+    sh(&format!(
+        "mkdir -p '{0}/var/tmp/vi.recover' && chmod 755 '{0}/var/tmp/vi.recover' '{1}' && mkfifo -m 644 '{0}/var/tmp/notes' && chmod 644 '{0}/var/tmp/notes' '{1}/f'",
+        s.root.display(),
+        s.outside.display()
+    ));
+    let mut tmp = dir("var/tmp");
+    tmp.0.mode = 0o1777;
+    let mut recover = dir("var/tmp/vi.recover");
+    recover.0.mode = 0o1777;
+    let mut notes = (Meta::new("var/tmp/notes", Kind::Fifo), Vec::new());
+    notes.0.mode = 0o666;
+    let entries = [dir("var"), tmp, notes, recover];
+    let dist = craft(&s.out, &entries, &entries);
+    let (d, f) = (s.root.join("var/tmp/vi.recover"), s.root.join("var/tmp/notes"));
+    let swap = format!(
+        "case \"$1\" in '{d}') rmdir \"$1\" && ln -s '{o}' \"$1\";; '{f}') rm \"$1\" && ln -s '{o}/f' \"$1\";; esac; true",
+        d = d.display(),
+        f = f.display(),
+        o = s.outside.display()
+    );
+    let out = install(&s.root, &dist).env("BINARYDIST_TEST_HOOK_META", &swap).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode(&s.outside), 0o755, "the mode went through the symlink to a directory outside the root: {err}");
+    assert_eq!(mode(&s.outside.join("f")), 0o644, "the mode went through the symlink put where a fifo was: {err}");
+    for p in [&d, &f] {
+        assert!(std::fs::symlink_metadata(p).unwrap().file_type().is_symlink(), "the hook did not run on {}: {err}", p.display());
+    }
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("vi.recover") && err.contains("var/tmp/notes") && err.contains("not followed"), "said so: {err}");
+}
+
+#[test]
+fn the_installer_changes_nothing_under_the_root_by_path() {
+    // The race above, for every kind of change: what stages, commits and
+    // undoes an install makes, renames, removes and sets owners, modes, times
+    // and flags through descriptors and `*at` calls (os::Beneath,
+    // os::set_attrs_at), never by a path that a swapped symlink redirects.
+    let forbidden = [
+        "fs::set_permissions(",
+        "lchown(",
+        "fs::rename(",
+        "fs::remove_file(",
+        "fs::remove_dir",
+        "fs::create_dir(",
+        "fs::hard_link(",
+        "fs::symlink(",
+        "OpenOptions",
+        "set_file_flags(",
+        "set_mtime_nofollow(",
+        "restore_mtime(",
+        "os::mknod(",
+        "os::mkfifo(",
+    ];
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/install");
+    for name in ["stage.rs", "commit.rs", "transaction.rs"] {
+        let text = std::fs::read_to_string(src.join(name)).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            for call in forbidden {
+                assert!(!code.contains(call), "src/install/{name}:{}: a path-based call ({call}) under the root: {line}", n + 1);
+            }
+        }
+    }
+}

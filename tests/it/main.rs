@@ -12,6 +12,7 @@ compile_error!("the integration tests need the test-hooks feature: run `make tes
 mod admin;
 mod bsd;
 mod fragment;
+mod gzip;
 mod httpd;
 mod install;
 mod install_crash;
@@ -27,3 +28,4 @@ mod patch;
 mod patch_memory;
 mod realtree;
 mod shipped;
+mod workflow;

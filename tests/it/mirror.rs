@@ -4,7 +4,7 @@
 //! purpose. The attacks of docs/security.md are in mirror_attacks.rs.
 
 use crate::httpd::{down_url, Fault, Server};
-use crate::util::{bin, fails, is_root, ok, tempdir};
+use crate::util::{bin, fails, is_root, ok, skip, tempdir, Tmpfs};
 use binarydist::names::{DistName, PatchName};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -449,7 +449,7 @@ fn mirror_the_minisign_cli_and_binarydist_check_each_other() {
 #[test]
 fn mirror_a_disk_that_fills_during_the_download_fails_in_one_line_and_installs_nothing() {
     if !is_root() {
-        eprintln!("skipped: needs root to mount a tmpfs");
+        skip("needs root to mount a tmpfs");
         return;
     }
     let m = mirror();
@@ -457,18 +457,7 @@ fn mirror_a_disk_that_fills_during_the_download_fails_in_one_line_and_installs_n
     let root = m.t.path().join("root");
     let downloads = root.join("var/db/binarydist/downloads");
     std::fs::create_dir_all(&downloads).unwrap();
-    let st = Command::new("mount").args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"]).arg(&downloads).output().unwrap();
-    if !st.status.success() {
-        eprintln!("skipped: cannot mount a tmpfs here: {}", stderr(&st).trim());
-        return;
-    }
-    struct Unmount(PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg(&self.0).status();
-        }
-    }
-    let _u = Unmount(downloads.clone());
+    let Some(_fs) = Tmpfs::mount(&downloads, "2m") else { return };
     // Too small from the start: refused before a byte is downloaded.
     ok(Command::new("mount").args(["-o", "remount,size=512k"]).arg(&downloads));
     let err = fails(cmd("update", &root, &m, &[&srv.url]).args(["--series", WORLD]));
@@ -530,7 +519,7 @@ fn mirror_download_progress_shows_on_a_terminal_only() {
     // script(1) gives the update a pseudo-terminal.
     let run = format!("{} --series {KERNEL}", line.join(" "));
     let Ok(out) = Command::new("script").args(["-qec", &run, "/dev/null"]).output() else {
-        eprintln!("skipped: no script(1)");
+        skip("no script(1)");
         return;
     };
     let seen = String::from_utf8_lossy(&out.stdout);
