@@ -266,11 +266,26 @@ pub fn keys(a: KeysCommand) -> Result<ExitCode> {
 }
 
 fn config(t: &TrustArgs) -> Result<Config> {
-    let (path, required) = match &t.config {
-        Some(p) => (p.clone(), true),
+    read_config(t.config.as_deref())
+}
+
+/// The configuration file named, else the default one when present.
+pub fn read_config(path: Option<&Path>) -> Result<Config> {
+    let (path, required) = match path {
+        Some(p) => (p.to_path_buf(), true),
         None => (PathBuf::from(update::config::DEFAULT_PATH), false),
     };
     Ok(Config::read(&path, required)?)
+}
+
+/// The installer's settings from the configuration.
+pub fn install_settings(c: &Config) -> Result<binarydist::install::Settings> {
+    binarydist::install::Settings::from_values(|n| c.get(n).map(String::from)).map_err(|e| anyhow::anyhow!("the configuration: {e}"))
+}
+
+/// The installer's settings, for `install`.
+pub fn settings(t: &TrustArgs) -> Result<binarydist::install::Settings> {
+    install_settings(&config(t)?)
 }
 
 fn allow(t: &TrustArgs) -> trust::Allow {
@@ -316,6 +331,7 @@ fn options(a: &PlanArgs, make: Option<String>, wait: bool) -> Result<update::Opt
         allow_other_arch: a.allow_other_arch,
         make: make.or_else(|| c.get("MAKE").map(String::from)).unwrap_or_else(|| "make".into()),
         wait,
+        settings: install_settings(&c)?,
     })
 }
 

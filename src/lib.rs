@@ -22,6 +22,7 @@
 //!   the network.
 
 pub mod apply;
+pub mod check;
 pub mod codec;
 pub mod delta;
 pub mod errors;
@@ -29,6 +30,7 @@ pub mod fetch;
 pub mod index;
 pub mod info;
 pub mod install;
+pub mod log;
 pub mod manifest;
 pub mod names;
 pub mod os;
@@ -37,7 +39,9 @@ pub mod patchfile;
 pub mod plan;
 pub mod sidecar;
 pub mod sign;
+pub mod snapshot;
 pub mod statedir;
+pub mod status;
 pub mod tario;
 pub mod testhooks;
 pub mod update;

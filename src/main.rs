@@ -59,12 +59,21 @@ enum Command {
     /// Update this root from signed mirrors: verify INDEX, plan, download, install
     #[command(after_help = EXIT_HELP)]
     Update(cmd::UpdateArgs),
+    /// Go back to the previous kept generation of a series (staged, journaled,
+    /// then make upgrade), and hold the series there
+    Rollback(admin_cmd::RollbackArgs),
+    /// Let `update` follow a held series again
+    Unhold(admin_cmd::UnholdArgs),
+    /// Per series: the installed dist, hold, generations, snapshots; unfinished journal; disk used
+    Status(admin_cmd::StatusArgs),
+    /// Compare installed files with the installed dists' manifests (an IDS); exit 4 when something differs
+    Check(admin_cmd::CheckArgs),
 }
 
 /// The exit codes of every command (docs/update.md, "Exit status").
 const EXIT_HELP: &str = "\
 Exit status, for every command: 0 done (or up to date), 1 error, 2 usage, \
-3 an update is available (update --check, update --fetch-only).";
+3 an update is available (update --check, update --fetch-only), 4 something differs (check).";
 
 #[derive(clap::Args)]
 struct InstallArgs {
@@ -83,6 +92,10 @@ struct InstallArgs {
     /// Print the summary as JSON
     #[arg(long)]
     json: bool,
+    /// Say what would be added, replaced, left and removed, and the bytes to
+    /// write; change nothing, take no lock
+    #[arg(long)]
+    dry_run: bool,
     /// Check the dist (or patches) against this signed INDEX first (INDEX.minisig
     /// and KEYS beside it); without it the dist is not authenticated
     #[arg(long)]
@@ -193,6 +206,7 @@ struct PatchArgs {
     output: Option<PathBuf>,
 }
 
+mod admin_cmd;
 mod cmd;
 
 fn main() -> ExitCode {
@@ -214,6 +228,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Keys(a) => cmd::keys(a),
         Command::Plan(a) => cmd::plan(a),
         Command::Update(a) => cmd::update(a),
+        Command::Rollback(a) => admin_cmd::rollback(a),
+        Command::Unhold(a) => admin_cmd::unhold(a),
+        Command::Status(a) => admin_cmd::status(a),
+        Command::Check(a) => admin_cmd::check(a),
         other => run_build_side(other).map(|()| ExitCode::SUCCESS),
     }
 }
@@ -263,10 +281,21 @@ fn run_install(a: InstallArgs) -> Result<()> {
         (None, false) => Some(Source::Chain(a.patches)),
         (None, true) => None,
     };
+    let settings = cmd::settings(&a.trust)?;
+    let opts = install::Options { root: a.root.clone(), source, make: a.make, wait: a.wait, settings };
+    if a.dry_run {
+        let d = install::dryrun::dry_run(&opts).with_context(|| format!("install --dry-run onto {}", a.root.display()))?;
+        if a.json {
+            println!("{}", serde_json::to_string(&d)?);
+        } else {
+            println!("{d}");
+        }
+        return Ok(());
+    }
+    // (Not for a dry run: checking an INDEX pins its key and serial in the state.)
     if let (Some(index), false) = (&a.index, files.is_empty()) {
         cmd::verify_local(&a.root, index, &files, &a.trust)?;
     }
-    let opts = install::Options { root: a.root.clone(), source, make: a.make, wait: a.wait };
     let summary = install::install(&opts).with_context(|| format!("install onto {}", a.root.display()))?;
     // Said once it is installed: a refusal stays the one line that says why.
     if a.index.is_none() && !files.is_empty() && !summary.already_installed {

@@ -38,6 +38,10 @@
 //!   syncfs, so that the tests run that path too.
 //! - `BINARYDIST_TEST_SECURELEVEL=N`: the kern.securelevel to pretend, so that
 //!   tests on Linux see an install refuse what DragonFly would not allow.
+//! - `BINARYDIST_TEST_SNAPSHOT=DIR`: the root is taken to be on HAMMER2, and each
+//!   snapshot call is appended to `DIR/calls` (`snapshot<TAB>ROOT<TAB>LABEL`)
+//!   instead of running hammer2(8): with BINARYDIST_TEST_FLAGS=DIR too, the
+//!   same file shows it among the commit's renames.
 
 #[cfg(feature = "test-hooks")]
 mod hooks {
@@ -119,6 +123,11 @@ mod hooks {
             let _ = log(&dir, &format!("{step}\t{}", path.display()));
         }
     }
+
+    pub fn fake_snapshot(root: &Path, label: &str) -> Option<io::Result<()>> {
+        let dir = std::env::var_os("BINARYDIST_TEST_SNAPSHOT")?;
+        Some(log(Path::new(&dir), &format!("snapshot\t{}\t{label}", root.display())))
+    }
 }
 
 #[cfg(not(feature = "test-hooks"))]
@@ -162,6 +171,11 @@ mod hooks {
 
     #[inline(always)]
     pub fn log_step(_step: &str, _path: &Path) {}
+
+    #[inline(always)]
+    pub fn fake_snapshot(_root: &Path, _label: &str) -> Option<io::Result<()>> {
+        None
+    }
 }
 
 /// Runs the metadata hook, if any, on the entry at `path`.
@@ -174,6 +188,8 @@ pub use hooks::fake_file_flags;
 pub use hooks::fake_securelevel;
 /// Records a flag change in the fake backend; `None` when it is off.
 pub use hooks::fake_set_file_flags;
+/// Records a HAMMER2 snapshot call in the fake backend; `None` when it is off.
+pub use hooks::fake_snapshot;
 /// A kill point named `step` (see above).
 pub use hooks::kill_point;
 /// Records a step (a rename) in the fake backend's call log, if it is on.

@@ -23,17 +23,15 @@
 #   custom         a second target, with the CUSTOM kernel: its own series
 #   release4       revision 4 changes only the world: no new kernel dist
 #   update4        target: `make updatebinary': only the world changes
+#   rollback       target: `binarydist rollback' to revision 3 of the world,
+#                  which holds it there; `status' and `check' say so
 #   summary        what happened, in figures
-#
-# (Rolling back, `binarydist rollback', comes with issue 13: its step goes
-# between update4 and summary, where the STEPS list below says so.)
 #
 # BINARYDIST names the binarydist to use (default: target/release/binarydist,
 # which make demo builds); BMAKE the make (default bmake).
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
-STEPS="release1 install1 release2 release3 update3 run3 custom release4 update4 summary"
-# issue 13: "rollback" goes after update4.
+STEPS="release1 install1 release2 release3 update3 run3 custom release4 update4 rollback summary"
 
 make=${BMAKE:-bmake}
 if ! command -v "$make" >/dev/null 2>&1 || ! command -v cc >/dev/null 2>&1 ||
@@ -168,6 +166,23 @@ custom() {
 	echo "  its kernel: $("$work/root-custom/boot/kernel/kernel")"
 }
 
+rollback() {
+	say "Target: binarydist rollback (the world, one generation back)"
+	b=$pkg/usr/local/sbin/binarydist
+	if ! "$b" rollback --root "$root" --make "$make" --config "$work/binarydist.conf" > "$log/rollback.log" 2>&1; then
+		tail -n 20 "$log/rollback.log" >&2
+		echo "demo: rollback failed; the whole log is $log/rollback.log" >&2
+		exit 1
+	fi
+	grep '^rolled back to \|is held' "$log/rollback.log" | sed 's/^/  /'
+	echo "  binarydist status:"
+	"$b" status --root "$root" --config "$work/binarydist.conf" | sed 's/^/    /'
+	if "$b" check --root "$root" > "$log/check.log" 2>&1; then
+		echo "  binarydist check: $(grep -c 'entries checked, 0 differ' "$log/check.log") series as installed, nothing differs"
+	else
+		cat "$log/check.log" >&2; echo "demo: check found differences after the rollback" >&2; exit 1
+	fi
+}
 summary() {
 	say "What happened"
 	echo "Dists on the mirror (bytes):"
@@ -227,7 +242,7 @@ for step in "$@"; do
 	case "$step" in
 	release[1-4]) release "${step#release}" ;;
 	update3|update4) update "$step" ;;
-	install1|run3|custom|summary) "$step" ;;
+	install1|run3|custom|rollback|summary) "$step" ;;
 	*) echo "demo: no step $step (steps: $STEPS)" >&2; exit 2 ;;
 	esac
 done

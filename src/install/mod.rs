@@ -19,18 +19,24 @@
 //! files (installworld never deletes either); only the installer's own upgrade-src
 //! subset is pruned here, and a kernel directory is replaced whole.
 
+pub mod admin;
 mod commit;
+pub mod dryrun;
 mod durable;
+pub mod generations;
 mod guard;
+pub mod ids;
 pub mod journal;
 mod plan;
+pub mod rollback;
 mod source;
 mod stage;
 pub mod state;
 mod transaction;
 
+pub use admin::{LocalPolicy, Settings};
 pub use journal::Stats;
-pub use source::Source;
+pub use source::{Kept, Source};
 
 use crate::errors::shown;
 use crate::manifest::{self, Manifest};
@@ -78,6 +84,14 @@ pub enum InstallError {
     FlagsLocked { path: PathBuf, flags: String, why: String },
     #[error("make upgrade in {} failed ({status}); the new binaries are in place; fix the cause and run `binarydist install` again to retry it", dir.display())]
     Upgrade { dir: PathBuf, status: String },
+    #[error("{} edited since it was installed: {}; nothing was installed (LOCAL_CHANGES=\"stop\"): merge or move them aside, or set LOCAL_CHANGES=\"keep\" to keep each as NAME{}", if paths.len() == 1 { "a file was" } else { "files were" }, paths.iter().map(|p| shown(p).to_string()).collect::<Vec<_>>().join(", "), admin::LOCAL_SUFFIX)]
+    LocalChanges { paths: Vec<PathBuf> },
+    #[error("HAMMER2 snapshot of {} before the commit: {source}; nothing was installed (SNAPSHOT=\"no\" installs without one)", root.display())]
+    Snapshot { root: PathBuf, source: io::Error },
+    #[error("{series}: nothing installed to roll back")]
+    NothingToRollBack { series: String },
+    #[error("{series}: no kept generation older than {installed} to roll back to (KEEP_GENERATIONS keeps {keep})")]
+    NoGeneration { series: String, installed: String, keep: usize },
 }
 
 fn io_err(path: &Path) -> impl Fn(io::Error) -> InstallError + '_ {
@@ -93,6 +107,7 @@ pub struct Options {
     pub make: String,
     /// Wait for another install's lock instead of refusing.
     pub wait: bool,
+    pub settings: Settings,
 }
 
 /// What an install did, for the one-line summary and `--json`.
@@ -112,6 +127,21 @@ pub struct Summary {
     /// `ran`, or `none` when the dist carries no upgrade subset (a kernel).
     pub make_upgrade: &'static str,
     pub reboot_needed: bool,
+    /// `install` or `rollback`.
+    pub action: &'static str,
+    /// Files the admin had edited that this install replaced (or would have).
+    pub local_changes: Vec<PathBuf>,
+    /// Where each edited file was kept (NAME.binarydist-local).
+    pub kept_local: Vec<PathBuf>,
+    /// /etc files whose shipped version changed that `make upgrade` left as
+    /// the admin had them: the admin's to merge.
+    pub etc_to_merge: Vec<PathBuf>,
+    /// Entries of the installed dist removed (a rollback's newer entries).
+    pub removed: u64,
+    /// The HAMMER2 snapshot taken before the commit.
+    pub snapshot: Option<crate::snapshot::Snapshot>,
+    /// Bytes freed by pruning generations beyond KEEP_GENERATIONS.
+    pub pruned_bytes: u64,
 }
 
 impl std::fmt::Display for Summary {
@@ -126,11 +156,22 @@ impl std::fmt::Display for Summary {
             return write!(f, "{dist} is already installed");
         }
         let s = &self.stats;
+        let verb = if self.action == "rollback" { "rolled back to" } else { "installed" };
         write!(
             f,
-            "installed {dist}: {} written ({} bytes), {} unchanged, {} metadata only; make upgrade: {}",
+            "{verb} {dist}: {} written ({} bytes), {} unchanged, {} metadata only; make upgrade: {}",
             s.written, s.bytes_written, s.unchanged, s.metadata_only, self.make_upgrade
         )?;
+        if self.removed > 0 {
+            write!(f, "; {} newer entries removed", self.removed)?;
+        }
+        if !self.kept_local.is_empty() {
+            write!(f, "; {} edited file(s) kept as NAME{}", self.kept_local.len(), admin::LOCAL_SUFFIX)?;
+        }
+        if !self.etc_to_merge.is_empty() {
+            let list: Vec<String> = self.etc_to_merge.iter().map(|p| format!("/{}", shown(p))).collect();
+            write!(f, "; to merge by hand (make upgrade left them as they were): {}", list.join(" "))?;
+        }
         if self.setid_cleared > 0 {
             write!(f, "; set-id bits cleared on {} replaced file(s) with other hard links", self.setid_cleared)?;
         }
@@ -150,7 +191,41 @@ struct Run<'a> {
     opts: &'a Options,
 }
 
+/// Installs, and appends what it did to the log (log.rs).
 pub fn install(opts: &Options) -> Result<Summary, InstallError> {
+    let start = std::time::Instant::now();
+    let action = if matches!(opts.source, Some(Source::Kept(_))) { "rollback" } else { "install" };
+    let target = opts.source.as_ref().and_then(|s| s.target_name().ok()).map(|n| n.to_string());
+    let r = install_unlogged(opts);
+    if let Ok(root) = check_root(&opts.root) {
+        let mut fields = vec![("dist", target.unwrap_or_else(|| "-".into()))];
+        match &r {
+            Ok(s) => {
+                let st = &s.stats;
+                fields.push(("outcome", if s.already_installed { "already-installed".into() } else { "ok".into() }));
+                fields.push(("written", st.written.to_string()));
+                fields.push(("unchanged", st.unchanged.to_string()));
+                fields.push(("metadata_only", st.metadata_only.to_string()));
+                fields.push(("removed", s.removed.to_string()));
+                fields.push(("bytes", st.bytes_written.to_string()));
+                fields.push(("local_changes", s.local_changes.len().to_string()));
+                if let Some(i) = s.interrupted {
+                    fields.push(("interrupted", i.into()));
+                }
+            }
+            Err(e) => fields.push(("outcome", format!("failed: {}", crate::errors::chain(e)))),
+        }
+        if opts.source.is_some() || matches!(&r, Ok(s) if s.interrupted.is_some()) {
+            crate::log::append(&root, action, &fields, start.elapsed(), r.is_ok());
+        }
+    }
+    r.map(|mut s| {
+        s.action = action;
+        s
+    })
+}
+
+fn install_unlogged(opts: &Options) -> Result<Summary, InstallError> {
     let root = check_root(&opts.root)?;
     let state = match State::open(&root, false)? {
         Some(state) => state,
@@ -198,9 +273,18 @@ pub fn install(opts: &Options) -> Result<Summary, InstallError> {
     tx.record(Item::StateFile(state.manifest_new_rel(series)))?;
     state.write_manifest_new(series, &manifest_text)?;
     let old = state.installed_manifest(series);
-    let plan = plan::make(&root, &manifest, old.as_ref())?;
+    let rollback = matches!(source, Source::Kept(_));
+    let plan = plan::make_with(&root, &manifest, old.as_ref(), rollback)?;
     check_flags_changeable(&root, &manifest, &plan)?;
     check_free_space(&root, &plan, &state_fs(&state)?, stream.base_estimate())?;
+    summary.local_changes = plan.local_changes.clone();
+    if !plan.local_changes.is_empty() {
+        if opts.settings.local_changes == LocalPolicy::Stop {
+            return Err(InstallError::LocalChanges { paths: plan.local_changes.clone() });
+        }
+        summary.kept_local = admin::keep_local_copies(&root, &mut tx, &plan.local_changes)?;
+    }
+    let etc_changed = admin::etc_shipped_changes(&manifest, old.as_ref().map(|o| &o.manifest));
 
     let mut stager = stage::Stager::new(&mut tx, durable::Flusher::new())?;
     let staged = stage::stage_all(&mut stream.reader, &manifest, &plan, &mut stager)?;
@@ -228,11 +312,37 @@ pub fn install(opts: &Options) -> Result<Summary, InstallError> {
         ops: commit::build_ops(&manifest, &plan, &staged),
     };
     make_staged_durable(&plan, &state, series, flusher)?;
+    if opts.settings.snapshot {
+        summary.snapshot = take_snapshot(&root, &state, &manifest.name)?;
+    }
     tx.commit(&commit)?;
     testhooks::kill_point("journal");
+    summary.removed = plan.removals.len() as u64;
     finish_commit(&run, &commit, 0, false, &mut summary)?;
+    if commit.upgrade_src.is_some() {
+        summary.etc_to_merge = admin::left_as_admin_had_them(&root, &etc_changed);
+    }
     Ok(summary)
 }
+
+/// Before the commit's first rename: a HAMMER2 snapshot named after the
+/// dist, listed in `<series>/snapshots` for `status`.
+fn take_snapshot(root: &Path, state: &State, dist: &DistName) -> Result<Option<crate::snapshot::Snapshot>, InstallError> {
+    let label = format!("binarydist-before-{}", dist);
+    let snap = crate::snapshot::take(root, &label).map_err(|e| InstallError::Snapshot { root: root.to_path_buf(), source: e })?;
+    if let Some(s) = &snap {
+        eprintln!("binarydist: {}", s.how_to_use());
+        let dir = state.series(&dist.series, true)?.expect("created");
+        let mut text = dir.read_text(SNAPSHOTS).map_err(StateError::from)?.unwrap_or_default();
+        text.push_str(&format!("{}\t{}\t{}\n", s.label, s.mount, s.spec));
+        dir.write_atomically(SNAPSHOTS, text.as_bytes(), 0o644).map_err(StateError::from)?;
+    }
+    Ok(snap)
+}
+
+/// `<series>/snapshots`: LABEL, mount point and device spec of each
+/// snapshot taken before an install, a line each.
+pub const SNAPSHOTS: &str = "snapshots";
 
 fn check_root(root: &Path) -> Result<PathBuf, InstallError> {
     match std::fs::metadata(root) {
@@ -317,11 +427,34 @@ fn finish_commit(run: &Run, c: &Commit, done: usize, upgraded: bool, summary: &m
     }
     state.record(c)?;
     testhooks::kill_point("recorded");
+    record_baseline(root, state, &c.dist.series);
+    summary.pruned_bytes = prune(state, &c.dist.series, run.opts.settings.keep_generations)?;
     journal::clear(state.dir())?;
     summary.dist = Some(c.dist.to_string());
     summary.stats = c.stats;
     summary.reboot_needed = c.reboot;
     Ok(())
+}
+
+/// What `check` compares with later: the entries that differ from the
+/// manifest right after the install and its `make upgrade` (best effort: a
+/// baseline that cannot be written makes `check` report them instead).
+fn record_baseline(root: &Path, state: &State, series: &crate::names::Series) {
+    let Some(old) = state.installed_manifest(series) else { return };
+    let diffs = ids::compare(root, &old.manifest, false);
+    if let Ok(Some(dir)) = state.series(series, false) {
+        if let Err(e) = ids::write_baseline(&dir, &diffs) {
+            eprintln!("binarydist: {}: {}", dir.path().join(ids::BASELINE).display(), crate::errors::chain(&e));
+        }
+    }
+}
+
+/// Generations beyond the setting go once the install is recorded.
+fn prune(state: &State, series: &crate::names::Series, keep: usize) -> Result<u64, InstallError> {
+    match state.series(series, false)? {
+        Some(dir) => Ok(generations::prune(&dir, keep)?),
+        None => Ok(0),
+    }
 }
 
 /// A chain must start from the kept base; a full dist may replace anything of

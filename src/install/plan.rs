@@ -84,6 +84,9 @@ pub struct Plan {
     pub needs: HashMap<u64, Need>,
     /// A kernel dist, or a changed critical file (rtld, libc): reboot after.
     pub reboot: bool,
+    /// Regular files about to be replaced whose content is no longer what the
+    /// installed dist put there (an admin edited them), in manifest order.
+    pub local_changes: Vec<PathBuf>,
 }
 
 impl Plan {
@@ -197,13 +200,26 @@ fn content_matches(e: &Entry, m: &fs::Metadata, abs: &Path, old: Option<(&Entry,
 }
 
 pub fn make(root: &Path, new: &Manifest, old: Option<&OldManifest>) -> Result<Plan, PlanError> {
+    make_with(root, new, old, false)
+}
+
+/// As [`make`]; with `remove_dropped` (a rollback) every entry of the
+/// installed dist that `new` lacks is removed after all renames, not only
+/// those of the upgrade subset: going back, no `make upgrade` of the newer
+/// dist knows to retire what that dist added.
+pub fn make_with(root: &Path, new: &Manifest, old: Option<&OldManifest>, remove_dropped: bool) -> Result<Plan, PlanError> {
     check_upgrade_src(new)?;
     let mut planner = Planner::new(root, new, old);
     for e in &new.entries {
         planner.entry(e)?;
     }
-    let Planner { actions, existed, kernel, needs, reboot, .. } = planner;
-    Ok(Plan { actions, existed, kernel, removals: removals(new, old.map(|o| &o.manifest)), needs, reboot })
+    let Planner { actions, existed, kernel, needs, reboot, local_changes, .. } = planner;
+    let mut removals = removals(new, old.map(|o| &o.manifest), remove_dropped);
+    if let Some((k, _)) = &kernel {
+        // The kernel directory is replaced whole.
+        removals.retain(|p| !p.starts_with(k));
+    }
+    Ok(Plan { actions, existed, kernel, removals, needs, reboot, local_changes })
 }
 
 /// The manifest names the directory `make upgrade` runs in, as root: only the
@@ -219,14 +235,14 @@ fn check_upgrade_src(new: &Manifest) -> Result<(), PlanError> {
 
 /// Entries of the installed dist that the new one drops, under the private
 /// upgrade-src prefix, deepest first.
-fn removals(new: &Manifest, old: Option<&Manifest>) -> Vec<PathBuf> {
+fn removals(new: &Manifest, old: Option<&Manifest>, all: bool) -> Vec<PathBuf> {
     let kept: HashSet<&Path> = new.entries.iter().map(|e| e.meta.path.as_path()).collect();
     let mut removals: Vec<PathBuf> = old
         .map(|o| {
             o.entries
                 .iter()
                 .map(|e| e.meta.path.clone())
-                .filter(|p| p.starts_with(UPGRADE_SRC_PREFIX) && !kept.contains(p.as_path()))
+                .filter(|p| (all || p.starts_with(UPGRADE_SRC_PREFIX)) && !kept.contains(p.as_path()))
                 .collect()
         })
         .unwrap_or_default();
@@ -255,6 +271,7 @@ struct Planner<'a> {
     existed: Vec<bool>,
     needs: HashMap<u64, Need>,
     reboot: bool,
+    local_changes: Vec<PathBuf>,
 }
 
 impl<'a> Planner<'a> {
@@ -280,6 +297,7 @@ impl<'a> Planner<'a> {
             actions: Vec::with_capacity(new.entries.len()),
             existed: Vec::with_capacity(new.entries.len()),
             needs: HashMap::new(),
+            local_changes: Vec::new(),
         }
     }
 
@@ -397,12 +415,28 @@ impl<'a> Planner<'a> {
             _ => content_matches(e, m, &abs, self.old_by_path.get(path).map(|o| (*o, self.old_checked))),
         };
         Ok(if !content_right {
+            self.note_local_change(e, m, &abs);
             Action::Stage
         } else if meta_matches(&e.meta, m, &abs) {
             Action::Unchanged
         } else {
             Action::MetaOnly
         })
+    }
+
+    /// A regular file about to be replaced whose content is not the installed
+    /// dist's: FreeBSD's pkg overwrites those silently; here they are listed
+    /// (and kept aside or refused, by the LOCAL_CHANGES setting). Only files
+    /// being replaced are read.
+    fn note_local_change(&mut self, e: &Entry, m: &fs::Metadata, abs: &Path) {
+        let path = e.meta.path.as_path();
+        let Some(old) = self.old_by_path.get(path) else { return };
+        if e.meta.kind != Kind::File || old.meta.kind != Kind::File || !m.is_file() || old.sha256.is_none() {
+            return;
+        }
+        if m.size() != old.meta.size || sha256_on_disk(abs) != old.sha256 {
+            self.local_changes.push(path.to_path_buf());
+        }
     }
 
     /// Room on the entry's file system, and whether it needs a reboot.

@@ -54,6 +54,17 @@ pub enum Source {
     /// update planned as "full dist, then patches" (the dist's own sidecars
     /// are not needed: the last patch's header says what the result must be).
     DistThenChain { dist: PathBuf, patches: Vec<PathBuf> },
+    /// A kept generation (rollback): its gzipped tar, opened through the
+    /// state directory, and the installed record that says what it must hash to.
+    Kept(Box<Kept>),
+}
+
+pub struct Kept {
+    pub installed: Installed,
+    /// Where it is, for messages.
+    pub path: PathBuf,
+    /// Taken by the one `open`.
+    pub file: Mutex<Option<File>>,
 }
 
 /// What the whole tar must hash to, and who says so.
@@ -237,6 +248,7 @@ impl Source {
         match self {
             Source::Dist(p) => DistName::from_file_name(file_name(p)).map_err(|e| SourceError::Name { path: p.clone(), source: e }),
             Source::Chain(ps) | Source::DistThenChain { patches: ps, .. } => Ok(patch_names(ps)?.pop().expect("non-empty").to),
+            Source::Kept(k) => Ok(k.installed.name.clone()),
         }
     }
 
@@ -286,6 +298,29 @@ impl Source {
         let base_path = base_new.as_ref().map(|(_, p)| p.to_path_buf()).unwrap_or_default();
         let out = base_new.map(|(f, _)| BufWriter::with_capacity(1 << 20, f));
         match self {
+            Source::Kept(k) => {
+                let file = k.file.lock().ok().and_then(|mut f| f.take());
+                let file = file.ok_or_else(|| io_err(&k.path)(io::Error::other("a kept generation is read once")))?;
+                let estimate = file.metadata().map_err(io_err(&k.path))?.len();
+                let sink = Arc::new(Mutex::new(out.map(BaseSink::Raw)));
+                let tee = Tee { inner: file, sink: sink.clone() };
+                let (chan, thread) = spawn_reader(tario::gz::maybe_gunzip(tee).map_err(io_err(&k.path))?);
+                let i = &k.installed;
+                Ok(Stream {
+                    reader: tario::Reader::new(chan),
+                    thread,
+                    what: k.path.display().to_string(),
+                    expected: Expected {
+                        size: Some(i.tar_size),
+                        md5: i.md5.clone(),
+                        sha256: i.sha256.clone(),
+                        from: "its installed record".into(),
+                    },
+                    sink,
+                    base_path,
+                    estimate,
+                })
+            }
             Source::Dist(path) => {
                 let name = self.target_name()?;
                 let (md5_side, md5) = sidecar::read(path, &name, Algo::Md5)?;

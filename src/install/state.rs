@@ -6,7 +6,7 @@
 //! <series>/MANIFEST          the dist's +MANIFEST member: every entry and its SHA-256
 //! <series>/installed         name, size, MD5 and SHA-256 of the installed dist's tar
 //! <series>/base.tar.gz       that tar, gzipped: the base the next patch applies to
-//! <series>/base.prev.tar.gz  the one before, kept for rollback
+//! <series>/gen.<NAME>.*      earlier generations, kept for rollback (generations.rs)
 //! <series>/.base.new.tar.gz  the next base while an install is under way
 //! <series>/.MANIFEST.new     the next MANIFEST while an install is under way
 //! ```
@@ -42,7 +42,6 @@ use std::path::{Path, PathBuf};
 
 pub const STATE_DIR: &str = "var/db/binarydist";
 pub const BASE: &str = "base.tar.gz";
-pub const BASE_PREV: &str = "base.prev.tar.gz";
 pub const BASE_NEW: &str = ".base.new.tar.gz";
 pub const INSTALLED: &str = "installed";
 pub const MANIFEST: &str = "MANIFEST";
@@ -234,11 +233,13 @@ impl State {
         (manifest.name == installed.name).then_some(OldManifest { manifest, checked })
     }
 
-    /// Step 6: the new base replaces the kept one (which becomes the previous
-    /// base), the new MANIFEST the old, and the installed dist is recorded.
-    /// Idempotent, so that a journal replayed after a crash here converges:
-    /// each rename is made only while its source is there.
+    /// Step 6: the new base replaces the kept one (which becomes a generation,
+    /// generations.rs), the new MANIFEST the old, and the installed dist is
+    /// recorded; a generation of the dist just installed (a rollback) leaves
+    /// the list. Idempotent, so that a journal replayed after a crash here
+    /// converges: each rename is made only while its source is there.
     pub fn record(&self, c: &Commit) -> Result<(), StateError> {
+        use super::generations;
         let dir = self.series(&c.dist.series, true)?.expect("created");
         let is_file = |name: &str| -> Result<bool, StateError> {
             match dir.stat(name)? {
@@ -249,10 +250,23 @@ impl State {
         };
         if is_file(BASE_NEW)? {
             if is_file(BASE)? {
-                dir.rename(BASE, BASE_PREV)?;
+                // The record first: a tarball without one is not a generation.
+                let current = dir.read_text(INSTALLED)?.map(|t| parse_installed(&dir.path().join(INSTALLED), &t)).transpose()?;
+                match current {
+                    Some(i) if i.name != c.dist => {
+                        let text = dir.read_text(INSTALLED)?.unwrap_or_default();
+                        let name = i.name.to_string();
+                        dir.write_atomically(&generations::record_name(&name), text.as_bytes(), 0o644)?;
+                        dir.rename(BASE, &generations::tar_name(&name))?;
+                    }
+                    _ => dir.remove(BASE)?,
+                }
             }
             dir.rename(BASE_NEW, BASE)?;
         }
+        let this = c.dist.to_string();
+        dir.remove(&generations::tar_name(&this))?;
+        dir.remove(&generations::record_name(&this))?;
         if is_file(MANIFEST_NEW)? {
             dir.rename(MANIFEST_NEW, MANIFEST)?;
         }

@@ -8,7 +8,20 @@ use std::path::{Path, PathBuf};
 /// Where the configuration is looked for when `--config` is not given.
 pub const DEFAULT_PATH: &str = "/usr/local/etc/binarydist.conf";
 
-pub const KNOWN: &[&str] = &["MIRRORS", "PUBKEY", "CA_FILE", "TIMEOUT", "RETRIES", "BRANCH", "REVOKED_KEYS", "MAKE"];
+pub const KNOWN: &[&str] = &[
+    "MIRRORS",
+    "PUBKEY",
+    "CA_FILE",
+    "TIMEOUT",
+    "RETRIES",
+    "BRANCH",
+    "REVOKED_KEYS",
+    "MAKE",
+    // The installer's (install/admin.rs): also read by install, rollback and status.
+    "KEEP_GENERATIONS",
+    "LOCAL_CHANGES",
+    "SNAPSHOT",
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {

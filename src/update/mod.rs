@@ -81,6 +81,8 @@ pub struct Options {
     pub allow_other_arch: bool,
     pub make: String,
     pub wait: bool,
+    /// The installer's settings (generations kept, local changes, snapshots).
+    pub settings: install::Settings,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,7 +130,28 @@ struct Stream {
     installed: Option<Installed>,
 }
 
+/// Runs `mode`; an update appends what it did to the log (log.rs), after
+/// the lines of the installs it made.
 pub fn run(opts: &Options, mode: Mode) -> Result<Report, UpdateError> {
+    let start = std::time::Instant::now();
+    let r = run_unlogged(opts, mode);
+    if let (Mode::Update, Ok(root)) = (mode, std::fs::canonicalize(&opts.root)) {
+        let fields = match &r {
+            Ok(rep) => vec![
+                ("outcome", if rep.update_available() { "ok".to_string() } else { "up-to-date".to_string() }),
+                ("serial", rep.serial.to_string()),
+                ("mirror", rep.mirror.clone()),
+                ("installed", rep.installed.iter().filter_map(|s| s.dist.clone()).collect::<Vec<_>>().join(",")),
+                ("held", rep.held.iter().map(|(s, _)| s.clone()).collect::<Vec<_>>().join(",")),
+            ],
+            Err(e) => vec![("outcome", format!("failed: {}", crate::errors::chain(e)))],
+        };
+        crate::log::append(&root, "update", &fields, start.elapsed(), r.is_ok());
+    }
+    r
+}
+
+fn run_unlogged(opts: &Options, mode: Mode) -> Result<Report, UpdateError> {
     let root = std::fs::canonicalize(&opts.root).map_err(|_| UpdateError::Root(opts.root.clone()))?;
     if !root.is_dir() {
         return Err(UpdateError::Root(opts.root.clone()));
@@ -377,7 +400,13 @@ fn install_plan(root: &Path, dir: &Dir, p: &Plan, opts: &Options) -> Result<inst
         (Way::FullThenPatches, Some(d)) => Source::DistThenChain { dist: path(d), patches },
         _ => unreachable!("a plan with files"),
     };
-    let iopts = install::Options { root: root.to_path_buf(), source: Some(source), make: opts.make.clone(), wait: opts.wait };
+    let iopts = install::Options {
+        root: root.to_path_buf(),
+        source: Some(source),
+        make: opts.make.clone(),
+        wait: opts.wait,
+        settings: opts.settings.clone(),
+    };
     Ok(install::install(&iopts)?)
 }
 

@@ -350,7 +350,8 @@ fn update_matches_gnu_tar_and_runs_make_upgrade_once() {
     assert_eq!(std::fs::read_to_string(&log).unwrap().lines().count(), 1, "make upgrade ran exactly once");
     assert_eq!(std::fs::metadata(root.join("bin/cp")).unwrap().ino(), ls_before, "unchanged file not rewritten");
     assert!(s["metadata_only"].as_u64().unwrap() >= 1, "motd's mode: {s}");
-    assert!(root.join("var/db/binarydist/world/base.prev.tar.gz").exists());
+    let first = f.dists[0].file_name().unwrap().to_string_lossy().replace(".tar.gz", "");
+    assert!(root.join(format!("var/db/binarydist/world/gen.{first}.tar.gz")).exists(), "the previous base is a kept generation");
     assert_eq!(std::fs::read(root.join("var/db/binarydist/world/base.tar.gz")).unwrap(), std::fs::read(&f.dists[1]).unwrap());
 }
 

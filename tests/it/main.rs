@@ -9,6 +9,7 @@ mod util;
 #[cfg(not(feature = "test-hooks"))]
 compile_error!("the integration tests need the test-hooks feature: run `make test`, or cargo test --features test-hooks");
 
+mod admin;
 mod bsd;
 mod fragment;
 mod gzip;

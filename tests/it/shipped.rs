@@ -20,6 +20,7 @@ const COVERED: &[&str] = &[
     "BINARYDIST_TEST_KILL_AT",
     "BINARYDIST_TEST_SECURELEVEL",
     "BINARYDIST_TEST_SKIP_SPACE_CHECK",
+    "BINARYDIST_TEST_SNAPSHOT",
     "BINARYDIST_TEST_SYNC",
 ];
 
@@ -200,5 +201,20 @@ fn a_pretended_securelevel_refuses_only_in_the_test_build() {
         c.env("BINARYDIST_TEST_FLAGS", &flags).env("BINARYDIST_TEST_SECURELEVEL", "1");
         let out = c.output().unwrap();
         assert_eq!(!out.status.success(), i == 0, "{what}: BINARYDIST_TEST_SECURELEVEL: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+#[test]
+fn the_shipped_build_takes_no_fake_hammer2_snapshot() {
+    let Some(builds) = both() else { return };
+    let t = tempdir();
+    let dist = small_dist(t.path(), 10);
+    for (i, (what, c)) in builds.into_iter().enumerate() {
+        let calls = t.path().join(format!("calls{i}"));
+        std::fs::create_dir(&calls).unwrap();
+        let mut c = install_cmd(c, &t.path().join(format!("root{i}")), &dist);
+        ok(c.env("BINARYDIST_TEST_SNAPSHOT", &calls));
+        let logged = calls.join("calls").exists();
+        assert_eq!(logged, i == 0, "{what}: snapshot call recorded: {logged}");
     }
 }

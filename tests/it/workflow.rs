@@ -200,8 +200,9 @@ fn workflow_demo_runs_the_whole_story_and_every_acceptance_point_holds() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("binarydist.pub is a relative path"), "{err}");
 
-    // Second half: a release whose kernels did not change, the update, the summary.
-    let said = demo(&work, &["release4", "update4", "summary"]);
+    // Second half: a release whose kernels did not change, the update, then
+    // (below) the rollback and the summary.
+    demo(&work, &["release4", "update4"]);
     let (dists, patches) = published(&dist);
     assert_eq!(revs(&dists["world"]), ["r1", "r2", "r3", "r4"]);
     for k in ["kernel.GENERIC", "kernel.CUSTOM"] {
@@ -218,6 +219,13 @@ fn workflow_demo_runs_the_whole_story_and_every_acceptance_point_holds() {
     assert_eq!(bytes, std::fs::metadata(&p34).unwrap().len(), "update4 downloads the world's patch and nothing else");
     let wc = ok(&mut sh_cmd(&format!("printf 'a b\\nc\\n' | LD_LIBRARY_PATH={0}/lib {0}/usr/bin/wc", root.display())));
     assert_eq!(String::from_utf8_lossy(&wc.stdout).split_whitespace().collect::<Vec<_>>(), ["2", "3", "6"], "revision 4's wc");
+
+    // The rollback: the world back on revision 3 and held there; the kernel left alone.
+    let said = demo(&work, &["rollback", "summary"]);
+    assert_eq!(installed(&root, WORLD).as_deref(), Some(dists["world"][2].to_string().as_str()), "{said}");
+    assert_eq!(installed(&root, "kernel.GENERIC").as_deref(), Some(dists["kernel.GENERIC"][2].to_string().as_str()));
+    assert!(root.join("var/db/binarydist/world/hold").is_file(), "{said}");
+    assert!(said.contains("rolled back to ") && said.contains("held: rolled back from") && said.contains("nothing differs"), "{said}");
 
     // CHECKSUM files: BSD form, every dist and patch once, and md5sum -c /
     // sha256sum -c agree once converted.
