@@ -181,3 +181,57 @@ pub fn commit_done(root: &Path, ops: &[Op]) -> Result<(), Failure> {
     }
     Ok(())
 }
+
+/// After `make upgrade`, before its `upgraded` mark: what make wrote is on
+/// disk. Without this a power loss could keep the mark (the journal is
+/// fsynced) and lose make's changes, and the rerun would not run make again.
+/// Make says nothing of what it wrote, so: else one syncfs per file system
+/// of the root, `etc`, `var` and `usr`; per file, every regular file and
+/// directory under those whose status changed since `since` (make's start,
+/// less a second for coarse timestamps), and its directory. The state
+/// directory is ours and synced by the journal's own steps.
+pub fn upgrade_done(root: &Path, since: std::time::SystemTime) -> Result<(), Failure> {
+    let tops: Vec<PathBuf> = ["", "etc", "var", "usr"].iter().map(|d| root.join(d)).filter(|d| d.is_dir()).collect();
+    if !per_file() {
+        return sync_filesystems(tops.iter().map(PathBuf::as_path));
+    }
+    let since = since.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64 - 1);
+    let skip = root.join(super::state::STATE_DIR);
+    let mut dirs: BTreeSet<PathBuf> = BTreeSet::new();
+    let mut todo: Vec<PathBuf> = tops.into_iter().skip(1).collect();
+    while let Some(dir) = todo.pop() {
+        if dir == skip {
+            continue;
+        }
+        let meta = std::fs::symlink_metadata(&dir).map_err(|e| (dir.clone(), e))?;
+        if meta.ctime() >= since || meta.mtime() >= since {
+            dirs.insert(dir.clone());
+        }
+        let entries = std::fs::read_dir(&dir).map_err(|e| (dir.clone(), e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| (dir.clone(), e))?;
+            let path = entry.path();
+            let m = match std::fs::symlink_metadata(&path) {
+                Ok(m) => m,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue, // removed meanwhile
+                Err(e) => return Err((path, e)),
+            };
+            if m.is_dir() {
+                todo.push(path);
+            } else if m.ctime() >= since {
+                dirs.insert(dir.clone());
+                if m.is_file() {
+                    let f = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(&path);
+                    f.and_then(|f| f.sync_all()).map_err(|e| (path.clone(), e))?;
+                }
+            }
+        }
+    }
+    // A directory make created is reached through its parent's entry.
+    let parents: Vec<PathBuf> = dirs.iter().filter_map(|d| d.parent().map(Path::to_path_buf)).filter(|p| p.starts_with(root)).collect();
+    dirs.extend(parents);
+    for d in &dirs {
+        fsync_dir(d)?;
+    }
+    Ok(())
+}

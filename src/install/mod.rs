@@ -420,7 +420,9 @@ fn finish_commit(run: &Run, c: &Commit, done: usize, upgraded: bool, summary: &m
     summary.make_upgrade = "none";
     if let Some(src) = &c.upgrade_src {
         if !upgraded {
+            let started = std::time::SystemTime::now();
             run_make_upgrade(run, src)?;
+            durable::upgrade_done(root, started).map_err(|(p, e)| io_err(&p)(e))?;
             journal::mark(state.dir(), "upgraded", true)?;
         }
         summary.make_upgrade = "ran";

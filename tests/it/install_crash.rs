@@ -379,3 +379,43 @@ fn a_full_disk_while_finishing_a_commit_tears_a_mark_and_a_rerun_after_space_is_
     assert_no_leftovers(&root);
     assert_same_tree_but(&root, &f.refs[1], V2_UPGRADED_DIRS);
 }
+
+#[test]
+fn what_make_upgrade_wrote_is_durable_before_its_upgraded_mark() {
+    // v2's make upgrade removes usr/bin/oldprog. A power loss after the
+    // journal's `upgraded` mark must not lose that: the rerun would not run
+    // make again. So between make's removal and the mark's fsync of the
+    // journal, usr/bin is fsynced (per file) or the file system synced.
+    let f = fixture();
+    for per_file in [true, false] {
+        let (t, root) = root_with(&[&f.dists[0]]);
+        let mut c = install(&root, &f.dists[1]);
+        if per_file {
+            c.env("BINARYDIST_TEST_SYNC", "per-file");
+        }
+        let log = t.path().join("strace");
+        let mut s = Command::new("strace");
+        s.args(["-f", "-qq", "-y", "-e", "signal=none", "-e", "trace=fsync,syncfs,rename,renameat,renameat2,unlink,unlinkat", "-o"])
+            .arg(&log);
+        s.arg("--").arg(c.get_program()).args(c.get_args());
+        for (k, v) in c.get_envs() {
+            if let Some(v) = v {
+                s.env(k, v);
+            }
+        }
+        match s.output() {
+            Ok(out) => assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr)),
+            Err(_) => return crate::util::skip("no strace"),
+        }
+        let calls: Vec<String> = std::fs::read_to_string(&log).unwrap().lines().map(str::to_string).collect();
+        let removed = calls.iter().position(|l| l.contains("unlink") && l.contains("oldprog")).unwrap_or_else(|| panic!("{calls:#?}"));
+        let recorded = renamed_onto(&calls, &root.join("var/db/binarydist/world/installed"));
+        let journal = format!("<{}>", root.join("var/db/binarydist/journal").display());
+        let mark =
+            (removed..recorded).rev().find(|&i| calls[i].contains("fsync(") && calls[i].contains(&journal)).expect("the upgraded mark");
+        let between = &calls[removed..mark];
+        let durable = if per_file { fsynced(between, &root.join("usr/bin")) } else { between.iter().any(|l| l.contains("syncfs(")) };
+        assert!(durable, "per file {per_file}: nothing made make upgrade's removal durable before the mark:\n{between:#?}");
+        assert_same_tree_but(&root, &f.refs[1], V2_UPGRADED_DIRS);
+    }
+}
