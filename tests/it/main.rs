@@ -24,6 +24,7 @@ mod mirror_attacks;
 mod pack;
 mod patch;
 mod patch_memory;
+mod props;
 mod realtree;
 mod shipped;
 mod workflow;
