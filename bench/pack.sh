@@ -12,10 +12,12 @@
 #   no slower than tar|pigz -6 -p N; patch from the .tar.gz <= 1.5x from the .tar.
 # Exits non-zero if one fails. Not a test: run it on a quiet machine.
 #   WORLDS="1 2 3"  which worlds to pack      RUNS=3  runs of each command
+#   BINARYDIST_BIN=PATH  the binarydist to measure   BENCH_PRIORITY=0  see bench/priority.sh
 set -eu
+. "$(dirname "$0")/priority.sh"
 cd "$(dirname "$0")/.."
 worlds=${BINARYDIST_WORLDS:-/var/tmp/binarydist-worlds}
-bd=$PWD/target/release/binarydist
+bd=${BINARYDIST_BIN:-$PWD/target/release/binarydist}
 [ -x "$bd" ] || cargo build --release
 for t in pigz taskset; do
 	command -v $t >/dev/null || { echo "bench/pack.sh: needs $t (make test-deps)" >&2; exit 1; }
@@ -53,7 +55,7 @@ floor() {
 	fi
 }
 
-echo "bench/pack.sh: $(nproc) cores, $(uptime | sed 's/.*load average/load average/')"
+echo "bench/pack.sh: $(nproc) cores, $bench_priority, $(uptime | sed 's/.*load average/load average/')"
 for w in ${WORLDS:-1 2 3}; do
 	stage=$worlds/world-$w
 	tar --sort=name -cf - -C "$stage" . > /dev/null # warm the page cache

@@ -17,8 +17,10 @@
 #   BENCH_CACHE=DIR    reuse the other tools' patches and diff figures made by an
 #                      earlier run on the same worlds (keyed by their VERSIONS)
 #   BENCH_README=0     leave README.md and bench/patch.svg alone
+#   BENCH_PRIORITY=0   do not raise the run's priority (bench/priority.sh)
 #   BINARYDIST_BIN=PATH   the binarydist to measure (default: target/release)
 set -eu
+. "$(dirname "$0")/priority.sh"
 cd "$(dirname "$0")/.."
 repo=$PWD
 worlds=${BINARYDIST_WORLDS:-/var/tmp/binarydist-worlds}
@@ -135,7 +137,7 @@ gzip_bases() {
 }
 
 load() { uptime | sed 's/.*load average: //'; }
-echo "bench/patch.sh: $(nproc) cores, load average $(load) (at the start)"
+echo "bench/patch.sh: $(nproc) cores, $bench_priority, load average $(load) (at the start)"
 load_start=$(load)
 for t in $tools; do
 	case $t in
@@ -156,7 +158,7 @@ load_end=$(load)
 echo "bench/patch.sh: load average $load_end (at the end)"
 
 # The table, the floors and the chart, from the results.
-python3 bench/patch-report.py "$results" "$(uname -m), $(nproc) cores; load average $load_start at the start, $load_end at the end" \
+python3 bench/patch-report.py "$results" "$(uname -m), $(nproc) cores, $bench_priority; load average $load_start at the start, $load_end at the end" \
 	"${BENCH_README:-1}" > "$work/report" || failed=1
 cat "$work/report"
 exit $failed

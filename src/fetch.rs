@@ -207,7 +207,10 @@ impl Fetcher {
                     206 => {
                         let cr = resp.headers().get("content-range").and_then(|v| v.to_str().ok()).unwrap_or("");
                         if !cr.starts_with(&format!("bytes {offset}-")) {
-                            return Err(Fault::Final(format!("answered a range from {offset} with Content-Range {cr:?}")));
+                            return Err(Fault::Final(format!(
+                                "answered a range from {offset} with Content-Range \"{}\"",
+                                crate::errors::shown(cr)
+                            )));
                         }
                         true
                     }

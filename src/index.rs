@@ -16,6 +16,7 @@
 //! For a patch, the tar digests are those of the tar it yields (its new end).
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+use crate::errors::shown;
 use crate::names::{self, DistName, PatchName, Series};
 use crate::patchfile as patch_format;
 use crate::sidecar::{self, Algo};
@@ -138,7 +139,9 @@ impl Index {
         let (n, first) = lines.next().unwrap_or((1, ""));
         match first.split_once(' ') {
             Some((MAGIC, v)) if v == VERSION.to_string() => {}
-            Some((MAGIC, v)) => return Err(err(n, format!("INDEX format version {v:?}; this binarydist reads version {VERSION}"))),
+            Some((MAGIC, v)) => {
+                return Err(err(n, format!("INDEX format version \"{}\"; this binarydist reads version {VERSION}", shown(v))))
+            }
             _ => return Err(err(n, format!("not a binarydist INDEX (no {MAGIC:?} line)"))),
         }
         let mut field = |key: &str| -> Result<String, IndexError> {
@@ -146,8 +149,10 @@ impl Index {
             l.strip_prefix(key).and_then(|v| v.strip_prefix(' ')).map(String::from).ok_or_else(|| err(n, format!("expected {key:?}")))
         };
         let serial = field("serial")?;
-        let serial = serial.parse::<u64>().map_err(|_| err(2, format!("serial {serial:?} is not a number")))?;
-        let stamp = |n: usize, s: String| names::stamp_to_epoch(&s).ok_or_else(|| err(n, format!("{s:?} is not a YYYYMMDDTHHMMSSZ time")));
+        let serial = serial.parse::<u64>().map_err(|_| err(2, format!("serial \"{}\" is not a number", shown(&serial))))?;
+        let stamp = |n: usize, s: String| {
+            names::stamp_to_epoch(&s).ok_or_else(|| err(n, format!("\"{}\" is not a YYYYMMDDTHHMMSSZ time", shown(&s))))
+        };
         let created = stamp(3, field("created")?)?;
         let expires = stamp(4, field("expires")?)?;
         let mut entries = Vec::new();
@@ -165,7 +170,7 @@ impl Index {
                 return Err(err(n, "expected `dist|patch SERIES NAME SIZE SHA256 TARSIZE TARMD5 TARSHA256` or `end`".into()));
             };
             let series = Series::parse(series).map_err(|e| err(n, e.to_string()))?;
-            let num = |s: &str| s.parse::<u64>().map_err(|_| err(n, format!("{s:?} is not a size")));
+            let num = |s: &str| s.parse::<u64>().map_err(|_| err(n, format!("\"{}\" is not a size", shown(s))));
             let (size, tsize) = (num(size)?, num(tsize)?);
             if !is_hex(sha, 64) || !is_hex(tsha, 64) || !is_hex(tmd5, 32) {
                 return Err(err(n, "digests must be lower-case hex (SHA-256: 64 digits, MD5: 32)".into()));
@@ -179,14 +184,14 @@ impl Index {
                     let p = PatchName::parse(name).map_err(|e| err(n, e.to_string()))?;
                     (Kind::Patch(p.clone()), p.file_name())
                 }
-                k => return Err(err(n, format!("{k:?} is neither dist nor patch"))),
+                k => return Err(err(n, format!("\"{}\" is neither dist nor patch", shown(k)))),
             };
             let named_series = match &kind {
                 Kind::Dist(d) => &d.series,
                 Kind::Patch(p) => &p.to.series,
             };
             if *named_series != series {
-                return Err(err(n, format!("series {series} disagrees with the name {name}")));
+                return Err(err(n, format!("series {series} disagrees with the name {}", shown(name))));
             }
             if entries.iter().any(|e: &Entry| e.file == file) {
                 return Err(err(n, format!("{file} is listed twice")));

@@ -1,6 +1,7 @@
 //! `binarydist verify` and `binarydist info` for dists: reading a dist back,
 //! checking every member against its manifest and the tar against its sidecars.
 
+use crate::errors::shown;
 use crate::manifest::{self, Manifest, ManifestError};
 use crate::names::DistName;
 use crate::sidecar::{self, Algo, SidecarError};
@@ -10,19 +11,19 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DistError {
-    #[error("{}", path.display())]
+    #[error("{}", shown(path))]
     Open { path: PathBuf, source: io::Error },
-    #[error("{}", path.display())]
+    #[error("{}", shown(path))]
     Tar { path: PathBuf, source: TarError },
-    #[error("{}", path.display())]
+    #[error("{}", shown(path))]
     Manifest { path: PathBuf, source: ManifestError },
-    #[error("{}: manifest names {manifest}, file name says {file}", path.display())]
+    #[error("{}: manifest names {manifest}, file name says {file}", shown(path))]
     NameMismatch { path: PathBuf, manifest: String, file: String },
-    #[error("{}: member {index} ({member:?}): {what}", path.display())]
+    #[error("{}: member {index} (\"{member}\"): {what}", shown(path))]
     Member { path: PathBuf, index: usize, member: String, what: String },
     #[error(transparent)]
     Sidecar(#[from] SidecarError),
-    #[error("{}: {algo} of the tar is {found}, {sidecar} says {expected}", path.display())]
+    #[error("{}: {algo} of the tar is {found}, {sidecar} says {expected}", shown(path))]
     Digest { path: PathBuf, algo: &'static str, sidecar: String, expected: String, found: String },
 }
 
@@ -71,7 +72,7 @@ pub fn scan_dist(path: &Path) -> Result<(Manifest, Digests, u64), DistError> {
         let Some(member) = member else {
             return Err(bad("end of archive", format!("manifest lists {} more entries", manifest.entries.len() - index)));
         };
-        let name = member.meta.path.display().to_string();
+        let name = shown(&member.meta.path);
         manifest::check_member(&member.meta, &expected).map_err(|why| bad(&name, format!("disagrees with the manifest: {why}")))?;
         if entry.meta.kind == Kind::File {
             if Some(reader.sha256_data().map_err(tar_err)?) != entry.sha256 {
@@ -84,7 +85,7 @@ pub fn scan_dist(path: &Path) -> Result<(Manifest, Digests, u64), DistError> {
         return Err(DistError::Member {
             path: path.into(),
             index: manifest.entries.len() + 1,
-            member: extra.meta.path.display().to_string(),
+            member: shown(&extra.meta.path),
             what: "not in the manifest".into(),
         });
     }
@@ -148,11 +149,11 @@ impl std::fmt::Display for DistInfo {
         writeln!(f, "content     {}", self.content_sha256)?;
         writeln!(f, "entries     {}", self.entries)?;
         match &self.upgrade_src {
-            Some(p) => writeln!(f, "upgrade-src {}", p.display())?,
+            Some(p) => writeln!(f, "upgrade-src {}", shown(p))?,
             None => writeln!(f, "upgrade-src none")?,
         }
         for (stored, installed) in &self.critical {
-            writeln!(f, "critical    {} -> {}", stored.display(), installed.display())?;
+            writeln!(f, "critical    {} -> {}", shown(stored), shown(installed))?;
         }
         Ok(())
     }

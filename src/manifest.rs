@@ -20,6 +20,7 @@
 //! `#` and space, are written as `\ooo` octal, as vis(3) does for mtree.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+use crate::errors::shown;
 use crate::names::{DistName, NameError, Series};
 use crate::tario::{self, Kind, Meta, TarError};
 use std::collections::HashSet;
@@ -61,8 +62,10 @@ pub enum ManifestError {
     Name(#[from] NameError),
     #[error("manifest says {declared} entries but lists {found}")]
     Count { declared: usize, found: usize },
-    #[error("first member is {found:?}, not the manifest {MEMBER:?}")]
+    #[error("the first member is {found}, not the manifest {MEMBER:?}")]
     NotFirst { found: String },
+    #[error("the manifest member {MEMBER} is {size} bytes, more than the {MAX_SIZE} a manifest may have")]
+    TooLarge { size: u64 },
     #[error("reading the manifest member")]
     Read(#[source] TarError),
 }
@@ -81,10 +84,13 @@ pub struct Member {
 /// The one way every reader (verify, info, install) gets at it.
 pub fn read_member<R: Read>(reader: &mut tario::Reader<R>) -> Result<Member, ManifestError> {
     let member = reader.next_member().map_err(ManifestError::Read)?;
-    let found = member.as_ref().map(|m| m.meta.path.display().to_string()).unwrap_or_else(|| "end of archive".into());
-    let Some(member) = member.filter(|m| m.meta.kind == Kind::File && m.meta.path.as_os_str() == MEMBER && m.meta.size <= MAX_SIZE) else {
+    let found = member.as_ref().map(|m| format!("\"{}\"", shown(&m.meta.path))).unwrap_or_else(|| "the end of the archive".into());
+    let Some(member) = member.filter(|m| m.meta.kind == Kind::File && m.meta.path.as_os_str() == MEMBER) else {
         return Err(ManifestError::NotFirst { found });
     };
+    if member.meta.size > MAX_SIZE {
+        return Err(ManifestError::TooLarge { size: member.meta.size });
+    }
     let text = reader.read_data_to_vec().map_err(ManifestError::Read)?;
     let manifest = Manifest::parse(std::str::from_utf8(&text).map_err(|_| ManifestError::Magic)?)?;
     Ok(Member { manifest, meta: member.meta, text })
@@ -218,13 +224,13 @@ impl Manifest {
         let mut entries = Vec::new();
         for (no, line) in lines {
             if declared.is_none() {
-                let (key, value) = line.split_once(' ').ok_or_else(|| syntax(no, format!("{line:?}")))?;
+                let (key, value) = line.split_once(' ').ok_or_else(|| syntax(no, format!("\"{}\"", shown(line))))?;
                 match key {
                     "name" => name = Some(DistName::parse(value)?),
                     "upgrade-src" => upgrade_src = Some(unescape(value).map_err(|w| syntax(no, w))?),
                     "entries" => {
                         let n = value.parse::<usize>().ok().filter(|&n| n <= MAX_ENTRIES);
-                        declared = Some(n.ok_or_else(|| syntax(no, format!("entries {value:?} (at most {MAX_ENTRIES})")))?);
+                        declared = Some(n.ok_or_else(|| syntax(no, format!("entries \"{}\" (at most {MAX_ENTRIES})", shown(value))))?);
                         entries.reserve(declared.unwrap_or(0).min(1 << 16));
                     }
                     _ => {} // series, arch, ... are in the name; unknown keys are for later versions
@@ -252,14 +258,14 @@ pub fn check_member(found: &Meta, expected: &Meta) -> Result<(), String> {
     if found == expected {
         return Ok(());
     }
-    let opt = |p: &Option<PathBuf>| p.as_ref().map_or("none".to_string(), |p| format!("{:?}", p.display().to_string()));
+    let opt = |p: &Option<PathBuf>| p.as_ref().map_or("none".to_string(), |p| format!("\"{}\"", shown(p)));
     let mut diffs = Vec::new();
     let mut field = |name: &str, a: String, b: String| {
         if a != b {
             diffs.push(format!("{name} {a} in the header, {b} in the manifest"));
         }
     };
-    field("path", format!("{:?}", found.path.display().to_string()), format!("{:?}", expected.path.display().to_string()));
+    field("path", format!("\"{}\"", shown(&found.path)), format!("\"{}\"", shown(&expected.path)));
     field("type", found.kind.word().into(), expected.kind.word().into());
     field("mode", format!("{:04o}", found.mode), format!("{:04o}", expected.mode));
     field("uid", found.uid.to_string(), expected.uid.to_string());
@@ -286,24 +292,24 @@ fn parse_entry(line: &str) -> Result<Entry, String> {
             critical = true;
             continue;
         }
-        let (k, v) = w.split_once('=').ok_or_else(|| format!("bad field {w:?}"))?;
-        let num = |v: &str| v.parse::<i64>().map_err(|_| format!("bad {k} {v:?}"));
-        let id = |v: &str| v.parse::<u32>().map_err(|_| format!("bad {k} {v:?}"));
+        let (k, v) = w.split_once('=').ok_or_else(|| format!("bad field \"{}\"", shown(w)))?;
+        let num = |v: &str| v.parse::<i64>().map_err(|_| format!("bad {k} \"{}\"", shown(v)));
+        let id = |v: &str| v.parse::<u32>().map_err(|_| format!("bad {k} \"{}\"", shown(v)));
         match k {
-            "type" => kind = Some(Kind::from_word(v).ok_or_else(|| format!("bad type {v:?}"))?),
-            "mode" => meta.mode = u32::from_str_radix(v, 8).map_err(|_| format!("bad mode {v:?}"))?,
+            "type" => kind = Some(Kind::from_word(v).ok_or_else(|| format!("bad type \"{}\"", shown(v)))?),
+            "mode" => meta.mode = u32::from_str_radix(v, 8).map_err(|_| format!("bad mode \"{}\"", shown(v)))?,
             "uid" => meta.uid = id(v)?,
             "gid" => meta.gid = id(v)?,
             "mtime" => meta.mtime = num(v)?,
-            "size" => meta.size = v.parse().map_err(|_| format!("bad size {v:?}"))?,
+            "size" => meta.size = v.parse().map_err(|_| format!("bad size \"{}\"", shown(v)))?,
             "sha256" => {
                 let mut h = [0u8; 32];
-                hex::decode_to_slice(v, &mut h).map_err(|_| format!("bad sha256 {v:?}"))?;
+                hex::decode_to_slice(v, &mut h).map_err(|_| format!("bad sha256 \"{}\"", shown(v)))?;
                 sha256 = Some(h);
             }
             "link" => meta.link = Some(unescape(v)?),
             "dev" => {
-                let (a, b) = v.split_once(',').ok_or_else(|| format!("bad dev {v:?}"))?;
+                let (a, b) = v.split_once(',').ok_or_else(|| format!("bad dev \"{}\"", shown(v)))?;
                 meta.dev = Some((id(a)?, id(b)?));
             }
             "flags" => meta.flags = Some(v.to_string()),
@@ -331,7 +337,8 @@ fn unescape(s: &str) -> Result<PathBuf, String> {
     let mut i = 0;
     while let Some(&byte) = s.as_bytes().get(i) {
         if byte == b'\\' {
-            let oct = s.get(i + 1..i + 4).and_then(|o| u8::from_str_radix(o, 8).ok()).ok_or_else(|| format!("bad escape in {s:?}"))?;
+            let oct =
+                s.get(i + 1..i + 4).and_then(|o| u8::from_str_radix(o, 8).ok()).ok_or_else(|| format!("bad escape in \"{}\"", shown(s)))?;
             out.push(oct);
             i += 4;
         } else {

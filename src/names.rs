@@ -15,6 +15,7 @@
 //! program can tell which base it applies to and what it makes.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+use crate::errors::shown;
 use std::cmp::Ordering;
 use std::fmt;
 
@@ -30,19 +31,19 @@ pub const SHA256_SUFFIX: &str = ".tar.sha256";
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum NameError {
-    #[error("{what} {value:?} is empty")]
+    #[error("{what} \"{}\" is empty", shown(value))]
     Empty { what: &'static str, value: String },
-    #[error("{what} {value:?} has {bad:?}; a name field may hold only A-Z a-z 0-9 . _")]
+    #[error("{what} \"{}\" has {bad:?}; a name field may hold only A-Z a-z 0-9 . _", shown(value))]
     BadChar { what: &'static str, value: String, bad: char },
-    #[error("{what} {value:?} is not a build stamp of the form YYYYMMDDTHHMMSSZ")]
+    #[error("{what} \"{}\" is not a build stamp of the form YYYYMMDDTHHMMSSZ", shown(value))]
     BadStamp { what: &'static str, value: String },
-    #[error("{0:?} is not a dist name (DragonFly-<series>-<arch>-<branch>-<YYYYMMDDTHHMMSSZ>-<rev>)")]
+    #[error("\"{}\" is not a dist name (DragonFly-<series>-<arch>-<branch>-<YYYYMMDDTHHMMSSZ>-<rev>)", shown(.0))]
     NotDist(String),
-    #[error("{0:?} is not a patch name (<from dist>--<to dist>{PATCH_SUFFIX})")]
+    #[error("\"{}\" is not a patch name (<from dist>--<to dist>{PATCH_SUFFIX})", shown(.0))]
     NotPatch(String),
-    #[error("patch {0:?} joins two different series or arches")]
+    #[error("patch \"{}\" joins two different series or arches", shown(.0))]
     CrossSeries(String),
-    #[error("patch {0:?} does not go forward in time")]
+    #[error("patch \"{}\" does not go forward in time", shown(.0))]
     Backwards(String),
 }
 

@@ -231,7 +231,7 @@ pub fn parse_keys(text: &str) -> Result<Vec<Statement>, SignError> {
         let w: Vec<&str> = line.split(' ').collect();
         let what = match w[..] {
             ["rotate", serial, key] => StatementKind::Rotate {
-                from_serial: serial.parse().map_err(|_| bad(i + 1, format!("{serial:?} is not a serial")))?,
+                from_serial: serial.parse().map_err(|_| bad(i + 1, format!("\"{}\" is not a serial", crate::errors::shown(serial))))?,
                 key: Key::from_base64(key).map_err(|e| bad(i + 1, e))?,
             },
             ["revoke", key] => StatementKind::Revoke { key: Key::from_base64(key).map_err(|e| bad(i + 1, e))? },

@@ -8,7 +8,11 @@
 //! every file in them is reached by a single name relative to that descriptor
 //! (`openat`, `mkdirat`, `renameat`, `unlinkat`) with `O_NOFOLLOW`: a symlink in
 //! the way is refused, never followed. A name is one path component, never
-//! `..`. The installer (issue 9) adopts the same piece.
+//! `..`. The installer's own files (lock, journal, kept bases, records; see
+//! install/state.rs) are reached the same way.
+//!
+//! Every call goes through rustix: there is no `unsafe` here. `open` takes
+//! its flags as the `libc::O_*` constants its callers name.
 //!
 //! What lives here besides the installer's files (install/state.rs):
 //!
@@ -21,11 +25,13 @@
 //!                     `update` leaves the series alone until `--to` or unhold
 //! ```
 
+use crate::errors::shown;
+use rustix::fs::{AtFlags, Mode, OFlags};
+use rustix::io::Errno;
 use std::ffi::CString;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 /// ROOT-relative path of the state directory.
@@ -35,13 +41,16 @@ pub const HOLD: &str = "hold";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateDirError {
-    #[error("{}", path.display())]
+    #[error("{}", shown(path))]
     Io { path: PathBuf, source: io::Error },
-    #[error("{}: not a real directory (a symlink or another kind of file); the state directory must be a directory inside the root, reached without symlinks", path.display())]
+    #[error("{}: not a real directory (a symlink or another kind of file); the state directory must be a directory inside the root, reached without symlinks", shown(path))]
     NotRealDir { path: PathBuf },
-    #[error("{}: not a regular file (a symlink or another kind of file), refused", path.display())]
+    #[error(
+        "{}: not a regular file (a symlink or another kind of file), refused; binarydist makes none there: remove it, then run again",
+        shown(path)
+    )]
     NotRegular { path: PathBuf },
-    #[error("{}: larger than the {max} bytes allowed here", path.display())]
+    #[error("{}: larger than the {max} bytes allowed here", shown(path))]
     TooLarge { path: PathBuf, max: u64 },
     #[error("{name:?}: not a single file name")]
     BadName { name: String },
@@ -62,29 +71,50 @@ fn cname(name: &str) -> Result<CString, StateDirError> {
     CString::new(name).map_err(|_| bad())
 }
 
-fn last_err() -> io::Error {
-    io::Error::last_os_error()
-}
-
-const DIR_FLAGS: libc::c_int = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+const DIR_FLAGS: OFlags = OFlags::RDONLY.union(OFlags::DIRECTORY).union(OFlags::NOFOLLOW).union(OFlags::CLOEXEC);
 
 impl Dir {
     /// Opens `path` itself as the starting point (the root, which the admin
     /// named; it may be reached through symlinks of the admin's own).
     pub fn open_root(path: &Path) -> Result<Dir, StateDirError> {
-        let io = |source| StateDirError::Io { path: path.to_path_buf(), source };
-        let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| io(io::Error::other("path has a NUL byte")))?;
-        // SAFETY: valid C string; the returned descriptor is owned below.
-        let fd = unsafe { libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC) };
-        if fd < 0 {
-            return Err(io(last_err()));
-        }
-        // SAFETY: fd is a fresh descriptor we own.
-        Ok(Dir { fd: unsafe { OwnedFd::from_raw_fd(fd) }, path: path.to_path_buf() })
+        let fd = rustix::fs::open(path, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+            .map_err(|e| StateDirError::Io { path: path.to_path_buf(), source: e.into() })?;
+        Ok(Dir { fd, path: path.to_path_buf() })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The descriptor, for `*at` calls relative to this directory.
+    pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(&self.fd)
+    }
+
+    /// lstat of `name` in this directory (a symlink is not followed); `None`
+    /// when there is nothing of that name.
+    pub fn stat(&self, name: &str) -> Result<Option<rustix::fs::Stat>, StateDirError> {
+        let c = cname(name)?;
+        match rustix::fs::statat(&self.fd, c.as_c_str(), AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => Ok(Some(st)),
+            Err(Errno::NOENT) => Ok(None),
+            Err(e) => Err(self.io_err(name)(e.into())),
+        }
+    }
+
+    /// fstat of the directory itself.
+    pub fn metadata(&self) -> Result<rustix::fs::Stat, StateDirError> {
+        rustix::fs::fstat(&self.fd).map_err(|e| StateDirError::Io { path: self.path.clone(), source: e.into() })
+    }
+
+    /// A new, empty file `name` (mode `mode`), whatever was there before: a
+    /// file or a symlink of that name is removed first (the link itself, never
+    /// its target), then the file is made with `O_CREAT|O_EXCL|O_NOFOLLOW`.
+    /// For the installer's own temporary files, which nobody else may hold.
+    pub fn create_new(&self, name: &str, mode: u32) -> Result<File, StateDirError> {
+        self.remove(name)?;
+        self.open(name, libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL, mode)?
+            .ok_or_else(|| self.io_err(name)(io::ErrorKind::NotFound.into()))
     }
 
     fn child(&self, name: &str) -> PathBuf {
@@ -101,26 +131,16 @@ impl Dir {
     pub fn subdir(&self, name: &str, create: bool) -> Result<Option<Dir>, StateDirError> {
         let c = cname(name)?;
         loop {
-            // SAFETY: valid descriptor and C string.
-            let fd = unsafe { libc::openat(self.fd.as_raw_fd(), c.as_ptr(), DIR_FLAGS) };
-            if fd >= 0 {
-                // SAFETY: fresh descriptor we own.
-                return Ok(Some(Dir { fd: unsafe { OwnedFd::from_raw_fd(fd) }, path: self.child(name) }));
-            }
-            let e = last_err();
-            match e.raw_os_error() {
-                Some(libc::ENOENT) if create => {
-                    // SAFETY: valid descriptor and C string.
-                    if unsafe { libc::mkdirat(self.fd.as_raw_fd(), c.as_ptr(), 0o755) } != 0 {
-                        let e = last_err();
-                        if e.kind() != io::ErrorKind::AlreadyExists {
-                            return Err(self.io_err(name)(e));
-                        }
-                    }
-                }
-                Some(libc::ENOENT) => return Ok(None),
-                Some(libc::ELOOP) | Some(libc::ENOTDIR) => return Err(StateDirError::NotRealDir { path: self.child(name) }),
-                _ => return Err(self.io_err(name)(e)),
+            match rustix::fs::openat(&self.fd, c.as_c_str(), DIR_FLAGS, Mode::empty()) {
+                Ok(fd) => return Ok(Some(Dir { fd, path: self.child(name) })),
+                Err(Errno::NOENT) if create => match rustix::fs::mkdirat(&self.fd, c.as_c_str(), Mode::from_raw_mode(0o755)) {
+                    Ok(()) | Err(Errno::EXIST) => {}
+                    Err(e) => return Err(self.io_err(name)(e.into())),
+                },
+                Err(Errno::NOENT) => return Ok(None),
+                // O_NOFOLLOW on a symlink: ELOOP, EMLINK on FreeBSD.
+                Err(Errno::LOOP | Errno::MLINK | Errno::NOTDIR) => return Err(StateDirError::NotRealDir { path: self.child(name) }),
+                Err(e) => return Err(self.io_err(name)(e.into())),
             }
         }
     }
@@ -129,29 +149,23 @@ impl Dir {
     /// and checks that it is a regular file: a symlink, fifo or device is refused.
     pub fn open(&self, name: &str, flags: libc::c_int, mode: u32) -> Result<Option<File>, StateDirError> {
         let c = cname(name)?;
-        let flags = flags | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK;
-        // SAFETY: valid descriptor and C string.
-        let fd = unsafe { libc::openat(self.fd.as_raw_fd(), c.as_ptr(), flags, mode as libc::c_uint) };
-        if fd < 0 {
-            let e = last_err();
-            return match e.raw_os_error() {
-                Some(libc::ENOENT) if flags & libc::O_CREAT == 0 => Ok(None),
-                Some(libc::ELOOP) => Err(StateDirError::NotRegular { path: self.child(name) }),
-                _ => Err(self.io_err(name)(e)),
-            };
-        }
-        // SAFETY: fresh descriptor we own.
-        let file = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+        // The libc constants are the kernel's, which OFlags holds as they are.
+        let flags = OFlags::from_bits_retain(flags as _) | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
+        let mode = Mode::from_raw_mode((mode & 0o7777) as rustix::fs::RawMode);
+        let fd: OwnedFd = match rustix::fs::openat(&self.fd, c.as_c_str(), flags, mode) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) if !flags.contains(OFlags::CREATE) => return Ok(None),
+            Err(Errno::LOOP | Errno::MLINK) => return Err(StateDirError::NotRegular { path: self.child(name) }),
+            Err(e) => return Err(self.io_err(name)(e.into())),
+        };
+        let file = File::from(fd);
         let md = file.metadata().map_err(self.io_err(name))?;
         if !md.file_type().is_file() {
             return Err(StateDirError::NotRegular { path: self.child(name) });
         }
         // O_NONBLOCK was only there so that opening a planted fifo cannot hang.
-        // SAFETY: valid descriptor.
-        unsafe {
-            let fl = libc::fcntl(file.as_raw_fd(), libc::F_GETFL);
-            libc::fcntl(file.as_raw_fd(), libc::F_SETFL, fl & !libc::O_NONBLOCK);
-        }
+        let io = |e: Errno| self.io_err(name)(e.into());
+        rustix::fs::fcntl_setfl(&file, rustix::fs::fcntl_getfl(&file).map_err(io)? - OFlags::NONBLOCK).map_err(io)?;
         Ok(Some(file))
     }
 
@@ -195,84 +209,39 @@ impl Dir {
     /// renameat within this directory; neither name is followed.
     pub fn rename(&self, from: &str, to: &str) -> Result<(), StateDirError> {
         let (a, b) = (cname(from)?, cname(to)?);
-        // SAFETY: valid descriptors and C strings.
-        if unsafe { libc::renameat(self.fd.as_raw_fd(), a.as_ptr(), self.fd.as_raw_fd(), b.as_ptr()) } != 0 {
-            return Err(self.io_err(to)(last_err()));
-        }
-        Ok(())
+        rustix::fs::renameat(&self.fd, a.as_c_str(), &self.fd, b.as_c_str()).map_err(|e| self.io_err(to)(e.into()))
     }
 
     /// Removes the file `name` (a symlink itself, never its target); missing is fine.
     pub fn remove(&self, name: &str) -> Result<(), StateDirError> {
         let c = cname(name)?;
-        // SAFETY: valid descriptor and C string.
-        if unsafe { libc::unlinkat(self.fd.as_raw_fd(), c.as_ptr(), 0) } != 0 {
-            let e = last_err();
-            if e.kind() != io::ErrorKind::NotFound {
-                return Err(self.io_err(name)(e));
-            }
+        match rustix::fs::unlinkat(&self.fd, c.as_c_str(), AtFlags::empty()) {
+            Ok(()) | Err(Errno::NOENT) => Ok(()),
+            Err(e) => Err(self.io_err(name)(e.into())),
         }
-        Ok(())
     }
 
-    /// The names in this directory (not `.` and `..`), sorted; read through
-    /// the descriptor (fdopendir of a duplicate), not the path, so a swapped
-    /// symlink in the path cannot make us list another directory.
+    /// The names in this directory (not `.` and `..`, nor any that is not
+    /// UTF-8: binarydist makes none), sorted; read through the descriptor, not
+    /// the path, so a swapped symlink in the path cannot make us list another
+    /// directory.
     pub fn names(&self) -> Result<Vec<String>, StateDirError> {
-        let io = |source| StateDirError::Io { path: self.path.clone(), source };
-        // SAFETY: duplicating a valid descriptor; fdopendir takes the duplicate
-        // over, closedir closes it.
-        let dup = unsafe { libc::fcntl(self.fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) };
-        if dup < 0 {
-            return Err(io(last_err()));
-        }
-        let dirp = unsafe { libc::fdopendir(dup) };
-        if dirp.is_null() {
-            let e = last_err();
-            unsafe { libc::close(dup) };
-            return Err(io(e));
-        }
-        // The duplicate shares the offset of the descriptor: start from the top.
-        // SAFETY: dirp is a valid DIR*.
-        unsafe { libc::rewinddir(dirp) };
-        let mut v = Vec::new();
-        loop {
-            // SAFETY: dirp is a valid DIR*; the entry is read before the next call.
-            let ent = unsafe { libc::readdir(dirp) };
-            if ent.is_null() {
-                break;
-            }
-            let name = unsafe { std::ffi::CStr::from_ptr((*ent).d_name.as_ptr()) };
-            if let Ok(n) = name.to_str() {
-                if n != "." && n != ".." {
-                    v.push(n.to_string());
-                }
-            }
-        }
-        // SAFETY: dirp came from fdopendir and is closed once.
-        unsafe { libc::closedir(dirp) };
+        let names = crate::os::names_in(std::os::fd::AsFd::as_fd(&self.fd))
+            .map_err(|source| StateDirError::Io { path: self.path.clone(), source })?;
+        let mut v: Vec<String> = names.into_iter().filter_map(|n| n.into_string().ok()).collect();
         v.sort();
         Ok(v)
     }
 
     /// fsync of the directory itself.
     pub fn sync(&self) -> Result<(), StateDirError> {
-        // SAFETY: valid descriptor.
-        if unsafe { libc::fsync(self.fd.as_raw_fd()) } != 0 {
-            return Err(StateDirError::Io { path: self.path.clone(), source: last_err() });
-        }
-        Ok(())
+        rustix::fs::fsync(&self.fd).map_err(|e| StateDirError::Io { path: self.path.clone(), source: e.into() })
     }
 
     /// Bytes available to us on this directory's file system.
     pub fn free_bytes(&self) -> Result<u64, StateDirError> {
-        let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
-        // SAFETY: valid descriptor and a writable statvfs.
-        if unsafe { libc::fstatvfs(self.fd.as_raw_fd(), &mut s) } != 0 {
-            return Err(StateDirError::Io { path: self.path.clone(), source: last_err() });
-        }
-        #[allow(clippy::unnecessary_cast)]
-        Ok(s.f_bavail as u64 * s.f_frsize as u64)
+        let s = rustix::fs::fstatvfs(&self.fd).map_err(|e| StateDirError::Io { path: self.path.clone(), source: e.into() })?;
+        Ok(s.f_bavail.saturating_mul(s.f_frsize))
     }
 }
 

@@ -25,6 +25,10 @@
 //!   so that a full disk is met while staging.
 //! - `BINARYDIST_TEST_HOOK_PACK=CMD`: `sh -c CMD` between pack's hashing pass
 //!   and its writing pass, so that a test can change the stage exactly there.
+//! - `BINARYDIST_TEST_HOOK_META=CMD`: `sh -c CMD sh PATH` each time the
+//!   installer has looked at an entry whose owner, mode, times or flags it is
+//!   about to set, and has not set them yet, so that a test can swap the entry
+//!   for a symlink exactly there (the race of a user who owns it).
 //! - `BINARYDIST_TEST_FLAGS=DIR`: a fake BSD file-flag backend for Linux. Flags
 //!   are read from `DIR/flags` (lines `ABSPATH<TAB>flags`), and every flag
 //!   change and every rename of the commit is appended to `DIR/calls`, so that
@@ -71,6 +75,12 @@ mod hooks {
 
     pub fn per_file_sync() -> bool {
         std::env::var("BINARYDIST_TEST_SYNC").is_ok_and(|v| v == "per-file")
+    }
+
+    pub fn between_look_and_set(path: &Path) {
+        if let Some(cmd) = std::env::var_os("BINARYDIST_TEST_HOOK_META") {
+            let _ = std::process::Command::new("sh").arg("-c").arg(cmd).arg("sh").arg(path).status();
+        }
     }
 
     pub fn fake_securelevel() -> Option<io::Result<i32>> {
@@ -133,6 +143,9 @@ mod hooks {
     }
 
     #[inline(always)]
+    pub fn between_look_and_set(_path: &Path) {}
+
+    #[inline(always)]
     pub fn fake_securelevel() -> Option<io::Result<i32>> {
         None
     }
@@ -151,6 +164,8 @@ mod hooks {
     pub fn log_step(_step: &str, _path: &Path) {}
 }
 
+/// Runs the metadata hook, if any, on the entry at `path`.
+pub use hooks::between_look_and_set;
 /// Runs the pack hook, if any.
 pub use hooks::between_pack_passes;
 /// The fake backend's flags of `path`; `None` when the fake backend is off.

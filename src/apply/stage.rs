@@ -22,7 +22,7 @@ use super::old::{Expect, OldReader};
 use super::out::{Out, OutError};
 use super::streams::{self, StreamReader};
 use super::ApplyError;
-use crate::errors::chain;
+use crate::errors::{chain, shown};
 use crate::patchfile::{self, stream, Keep, NewKeep, PatchFile};
 use crate::tario::{self, Digests, Member, TarError, BLOCK};
 use std::collections::HashMap;
@@ -248,7 +248,7 @@ impl Applier<'_> {
             Ok(_) => return Err(self.ops_err(index, "raw header is not exactly one member header".into())),
             Err(e) => return Err(self.ops_err(index, format!("raw header: {e}"))),
         };
-        let path = format!("{:?}", member.meta.path);
+        let path = format!("\"{}\"", shown(&member.meta.path));
         w.put(raw).map_err(|e| self.out_err(index, &path, e))?;
         Ok(NewMember { index, size: member.meta.size, path })
     }
@@ -324,8 +324,9 @@ impl Applier<'_> {
             let max = self.p.header.max_source;
             if m.meta.size > max {
                 return Err(self.old_err(format!(
-                    "old member {k} ({:?}) is {} bytes, the patch expects delta sources of at most {max}: wrong base?",
-                    m.meta.path, m.meta.size
+                    "old member {k} (\"{}\") is {} bytes, the patch expects delta sources of at most {max}: wrong base?",
+                    shown(&m.meta.path),
+                    m.meta.size
                 )));
             }
             self.read_source(m.meta.size)?;
@@ -493,7 +494,7 @@ impl Applier<'_> {
     }
 
     fn store(&mut self, index: u64, member: Member, keep: &Keep) -> Result<(), ApplyError> {
-        let path = member.meta.path.display().to_string();
+        let path = shown(&member.meta.path);
         if member.raw_header.len() as u64 != keep.header_size || (keep.data_size > 0 && member.meta.size != keep.data_size) {
             return Err(self.old_err(format!(
                 "old member {index} ({path}) has a {}-byte header and {} bytes of data, the patch expects {} and {}: wrong base?",

@@ -11,23 +11,27 @@
 use super::journal::{self, JournalError, Op};
 use super::plan::{Action, Plan};
 use super::stage::Staged;
+use crate::errors::shown;
 use crate::manifest::Manifest;
 use crate::os;
 use crate::tario::{Kind, Meta};
 use crate::testhooks;
+use rustix::fs::{AtFlags, FileType, OFlags};
 use std::collections::HashSet;
+use std::ffi::OsStr;
 use std::fs;
 use std::io;
+use std::os::fd::BorrowedFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CommitError {
-    #[error("{}", path.display())]
+    #[error("{}", shown(path))]
     Io { path: PathBuf, source: io::Error },
     #[error(transparent)]
     Journal(#[from] JournalError),
-    #[error("{}: neither staged ({}) nor in place; the journal does not match the root", path.display(), temp.display())]
+    #[error("{}: neither staged ({}) nor in place; the journal does not match the root", shown(path), shown(temp))]
     Lost { path: PathBuf, temp: PathBuf },
 }
 
@@ -43,7 +47,7 @@ fn file_name_starts(p: &Path, prefix: &str) -> bool {
     p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(prefix))
 }
 
-pub fn build_ops(manifest: &Manifest, manifest_meta: &Meta, plan: &Plan, staged: &Staged) -> Vec<Op> {
+pub fn build_ops(manifest: &Manifest, plan: &Plan, staged: &Staged) -> Vec<Op> {
     let mut swap = Vec::new();
     let mut new_names = Vec::new();
     let mut middle = Vec::new();
@@ -60,7 +64,6 @@ pub fn build_ops(manifest: &Manifest, manifest_meta: &Meta, plan: &Plan, staged:
             touched.extend(e.meta.path.parent());
         }
     }
-    touched.extend(manifest_meta.path.parent());
     touched.extend(plan.removals.iter().filter_map(|p| p.parent()));
     touched.extend(plan.kernel.as_ref().and_then(|k| k.0.parent()));
     // A file with staged hard links gets its flags after every rename: on BSD
@@ -109,7 +112,6 @@ pub fn build_ops(manifest: &Manifest, manifest_meta: &Meta, plan: &Plan, staged:
             }
         }
     }
-    middle.push(Op::Rename { temp: staged.manifest_temp.clone(), path: manifest_meta.path.clone(), flags: None });
     let removals = plan.removals.iter().map(|p| Op::Remove { path: p.clone() });
     dirs.reverse();
     swap.into_iter()
@@ -125,72 +127,114 @@ pub fn build_ops(manifest: &Manifest, manifest_meta: &Meta, plan: &Plan, staged:
 }
 
 /// Runs `ops[from..]`, marking each done in the journal. Every op can be run
-/// again after a crash and ends in the same state.
-pub fn run_ops(root: &Path, journal_path: &Path, ops: &[Op], from: usize) -> Result<(), CommitError> {
-    let mut marks = journal::Marks::open(journal_path)?;
+/// again after a crash and ends in the same state. Returns how many set-id
+/// files with other hard links it made plain before replacing them.
+///
+/// Every op reaches its entry through directory descriptors from the root
+/// (os::Beneath): renames, removals, flags, owners, modes and times are `*at`
+/// calls relative to a parent opened without following a symlink, or calls
+/// on a descriptor of the entry itself (os::set_attrs_at); none goes by a path
+/// that a symlink put in the way could redirect.
+pub fn run_ops(root: &Path, state: &crate::statedir::Dir, ops: &[Op], from: usize) -> Result<u64, CommitError> {
+    let mut marks = journal::Marks::open(state)?;
+    let mut beneath = os::Beneath::open(root).map_err(io_err(root))?;
+    let mut setid_cleared = 0;
     for (i, op) in ops.iter().enumerate().skip(from) {
         testhooks::kill_point("op");
         match op {
-            Op::Rename { temp, path, flags } => rename(root, temp, path, flags.as_deref())?,
-            Op::Meta { path, mode, uid, gid, mtime, flags } => set_meta(root, path, *mode, *uid, *gid, *mtime, flags.as_deref())?,
-            Op::KernelSwap { dir, staged } => kernel_swap(root, dir, staged)?,
-            Op::Remove { path } => remove(root, path)?,
+            Op::Rename { temp, path, flags } => setid_cleared += rename(&mut beneath, temp, path, flags.as_deref())? as u64,
+            Op::Meta { path, mode, uid, gid, mtime, flags } => {
+                let attrs = os::Attrs { owner: Some((*uid, *gid)), mode: Some(*mode), mtime: Some(*mtime), flags: Some(flags.as_deref()) };
+                set_meta(&mut beneath, path, &attrs)?
+            }
+            Op::KernelSwap { dir, staged } => kernel_swap(&mut beneath, dir, staged)?,
+            Op::Remove { path } => remove(&mut beneath, path)?,
         }
         // Only the swap is not idempotent by itself once renames follow it.
         marks.mark(&format!("done {}", i + 1), matches!(op, Op::KernelSwap { .. }))?;
     }
-    Ok(())
+    Ok(setid_cleared)
 }
 
-/// Clears flags that forbid replacing `abs` (schg, sunlnk, ...).
-fn clear_flags(abs: &Path) -> Result<(), CommitError> {
-    if os::file_flags(abs).map_err(io_err(abs))?.is_some() {
-        os::set_file_flags(abs, None).map_err(io_err(abs))?;
+/// Before a set-uid or set-gid file is replaced: if another hard link shares
+/// its inode (a user's link to su, say), that link would keep the old, perhaps
+/// vulnerable, program with its set-id bits once the name is renamed over.
+/// So the bits are cleared on the old inode first, as dpkg does, through a
+/// descriptor of it, and said on stderr. Returns whether it cleared them.
+fn clear_setid_of_linked(dir: BorrowedFd<'_>, name: &OsStr, rel: &Path) -> Result<bool, CommitError> {
+    use std::os::unix::fs::MetadataExt;
+    let how = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
+    // Not there, or nothing we can open (a symlink): nothing set-id to keep.
+    let Ok(fd) = rustix::fs::openat(dir, name, how, rustix::fs::Mode::empty()) else { return Ok(false) };
+    let f = fs::File::from(fd);
+    let m = f.metadata().map_err(io_err(rel))?;
+    if !m.is_file() || m.mode() & 0o6000 == 0 || m.nlink() < 2 {
+        return Ok(false);
     }
-    Ok(())
+    f.set_permissions(fs::Permissions::from_mode(m.mode() & 0o1777)).map_err(io_err(rel))?;
+    eprintln!(
+        "binarydist: {}: set-id file with {} hard links: its set-id bits were cleared before it was replaced, so that no other link keeps the old program set-id",
+        shown(rel),
+        m.nlink()
+    );
+    Ok(true)
 }
 
-fn rename(root: &Path, temp: &Path, path: &Path, flags: Option<&str>) -> Result<(), CommitError> {
-    let t = root.join(temp);
-    let p = root.join(path);
-    match fs::symlink_metadata(&t) {
+/// Renames `temp` over `path` (both in one directory), clearing the flags of
+/// what it replaces first and setting `flags` after; returns whether it
+/// cleared the set-id bits of the file it replaced ([`clear_setid_of_linked`]).
+fn rename(b: &mut os::Beneath, temp: &Path, path: &Path, flags: Option<&str>) -> Result<bool, CommitError> {
+    let abs = b.root().join(path);
+    if temp.parent() != path.parent() {
+        return Err(CommitError::Lost { path: abs, temp: temp.to_path_buf() });
+    }
+    let (dir, name) = b.parent_of(path).map_err(io_err(&abs))?;
+    let tname = temp.file_name().unwrap_or_default();
+    let mut setid_cleared = false;
+    match os::stat_at(dir, tname) {
         Ok(_) => {
-            match fs::symlink_metadata(&p) {
-                Ok(m) if !m.is_dir() => clear_flags(&p)?,
-                _ => {}
+            if let Ok(st) = os::stat_at(dir, name) {
+                if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
+                    if os::flags_of(&st, &abs).map_err(io_err(&abs))?.is_some() {
+                        os::set_flags(os::Target::At(dir, name), &abs, None).map_err(io_err(&abs))?;
+                    }
+                    setid_cleared = clear_setid_of_linked(dir, name, path)?;
+                }
             }
-            testhooks::log_step("rename", &p);
-            fs::rename(&t, &p).map_err(io_err(&p))?;
+            testhooks::log_step("rename", &abs);
+            rustix::fs::renameat(dir, tname, dir, name).map_err(|e| io_err(&abs)(e.into()))?;
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             // Renamed before a crash; its flags may still be missing.
-            if fs::symlink_metadata(&p).is_err() {
-                return Err(CommitError::Lost { path: p, temp: t });
+            if os::stat_at(dir, name).is_err() {
+                return Err(CommitError::Lost { path: abs, temp: temp.to_path_buf() });
             }
         }
-        Err(e) => return Err(io_err(&t)(e)),
+        Err(e) => return Err(io_err(&abs)(e)),
     }
     testhooks::kill_point("flags");
     if let Some(f) = flags {
-        os::set_file_flags(&p, Some(f)).map_err(io_err(&p))?;
+        os::set_flags(os::Target::At(dir, name), &abs, Some(f)).map_err(io_err(&abs))?;
     }
-    Ok(())
+    Ok(setid_cleared)
 }
 
-fn set_meta(root: &Path, path: &Path, mode: u32, uid: u32, gid: u32, mtime: i64, flags: Option<&str>) -> Result<(), CommitError> {
-    let p = root.join(path);
-    let m = fs::symlink_metadata(&p).map_err(io_err(&p))?;
-    let current = os::file_flags(&p).map_err(io_err(&p))?;
-    if current.is_some() {
-        os::set_file_flags(&p, None).map_err(io_err(&p))?;
-    }
-    os::lchown(&p, uid, gid).map_err(io_err(&p))?;
-    if !m.file_type().is_symlink() {
-        fs::set_permissions(&p, fs::Permissions::from_mode(mode)).map_err(io_err(&p))?;
-    }
-    os::set_mtime_nofollow(&p, mtime).map_err(io_err(&p))?;
-    if flags.is_some() {
-        os::set_file_flags(&p, flags).map_err(io_err(&p))?;
+/// Owner, mode, times and flags of an entry in place. One that is no longer
+/// what it was a moment ago (swapped for a symlink by whoever owns it, in a
+/// world-writable directory the dist ships) is left alone and said so: the
+/// change is never steered through it.
+fn set_meta(b: &mut os::Beneath, path: &Path, attrs: &os::Attrs) -> Result<(), CommitError> {
+    let abs = b.root().join(path);
+    let (dir, name) = if path == Path::new(".") {
+        (b.dir(Path::new("")).map_err(io_err(&abs))?, OsStr::new("."))
+    } else {
+        b.parent_of(path).map_err(io_err(&abs))?
+    };
+    if !os::set_attrs_at(dir, name, &abs, attrs).map_err(io_err(&abs))? {
+        eprintln!(
+            "binarydist: {}: changed while its owner and mode were being set (a symlink put in its place?): not followed, left as it is",
+            shown(path)
+        );
     }
     Ok(())
 }
@@ -201,60 +245,62 @@ fn set_meta(root: &Path, path: &Path, mode: u32, uid: u32, gid: u32, mtime: i64,
 /// state, the old modules kept with the old kernel, without a moment when
 /// `DIR` holds a mix of both. Decided by what is on disk, so that a rerun after
 /// a crash anywhere in here completes it.
-fn kernel_swap(root: &Path, dir: &Path, staged: &Path) -> Result<(), CommitError> {
-    let d = root.join(dir);
-    let s = root.join(staged);
-    let mut old_name = d.file_name().unwrap_or_default().to_os_string();
+fn kernel_swap(b: &mut os::Beneath, dir: &Path, staged: &Path) -> Result<(), CommitError> {
+    let abs = b.root().join(dir);
+    if staged.parent() != dir.parent() {
+        return Err(CommitError::Lost { path: abs, temp: staged.to_path_buf() });
+    }
+    let mut old_name = dir.file_name().unwrap_or_default().to_os_string();
     old_name.push(".old");
-    let old = d.with_file_name(old_name);
-    if fs::symlink_metadata(&s).is_err() {
+    let old_abs = abs.with_file_name(&old_name);
+    let staged_abs = b.root().join(staged);
+    b.forget();
+    let (parent, name) = b.parent_of(dir).map_err(io_err(&abs))?;
+    let sname = staged.file_name().unwrap_or_default();
+    if os::stat_at(parent, sname).is_err() {
         return Ok(()); // done before a crash
     }
-    if fs::symlink_metadata(&d).is_ok() {
-        if fs::symlink_metadata(&old).is_ok() {
-            remove_tree(&old)?;
+    if os::stat_at(parent, name).is_ok() {
+        if os::stat_at(parent, &old_name).is_ok() {
+            os::remove_tree_at(parent, &old_name, &old_abs).map_err(io_err(&old_abs))?;
         }
-        testhooks::log_step("rename", &d);
-        fs::rename(&d, &old).map_err(io_err(&old))?;
+        testhooks::log_step("rename", &abs);
+        rustix::fs::renameat(parent, name, parent, &old_name).map_err(|e| io_err(&old_abs)(e.into()))?;
         testhooks::kill_point("kernel-old");
     }
-    testhooks::log_step("rename", &s);
-    fs::rename(&s, &d).map_err(io_err(&d))?;
-    os::sync_dir(d.parent().unwrap_or(root)).map_err(io_err(&d))
+    testhooks::log_step("rename", &staged_abs);
+    rustix::fs::renameat(parent, sname, parent, name).map_err(|e| io_err(&abs)(e.into()))?;
+    rustix::fs::fsync(parent).map_err(|e| io_err(&abs)(e.into()))?;
+    b.forget();
+    Ok(())
 }
 
-/// rm -rf that clears file flags first (installkernel and installworld set schg).
-fn remove_tree(abs: &Path) -> Result<(), CommitError> {
-    let m = fs::symlink_metadata(abs).map_err(io_err(abs))?;
-    clear_flags(abs)?;
-    if m.is_dir() {
-        for e in fs::read_dir(abs).map_err(io_err(abs))? {
-            remove_tree(&e.map_err(io_err(abs))?.path())?;
-        }
-        fs::remove_dir(abs).map_err(io_err(abs))
-    } else {
-        fs::remove_file(abs).map_err(io_err(abs))
-    }
-}
-
-fn remove(root: &Path, path: &Path) -> Result<(), CommitError> {
+fn remove(b: &mut os::Beneath, path: &Path) -> Result<(), CommitError> {
+    let abs = b.root().join(path);
     // A symlink the new dist (or an admin) put where a directory was would
-    // carry the removal out of the root.
-    if !super::plan::through_real_dirs(root, path) {
-        return Ok(());
-    }
-    let p = root.join(path);
-    match fs::symlink_metadata(&p) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(io_err(&p)(e)),
-        Ok(m) if m.is_dir() => match fs::remove_dir(&p) {
+    // carry the removal out of the root: the walk refuses it, and there is
+    // nothing of ours to remove down there.
+    let (dir, name) = match b.parent_of(path) {
+        Ok(found) => found,
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ELOOP | libc::EMLINK | libc::ENOTDIR | libc::ENOENT)) => return Ok(()),
+        Err(e) => return Err(io_err(&abs)(e)),
+    };
+    let st = match os::stat_at(dir, name) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io_err(&abs)(e)),
+        Ok(st) => st,
+    };
+    if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
+        let removed = match rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR) {
             // Something of the admin's is in it: leave it.
-            Err(e) if e.raw_os_error() == Some(libc::ENOTEMPTY) => Ok(()),
-            r => r.map_err(io_err(&p)),
-        },
-        Ok(_) => {
-            clear_flags(&p)?;
-            fs::remove_file(&p).map_err(io_err(&p))
-        }
+            Err(rustix::io::Errno::NOTEMPTY | rustix::io::Errno::EXIST) => Ok(()),
+            r => r.map_err(|e| io_err(&abs)(e.into())),
+        };
+        b.forget();
+        return removed;
     }
+    if os::flags_of(&st, &abs).map_err(io_err(&abs))?.is_some() {
+        os::set_flags(os::Target::At(dir, name), &abs, None).map_err(io_err(&abs))?;
+    }
+    rustix::fs::unlinkat(dir, name, AtFlags::empty()).map_err(|e| io_err(&abs)(e.into()))
 }

@@ -122,8 +122,11 @@ impl Drop for Flusher {
     }
 }
 
+/// fsync of a directory, opened `O_DIRECTORY|O_NONBLOCK`: never anything else,
+/// and never blocking on a fifo put in its place.
 fn fsync_dir(dir: &Path) -> Result<(), Failure> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| (dir.to_path_buf(), e))
+    let d = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_DIRECTORY | libc::O_NONBLOCK).open(dir);
+    d.and_then(|d| d.sync_all()).map_err(|e| (dir.to_path_buf(), e))
 }
 
 /// One syncfs per file system among `dirs`.
@@ -167,7 +170,7 @@ pub fn commit_done(root: &Path, ops: &[Op]) -> Result<(), Failure> {
                 dirs.insert(p.clone());
             }
             Ok(m) if m.is_file() => {
-                let f = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(p);
+                let f = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(p);
                 f.and_then(|f| f.sync_all()).map_err(|e| (p.clone(), e))?;
             }
             _ => {}

@@ -18,7 +18,6 @@
 use std::ffi::OsString;
 use std::io;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
 
 /// The root the shims keep `make upgrade` inside, canonical.
 pub const ROOT_ENV: &str = "BINARYDIST_GUARD_ROOT";
@@ -74,37 +73,32 @@ fi
 exec rm "$@"
 "#;
 
-/// The shims' directory, removed when dropped.
+/// The shims' directory, a private temporary directory of this process
+/// (mode 0700, under TMPDIR), removed when dropped. Never in the root: whoever
+/// owns the tree there could put their own `rm` in its place.
 pub struct Guards {
-    dir: PathBuf,
+    dir: tempfile::TempDir,
 }
 
 impl Guards {
-    /// Writes the shims into `dir` (replacing what a killed run left there).
-    pub fn install(dir: &Path) -> io::Result<Guards> {
-        let _ = std::fs::remove_dir_all(dir);
-        std::fs::create_dir_all(dir)?;
+    /// Writes the shims into a fresh private directory.
+    pub fn install() -> io::Result<Guards> {
+        let dir = tempfile::Builder::new().prefix("binarydist-guard.").tempdir()?;
         for (name, text) in [("ldconfig", LDCONFIG), ("rm", RM)] {
-            let p = dir.join(name);
+            let p = dir.path().join(name);
             std::fs::write(&p, text)?;
             std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o555))?;
         }
-        Ok(Guards { dir: dir.to_path_buf() })
+        Ok(Guards { dir })
     }
 
     /// PATH with the shims first.
     pub fn path(&self, path: &std::ffi::OsStr) -> OsString {
-        let mut p = OsString::from(self.dir.as_os_str());
+        let mut p = OsString::from(self.dir.path().as_os_str());
         if !path.is_empty() {
             p.push(":");
             p.push(path);
         }
         p
-    }
-}
-
-impl Drop for Guards {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -1,48 +1,85 @@
 //! The install journal, ROOT/var/db/binarydist/journal: what a killed install
 //! left behind and what the next run must do about it.
 //!
-//! It has two phases, told apart by its second line:
+//! It has two phases, told apart by its first record:
 //!
-//! - `phase staging`: appended to as staging goes, one line per thing created
-//!   *before* it is created (`staged`, `created-dir`, `staged-tree`, `base-new`),
-//!   so that an interrupted staging can always be undone: nothing it lists is in
-//!   use yet.
+//! - `phase staging`: appended to as staging goes, one record per thing
+//!   created *before* it is created (`staged`, `created-dir`, `staged-tree`,
+//!   `state-file`, `dir-time`), so that an interrupted staging can always be
+//!   undone: nothing it lists is in use yet.
 //! - `phase commit`: written atomically (temporary file, fsync, rename, fsync of
 //!   the directory) once everything is staged and verified. It lists every
-//!   operation of the commit in order; each is idempotent, so the next run just
-//!   does them again from the last `done N` mark (ops `0..N` finished). `upgraded`
-//!   records that `make upgrade` succeeded, so that it runs exactly once.
+//!   operation of the commit in order, then `end`; each is idempotent, so the
+//!   next run just does them again from the last `done N` mark (ops `0..N`
+//!   finished). `upgraded` records that `make upgrade` succeeded.
+//!
+//! Framing (format 2): after the line `#binarydist journal 2`, every record is
+//! one line `LEN CHECK PAYLOAD`, LEN the payload's length in bytes and CHECK
+//! the first 8 hex digits of its SHA-256. A write that failed half-way (a full
+//! disk) or a power loss leaves a last line without its newline, or one whose
+//! length or check is wrong: such a record is *damaged*, and unambiguously so.
+//! A damaged staging record or mark is ignored (a staging record is written
+//! before what it names is made, and a lost mark only means an op is done
+//! again), and the torn tail is cut off before the next mark is appended, so
+//! that a rerun after space is freed converges. The commit record itself must
+//! be whole up to `end`: one cut short cannot be finished, and the message
+//! says what to do. A journal of format 1 (unframed lines, binarydist before
+//! 0.2) is still read, a line that does not parse after `end` taken for a torn
+//! mark.
 //!
 //! Paths are relative to the root and escaped like the manifest's (`\ooo`).
 //! A journal read back is checked like any other input before anything acts
 //! on it (an undo removes what it lists): every path must be relative,
 //! without `..` or NUL; what staging creates under a temporary name must have
-//! one, and the new base must be in the state directory.
+//! one, and the next base and MANIFEST must be in the state directory. A
+//! whole record that says something else is refused, never skipped.
 
 use super::plan::TEMP_PREFIX;
-use super::state::STATE_DIR;
+use super::state::{BASE_NEW, MANIFEST_NEW, STATE_DIR};
+use crate::errors::shown;
 use crate::names::DistName;
+use crate::statedir::{Dir, StateDirError};
 use crate::tario::check_relative;
-use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use sha2::{Digest, Sha256};
+use std::fs::File;
+use std::io::{self, Read, Write};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
-const MAGIC: &str = "#binarydist journal 1";
+const MAGIC: &str = "#binarydist journal 2";
+/// Unframed lines, written by binarydist before 0.2.
+const MAGIC_V1: &str = "#binarydist journal 1";
+/// Its name in the state directory.
+pub const NAME: &str = "journal";
+/// A journal larger than this is refused unread (a world's commit record is a
+/// few megabytes).
+const MAX_SIZE: u64 = 1 << 30;
 
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
-    #[error("{}", path.display())]
+    #[error("{}", shown(path))]
     Io { path: PathBuf, source: io::Error },
-    #[error("{}: line {line}: {what} (remove it only if you know the install it belongs to is gone)", path.display())]
+    #[error(transparent)]
+    Dir(#[from] StateDirError),
+    #[error("{}: line {line}: {what}; nothing was done (binarydist writes no such line: if you know the install it belongs to is gone, move the journal aside)", shown(path))]
     Syntax { path: PathBuf, line: usize, what: String },
+    #[error("{}: not a binarydist journal; nothing was done. If no install is running on this root, move it aside and run again; `find {} -name '.bdtmp.*'` lists what an interrupted install may have left staged", shown(path), shown(root_of(path)))]
+    Garbage { path: PathBuf },
+    #[error("{}: the commit record of {dist} is {what}, so the rest of that install cannot be known from it; nothing was done. To finish it, move the journal aside and install {dist} again in full (binarydist install --root {} {dist}.tar.gz): what it staged is replaced", shown(path), shown(root_of(path)))]
+    CutShort { path: PathBuf, dist: String, what: String },
+}
+
+/// The root of a journal's path (ROOT/var/db/binarydist/journal), for messages.
+fn root_of(journal: &Path) -> &Path {
+    journal.ancestors().nth(4).unwrap_or(Path::new("/"))
 }
 
 /// Something staging created, undone by removing it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Item {
-    /// The new base tarball being written in the state directory.
-    BaseNew(PathBuf),
+    /// The next base or MANIFEST, being written in the state directory
+    /// (`var/db/binarydist/<series>/<name>`).
+    StateFile(PathBuf),
     /// A directory that did not exist and was created in place.
     CreatedDir(PathBuf),
     /// A file, link, fifo or device under a temporary name beside its final place.
@@ -87,8 +124,10 @@ pub struct Commit {
     pub tar_size: u64,
     pub md5: String,
     pub sha256: String,
-    /// The new base tarball, in the state directory, relative to the root.
-    pub base_new: PathBuf,
+    /// SHA-256 of the new dist's manifest member, every entry of which was
+    /// checked against the stream: recorded with the install, so that the next
+    /// one trusts that manifest (and only it) to say what is in place.
+    pub manifest_sha256: String,
     pub upgrade_src: Option<PathBuf>,
     pub reboot: bool,
     pub stats: Stats,
@@ -98,12 +137,20 @@ pub struct Commit {
 /// What a journal found at start says.
 #[derive(Debug)]
 pub enum Found {
+    /// An empty journal (or zeros): a crash before its first lines reached
+    /// the disk, so before anything was staged. It can go.
+    Empty,
     Staging(Vec<Item>),
-    Commit { commit: Box<Commit>, done: usize, upgraded: bool },
+    Commit {
+        commit: Box<Commit>,
+        done: usize,
+        upgraded: bool,
+    },
 }
 
-pub fn path(state_dir: &Path) -> PathBuf {
-    state_dir.join("journal")
+/// Where the journal is, for messages.
+pub fn path(state: &Dir) -> PathBuf {
+    state.path().join(NAME)
 }
 
 fn io_err(path: &Path) -> impl Fn(io::Error) -> JournalError + '_ {
@@ -119,77 +166,109 @@ pub struct StagingLog {
 impl StagingLog {
     /// Starts a fresh journal in the staging phase, durably: from here on a
     /// crash is undone by the next run.
-    pub fn create(path: &Path) -> Result<StagingLog, JournalError> {
-        let mut file = OpenOptions::new().create(true).truncate(true).write(true).open(path).map_err(io_err(path))?;
-        file.write_all(format!("{MAGIC}\nphase staging\n").as_bytes()).map_err(io_err(path))?;
-        file.sync_all().map_err(io_err(path))?;
-        if let Some(dir) = path.parent() {
-            crate::os::sync_dir(dir).map_err(io_err(path))?;
-        }
-        Ok(StagingLog { file, path: path.to_path_buf() })
+    pub fn create(state: &Dir) -> Result<StagingLog, JournalError> {
+        let path = path(state);
+        let mut file = state.create_new(NAME, 0o644)?;
+        file.write_all(format!("{MAGIC}\n{}", frame("phase staging")).as_bytes()).map_err(io_err(&path))?;
+        file.sync_all().map_err(io_err(&path))?;
+        state.sync()?;
+        Ok(StagingLog { file, path })
     }
 
     /// Records `item` before it is created. One write(2) per line: a kill -9
     /// cannot tear it, and the kernel has it even if we die right after.
     pub fn record(&mut self, item: &Item) -> Result<(), JournalError> {
-        let line = match item {
-            Item::BaseNew(p) => format!("base-new {}\n", escape(p)),
-            Item::CreatedDir(p) => format!("created-dir {}\n", escape(p)),
-            Item::Staged(p) => format!("staged {}\n", escape(p)),
-            Item::StagedTree(p) => format!("staged-tree {}\n", escape(p)),
-            Item::DirTime(p, sec, nsec) => format!("dir-time {sec} {nsec} {}\n", escape(p)),
+        let payload = match item {
+            Item::StateFile(p) => format!("state-file {}", escape(p)),
+            Item::CreatedDir(p) => format!("created-dir {}", escape(p)),
+            Item::Staged(p) => format!("staged {}", escape(p)),
+            Item::StagedTree(p) => format!("staged-tree {}", escape(p)),
+            Item::DirTime(p, sec, nsec) => format!("dir-time {sec} {nsec} {}", escape(p)),
         };
-        self.file.write_all(line.as_bytes()).map_err(io_err(&self.path))
+        self.file.write_all(frame(&payload).as_bytes()).map_err(io_err(&self.path))
     }
+}
+
+/// One record, framed: `LEN CHECK PAYLOAD` and a newline.
+fn frame(payload: &str) -> String {
+    format!("{} {} {payload}\n", payload.len(), check(payload.as_bytes()))
+}
+
+fn check(payload: &[u8]) -> String {
+    hex::encode(&Sha256::digest(payload)[..4])
+}
+
+/// The payload of a framed line (without its newline); `None` when the line
+/// is damaged: its length or its check is not its payload's.
+fn unframe(line: &str) -> Option<&str> {
+    let (len, rest) = line.split_once(' ')?;
+    let (sum, payload) = rest.split_once(' ')?;
+    (len.parse::<usize>().ok()? == payload.len() && sum == check(payload.as_bytes())).then_some(payload)
 }
 
 /// Replaces the staging log by the commit record, atomically and durably.
-pub fn write_commit(path: &Path, c: &Commit) -> Result<(), JournalError> {
-    let mut s = format!("{MAGIC}\nphase commit\ndist {}\n", c.dist);
-    s.push_str(&format!("tar {} {} {}\n", c.tar_size, c.md5, c.sha256));
-    s.push_str(&format!("base-new {}\n", escape(&c.base_new)));
-    if let Some(u) = &c.upgrade_src {
-        s.push_str(&format!("upgrade-src {}\n", escape(u)));
-    }
-    s.push_str(&format!("reboot {}\n", if c.reboot { "yes" } else { "no" }));
+pub fn write_commit(state: &Dir, c: &Commit) -> Result<(), JournalError> {
     let st = &c.stats;
-    s.push_str(&format!("stats {} {} {} {}\n", st.written, st.unchanged, st.metadata_only, st.bytes_written));
-    for op in &c.ops {
-        match op {
-            Op::Rename { temp, path, flags } => {
-                s.push_str(&format!("op rename {} {} {}\n", escape(temp), escape(path), flags.as_deref().unwrap_or("-")))
-            }
-            Op::Meta { path, mode, uid, gid, mtime, flags } => {
-                s.push_str(&format!("op meta {} {mode:o} {uid} {gid} {mtime} {}\n", escape(path), flags.as_deref().unwrap_or("-")))
-            }
-            Op::KernelSwap { dir, staged } => s.push_str(&format!("op kernel-swap {} {}\n", escape(dir), escape(staged))),
-            Op::Remove { path } => s.push_str(&format!("op remove {}\n", escape(path))),
+    let mut records = vec![
+        "phase commit".to_string(),
+        format!("dist {}", c.dist),
+        format!("tar {} {} {}", c.tar_size, c.md5, c.sha256),
+        format!("manifest {}", c.manifest_sha256),
+    ];
+    records.extend(c.upgrade_src.as_ref().map(|u| format!("upgrade-src {}", escape(u))));
+    records.push(format!("reboot {}", if c.reboot { "yes" } else { "no" }));
+    records.push(format!("stats {} {} {} {}", st.written, st.unchanged, st.metadata_only, st.bytes_written));
+    records.extend(c.ops.iter().map(|op| match op {
+        Op::Rename { temp, path, flags } => format!("op rename {} {} {}", escape(temp), escape(path), flags.as_deref().unwrap_or("-")),
+        Op::Meta { path, mode, uid, gid, mtime, flags } => {
+            format!("op meta {} {mode:o} {uid} {gid} {mtime} {}", escape(path), flags.as_deref().unwrap_or("-"))
         }
+        Op::KernelSwap { dir, staged } => format!("op kernel-swap {} {}", escape(dir), escape(staged)),
+        Op::Remove { path } => format!("op remove {}", escape(path)),
+    }));
+    records.push("end".into());
+    let mut s = format!("{MAGIC}\n");
+    for r in &records {
+        s.push_str(&frame(r));
     }
-    s.push_str("end\n");
-    crate::os::write_atomically(path, |f| f.write_all(s.as_bytes())).map_err(io_err(path))
+    Ok(state.write_atomically(NAME, s.as_bytes(), 0o644)?)
 }
 
 /// Appends a progress mark (`done N`, `upgraded`) to a commit journal.
-pub fn mark(path: &Path, line: &str, durable: bool) -> Result<(), JournalError> {
-    Marks::open(path)?.mark(line, durable)
+pub fn mark(state: &Dir, line: &str, durable: bool) -> Result<(), JournalError> {
+    Marks::open(state)?.mark(line, durable)
 }
 
 /// The commit journal held open for a run of marks.
 pub struct Marks {
     file: File,
     path: PathBuf,
+    /// Format 2 (framed records), or 1 (a journal of binarydist before 0.2).
+    framed: bool,
 }
 
 impl Marks {
-    pub fn open(path: &Path) -> Result<Marks, JournalError> {
-        let file = OpenOptions::new().append(true).open(path).map_err(io_err(path))?;
-        Ok(Marks { file, path: path.to_path_buf() })
+    /// Opens the journal for appending marks, first cutting off a torn last
+    /// line (what a write that failed half-way left), so that a mark is never
+    /// glued onto it.
+    pub fn open(state: &Dir) -> Result<Marks, JournalError> {
+        let path = path(state);
+        let mut file = state.open(NAME, libc::O_RDWR | libc::O_APPEND, 0)?.ok_or_else(|| io_err(&path)(io::ErrorKind::NotFound.into()))?;
+        let mut text = Vec::new();
+        (&mut file).take(MAX_SIZE).read_to_end(&mut text).map_err(io_err(&path))?;
+        if !text.ends_with(b"\n") {
+            let whole = text.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+            file.set_len(whole as u64).map_err(io_err(&path))?;
+        }
+        let framed = text.starts_with(format!("{MAGIC}\n").as_bytes());
+        Ok(Marks { file, path, framed })
     }
 
-    /// One write(2) per mark: a kill -9 cannot tear it.
+    /// One write(2) per mark: a kill -9 cannot tear it (a full disk can: see
+    /// the module's comment).
     pub fn mark(&mut self, line: &str, durable: bool) -> Result<(), JournalError> {
-        self.file.write_all(format!("{line}\n").as_bytes()).map_err(io_err(&self.path))?;
+        let record = if self.framed { frame(line) } else { format!("{line}\n") };
+        self.file.write_all(record.as_bytes()).map_err(io_err(&self.path))?;
         if durable {
             self.file.sync_all().map_err(io_err(&self.path))?;
         }
@@ -198,77 +277,96 @@ impl Marks {
 }
 
 /// Removes the journal once the install is recorded (or undone).
-pub fn clear(path: &Path) -> Result<(), JournalError> {
-    match std::fs::remove_file(path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(io_err(path)(e)),
-    }
-    if let Some(dir) = path.parent() {
-        crate::os::sync_dir(dir).map_err(io_err(path))?;
-    }
-    Ok(())
+pub fn clear(state: &Dir) -> Result<(), JournalError> {
+    state.remove(NAME)?;
+    Ok(state.sync()?)
 }
 
+/// One line of a journal after its first: its number and its payload, or
+/// `None` when it is damaged (torn, or its frame does not check).
+type Record<'a> = (usize, Option<&'a str>);
+
 /// Reads the journal, if there is one.
-pub fn read(path: &Path) -> Result<Option<Found>, JournalError> {
-    let text = match std::fs::read(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(io_err(path)(e)),
-    };
-    let text = String::from_utf8_lossy(&text);
-    let syntax = |line: usize, what: &str| JournalError::Syntax { path: path.to_path_buf(), line, what: what.to_string() };
-    let mut lines = text.lines().enumerate().map(|(i, l)| (i + 1, l));
-    if lines.next().map(|(_, l)| l) != Some(MAGIC) {
-        return Err(syntax(1, "not a binarydist journal"));
+pub fn read(state: &Dir) -> Result<Option<Found>, JournalError> {
+    let path = path(state);
+    let path = path.as_path();
+    let Some(bytes) = state.read(NAME, MAX_SIZE)? else { return Ok(None) };
+    if bytes.iter().all(|&b| b == 0) {
+        return Ok(Some(Found::Empty));
     }
-    match lines.next().map(|(_, l)| l) {
-        Some("phase staging") => {
-            let mut body: Vec<(usize, &str)> = lines.collect();
-            // A line cut short by a crash has no newline: its item was never created.
-            if !text.ends_with('\n') {
-                body.pop();
-            }
-            let mut items = Vec::new();
-            for (no, line) in body {
-                let bad = |what: &str| syntax(no, &format!("{what}: {line}"));
-                let (key, value) = line.split_once(' ').ok_or_else(|| bad("no value"))?;
-                if key == "dir-time" {
-                    let w: Vec<&str> = value.splitn(3, ' ').collect();
-                    let [sec, nsec, p] = w[..] else { return Err(bad("bad dir-time")) };
-                    let (Ok(sec), Some(nsec)) = (sec.parse::<i64>(), nsec.parse::<i64>().ok().filter(|n| (0..1_000_000_000).contains(n)))
-                    else {
-                        return Err(bad("bad time"));
-                    };
-                    // The root itself is ".": the parent of a top-level entry.
-                    let p = if p == "." { PathBuf::from(".") } else { path_in_root(p).map_err(|w| bad(&w))? };
-                    items.push(Item::DirTime(p, sec, nsec));
-                    continue;
-                }
-                let p = path_in_root(value).map_err(|w| bad(&w))?;
-                items.push(match key {
-                    "base-new" => Item::BaseNew(in_state_dir(p).map_err(|w| bad(&w))?),
-                    "created-dir" => Item::CreatedDir(p),
-                    "staged" => Item::Staged(temp_name(p).map_err(|w| bad(&w))?),
-                    "staged-tree" => Item::StagedTree(temp_name(p).map_err(|w| bad(&w))?),
-                    _ => return Err(bad("unknown item")),
-                });
-            }
-            Ok(Some(Found::Staging(items)))
-        }
-        Some("phase commit") => parse_commit(lines, &syntax).map(Some),
+    let text = String::from_utf8_lossy(&bytes);
+    let mut lines: Vec<&str> = text.split('\n').collect();
+    // What follows the last newline: nothing, or a line torn by a crash.
+    let torn = lines.pop().filter(|t| !t.is_empty());
+    let framed = match lines.first().copied() {
+        Some(MAGIC) => true,
+        Some(MAGIC_V1) => false,
+        _ => return Err(JournalError::Garbage { path: path.to_path_buf() }),
+    };
+    let mut records: Vec<Record> =
+        lines.iter().enumerate().skip(1).map(|(i, l)| (i + 1, if framed { unframe(l) } else { Some(*l) })).collect();
+    records.extend(torn.map(|_| (lines.len() + 1, None)));
+    let syntax = |line: usize, what: &str| JournalError::Syntax { path: path.to_path_buf(), line, what: shown(what) };
+    let mut records = records.into_iter();
+    match records.next() {
+        Some((_, Some("phase staging"))) => parse_staging(records, &syntax).map(Some),
+        Some((_, Some("phase commit"))) => parse_commit(records, framed, path, &syntax).map(Some),
         _ => Err(syntax(2, "no phase line")),
     }
 }
 
+/// The items of a staging log. A damaged record is skipped: its item was
+/// never made, or (after a power loss) is a `.bdtmp.*` file left in place,
+/// which is said on stderr.
+fn parse_staging<'a>(
+    records: impl Iterator<Item = Record<'a>>,
+    syntax: &dyn Fn(usize, &str) -> JournalError,
+) -> Result<Found, JournalError> {
+    let mut items = Vec::new();
+    let mut damaged = 0;
+    for (no, line) in records {
+        let Some(line) = line else {
+            damaged += 1;
+            continue;
+        };
+        let bad = |what: &str| syntax(no, &format!("{what}: {line}"));
+        let (key, value) = line.split_once(' ').ok_or_else(|| bad("no value"))?;
+        if key == "dir-time" {
+            let w: Vec<&str> = value.splitn(3, ' ').collect();
+            let [sec, nsec, p] = w[..] else { return Err(bad("bad dir-time")) };
+            let (Ok(sec), Some(nsec)) = (sec.parse::<i64>(), nsec.parse::<i64>().ok().filter(|n| (0..1_000_000_000).contains(n))) else {
+                return Err(bad("bad time"));
+            };
+            // The root itself is ".": the parent of a top-level entry.
+            let p = if p == "." { PathBuf::from(".") } else { path_in_root(p).map_err(|w| bad(&w))? };
+            items.push(Item::DirTime(p, sec, nsec));
+            continue;
+        }
+        let p = path_in_root(value).map_err(|w| bad(&w))?;
+        items.push(match key {
+            // `base-new`: what a journal of binarydist before 0.2 calls it.
+            "state-file" | "base-new" => Item::StateFile(in_state_dir(p).map_err(|w| bad(&w))?),
+            "created-dir" => Item::CreatedDir(p),
+            "staged" => Item::Staged(temp_name(p).map_err(|w| bad(&w))?),
+            "staged-tree" => Item::StagedTree(temp_name(p).map_err(|w| bad(&w))?),
+            _ => return Err(bad("unknown item")),
+        });
+    }
+    if damaged > 0 {
+        eprintln!("binarydist: the journal has {damaged} damaged line(s) (a crash while it was written): ignored; anything they named is a .bdtmp.* file left beside its place");
+    }
+    Ok(Found::Staging(items))
+}
+
 fn parse_commit<'a>(
-    lines: impl Iterator<Item = (usize, &'a str)>,
+    records: impl Iterator<Item = Record<'a>>,
+    framed: bool,
+    path: &Path,
     syntax: &dyn Fn(usize, &str) -> JournalError,
 ) -> Result<Found, JournalError> {
     let mut dist = None;
     let (mut tar_size, mut md5, mut sha256) = (0, String::new(), String::new());
-    let mut base_new = None;
+    let mut manifest_sha256 = String::new();
     let mut upgrade_src = None;
     let mut reboot = false;
     let mut stats = Stats::default();
@@ -276,7 +374,18 @@ fn parse_commit<'a>(
     let mut ended = false;
     let mut done = 0;
     let mut upgraded = false;
-    for (no, line) in lines {
+    let cut_short = |dist: &Option<DistName>, what: String| JournalError::CutShort {
+        path: path.to_path_buf(),
+        dist: dist.as_ref().map_or("an unknown dist".to_string(), |d| d.to_string()),
+        what,
+    };
+    for (no, line) in records {
+        let line = match line {
+            Some(l) => l,
+            // A mark torn by a crash or a full disk: ignored, its op is redone.
+            None if ended => continue,
+            None => return Err(cut_short(&dist, format!("cut short or damaged at line {no}"))),
+        };
         let w: Vec<&str> = line.split(' ').collect();
         let bad = || syntax(no, line);
         let word = |i: usize| w.get(i).copied().ok_or_else(bad);
@@ -292,7 +401,11 @@ fn parse_commit<'a>(
                 md5 = word(2)?.to_string();
                 sha256 = word(3)?.to_string();
             }
-            (false, "base-new") => base_new = Some(checked(in_state_dir(p(1)?))?),
+            (false, "manifest") => manifest_sha256 = word(1)?.to_string(),
+            // Written by binarydist before 0.2; the names are fixed (state.rs).
+            (false, "base-new") => {
+                checked(in_state_dir(p(1)?))?;
+            }
             (false, "upgrade-src") => upgrade_src = Some(p(1)?),
             (false, "reboot") => reboot = w.get(1) == Some(&"yes"),
             (false, "stats") => {
@@ -313,19 +426,23 @@ fn parse_commit<'a>(
                 _ => return Err(bad()),
             }),
             (false, "end") => ended = true,
-            (true, "done") => done = done.max(word(1)?.parse::<usize>().map_err(|_| bad())?),
+            (true, "done") => match word(1).ok().and_then(|n| n.parse::<usize>().ok()).filter(|n| *n <= ops.len()) {
+                Some(n) => done = done.max(n),
+                // Unframed (format 1), a torn mark glued to the next looks so.
+                None if !framed => {}
+                None => return Err(bad()),
+            },
             (true, "upgraded") => upgraded = true,
-            (true, _) if !line.is_empty() => {} // a mark torn by a crash: ignored, its op is redone
+            (true, _) if !framed => {} // format 1: a torn mark, ignored
             _ => return Err(bad()),
         }
     }
     if !ended {
-        return Err(syntax(0, "commit record without its end line"));
+        return Err(cut_short(&dist, "cut short (no end line)".into()));
     }
     let dist = dist.ok_or_else(|| syntax(0, "no dist line"))?;
-    let base_new = base_new.ok_or_else(|| syntax(0, "no base-new line"))?;
     Ok(Found::Commit {
-        commit: Box::new(Commit { dist, tar_size, md5, sha256, base_new, upgrade_src, reboot, stats, ops }),
+        commit: Box::new(Commit { dist, tar_size, md5, sha256, manifest_sha256, upgrade_src, reboot, stats, ops }),
         done,
         upgraded,
     })
@@ -349,12 +466,14 @@ fn temp_name(p: PathBuf) -> Result<PathBuf, String> {
     }
 }
 
-/// The new base, which lives in the state directory.
+/// One of the installer's temporary files in a series directory:
+/// `var/db/binarydist/<series>/.base.new.tar.gz` or `.../.MANIFEST.new`.
 fn in_state_dir(p: PathBuf) -> Result<PathBuf, String> {
-    if p.starts_with(STATE_DIR) {
-        Ok(p)
-    } else {
-        Err(format!("not in {STATE_DIR}"))
+    let rest = p.strip_prefix(STATE_DIR).map_err(|_| format!("not in {STATE_DIR}"))?;
+    let parts: Vec<_> = rest.iter().collect();
+    match parts[..] {
+        [_, name] if name == BASE_NEW || name == MANIFEST_NEW => Ok(p),
+        _ => Err(format!("not the next base or MANIFEST of a series in {STATE_DIR}")),
     }
 }
 
@@ -395,14 +514,14 @@ mod tests {
 
     #[test]
     fn commit_round_trips_and_marks_count() {
-        let dir = tempfile::tempdir().unwrap();
-        let j = path(dir.path());
+        let tmp = tempfile::tempdir().unwrap();
+        let d = Dir::open_root(tmp.path()).unwrap();
         let c = Commit {
             dist: DistName::parse("DragonFly-world-x86_64-master-20261128T103900Z-v1").unwrap(),
             tar_size: 10240,
             md5: "aa".into(),
             sha256: "bb".into(),
-            base_new: "var/db/binarydist/world/.base.new.tar.gz".into(),
+            manifest_sha256: "cc".into(),
             upgrade_src: Some("usr/share/binarydist/upgrade-src".into()),
             reboot: true,
             stats: Stats { written: 3, unchanged: 4, metadata_only: 1, bytes_written: 99 },
@@ -413,9 +532,9 @@ mod tests {
                 Op::Remove { path: "x".into() },
             ],
         };
-        write_commit(&j, &c).unwrap();
-        mark(&j, "done 2", false).unwrap();
-        match read(&j).unwrap() {
+        write_commit(&d, &c).unwrap();
+        mark(&d, "done 2", false).unwrap();
+        match read(&d).unwrap() {
             Some(Found::Commit { commit, done, upgraded }) => {
                 assert_eq!(*commit, c);
                 assert_eq!(done, 2);
@@ -426,31 +545,84 @@ mod tests {
     }
 
     #[test]
-    fn staging_log_drops_a_torn_last_line() {
-        let dir = tempfile::tempdir().unwrap();
-        let j = path(dir.path());
-        let mut log = StagingLog::create(&j).unwrap();
+    fn torn_and_damaged_records_are_told_from_whole_ones() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = Dir::open_root(tmp.path()).unwrap();
+        let j = path(&d);
+        let append = |b: &[u8]| std::fs::OpenOptions::new().append(true).open(&j).unwrap().write_all(b).unwrap();
+        // A staging log: a torn last line, and a whole line whose check fails.
+        let mut log = StagingLog::create(&d).unwrap();
         log.record(&Item::CreatedDir("usr".into())).unwrap();
+        append(b"19 00000000 staged usr/.bdtmp.9\n");
         log.record(&Item::Staged("usr/.bdtmp.1".into())).unwrap();
-        let mut f = OpenOptions::new().append(true).open(&j).unwrap();
-        f.write_all(b"staged usr/.bd").unwrap();
-        match read(&j).unwrap() {
-            Some(Found::Staging(items)) => {
-                assert_eq!(items, vec![Item::CreatedDir("usr".into()), Item::Staged("usr/.bdtmp.1".into())])
-            }
+        append(b"18 1a2b3c4d staged usr/.bd");
+        match read(&d).unwrap() {
+            Some(Found::Staging(items)) => assert_eq!(items, vec![Item::CreatedDir("usr".into()), Item::Staged("usr/.bdtmp.1".into())]),
             other => panic!("{other:?}"),
         }
+        // A commit record with a mark torn by a full disk: the next mark is
+        // not glued onto it, and both runs' marks count.
+        let c = Commit {
+            dist: DistName::parse("DragonFly-world-x86_64-master-20261128T103900Z-v1").unwrap(),
+            tar_size: 1,
+            md5: "aa".into(),
+            sha256: "bb".into(),
+            manifest_sha256: "cc".into(),
+            upgrade_src: None,
+            reboot: false,
+            stats: Stats::default(),
+            ops: (0..3).map(|i| Op::Remove { path: format!("x{i}").into() }).collect(),
+        };
+        write_commit(&d, &c).unwrap();
+        mark(&d, "done 1", false).unwrap();
+        append(&frame("done 2").as_bytes()[..5]);
+        assert!(matches!(read(&d).unwrap(), Some(Found::Commit { done: 1, .. })));
+        mark(&d, "done 2", false).unwrap();
+        assert!(matches!(read(&d).unwrap(), Some(Found::Commit { done: 2, .. })));
+        // The commit record itself cut short, or damaged before its end.
+        let whole = std::fs::read(&j).unwrap();
+        std::fs::write(&j, &whole[..whole.len() / 2]).unwrap();
+        assert!(matches!(read(&d), Err(JournalError::CutShort { .. })));
+        let mut bad = whole.clone();
+        let at = whole.len() / 2;
+        bad[at] ^= 1;
+        std::fs::write(&j, &bad).unwrap();
+        assert!(matches!(read(&d), Err(JournalError::CutShort { .. })), "{:?}", read(&d));
+        // Not a journal; an empty one.
+        std::fs::write(&j, "\x7fELF").unwrap();
+        assert!(matches!(read(&d), Err(JournalError::Garbage { .. })));
+        std::fs::write(&j, [0u8; 512]).unwrap();
+        assert!(matches!(read(&d), Ok(Some(Found::Empty))));
+    }
+
+    #[test]
+    fn a_format_1_journal_is_read_and_its_torn_marks_ignored() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = Dir::open_root(tmp.path()).unwrap();
+        let v1 = format!(
+            "{MAGIC_V1}\nphase commit\ndist DragonFly-world-x86_64-master-20261128T103900Z-v1\ntar 1 aa bb\n\
+             base-new var/db/binarydist/world/.base.new.tar.gz\nop remove x\nop remove y\nend\ndone 1\ndone 1done 2\ndone "
+        );
+        std::fs::write(path(&d), v1).unwrap();
+        assert!(matches!(read(&d).unwrap(), Some(Found::Commit { done: 1, .. })));
+        mark(&d, "done 2", false).unwrap();
+        assert!(matches!(read(&d).unwrap(), Some(Found::Commit { done: 2, .. })));
+        assert!(std::fs::read_to_string(path(&d)).unwrap().ends_with("done 1done 2\ndone 2\n"), "unframed, the torn tail cut");
     }
 
     #[test]
     fn hostile_paths_and_numbers_are_refused_on_read() {
-        let dir = tempfile::tempdir().unwrap();
-        let j = path(dir.path());
-        let staging = |body: &str| format!("{MAGIC}\nphase staging\n{body}\n");
+        let tmp = tempfile::tempdir().unwrap();
+        let d = Dir::open_root(tmp.path()).unwrap();
+        let j = path(&d);
+        let framed = |lines: &str| lines.lines().map(frame).collect::<String>();
+        let staging = |body: &str| format!("{MAGIC}\n{}", framed(&format!("phase staging\n{body}")));
         let commit = |body: &str| {
             format!(
-                "{MAGIC}\nphase commit\ndist DragonFly-world-x86_64-master-20261128T103900Z-v1\ntar 1 aa bb\n\
-                 base-new var/db/binarydist/world/.base.new.tar.gz\n{body}\nend\n"
+                "{MAGIC}\n{}",
+                framed(&format!(
+                    "phase commit\ndist DragonFly-world-x86_64-master-20261128T103900Z-v1\ntar 1 aa bb\nop remove a\n{body}\nend"
+                ))
             )
         };
         for text in [
@@ -460,7 +632,8 @@ mod tests {
             staging("staged etc/\\000.bdtmp.1"),
             staging("staged-tree boot/kernel"),
             staging("created-dir usr/../.."),
-            staging("base-new etc/passwd"),
+            staging("state-file etc/passwd"),
+            staging("state-file var/db/binarydist/world/base.tar.gz"),
             staging("dir-time 1 2000000000 etc"),
             staging("dir-time 1 0 /"),
             commit("op remove ../x"),
@@ -472,14 +645,15 @@ mod tests {
             commit("stats -1 0 0 0"),
             commit("upgrade-src ../src"),
             commit("end\ndone -3"),
+            commit("end\ndone 2"),
         ] {
             std::fs::write(&j, &text).unwrap();
-            match read(&j) {
+            match read(&d) {
                 Err(JournalError::Syntax { .. }) => {}
                 other => panic!("accepted {text:?}: {other:?}"),
             }
         }
         std::fs::write(&j, staging("dir-time 1 999999999 .\nstaged etc/.bdtmp.7")).unwrap();
-        assert!(matches!(read(&j), Ok(Some(Found::Staging(items))) if items.len() == 2));
+        assert!(matches!(read(&d), Ok(Some(Found::Staging(items))) if items.len() == 2));
     }
 }

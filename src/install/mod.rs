@@ -32,6 +32,7 @@ mod transaction;
 pub use journal::Stats;
 pub use source::Source;
 
+use crate::errors::shown;
 use crate::manifest::{self, Manifest};
 use crate::names::DistName;
 use crate::os;
@@ -63,7 +64,7 @@ pub enum InstallError {
     Manifest { what: String, source: manifest::ManifestError },
     #[error(transparent)]
     Source(#[from] source::SourceError),
-    #[error("{}", path.display())]
+    #[error("{}", shown(path))]
     Io { path: PathBuf, source: io::Error },
     #[error("{what}: {algo} of the tar is {found}, expected {expected} (from {from}); nothing was installed")]
     Digest { what: String, algo: &'static str, expected: String, found: String, from: String },
@@ -71,9 +72,9 @@ pub enum InstallError {
     WrongDist { what: String, expected: String, found: String },
     #[error("this root has {installed} installed, for {arch}; the dist is for {found}")]
     WrongArch { installed: String, arch: String, found: String },
-    #[error("not enough room on the file system of {}: {need} bytes needed, {free} available; nothing was installed", probe.display())]
+    #[error("not enough room on the file system of {}: {need} bytes needed, {free} available; nothing was installed", shown(probe))]
     NoSpace { probe: PathBuf, need: u64, free: u64 },
-    #[error("{}: has {flags}, and {why}: the install would stop half-way through its commit; nothing was staged. The securelevel only goes down at a reboot: boot with kern_securelevel_enable=NO in /etc/rc.conf (or into single-user mode), then install again", path.display())]
+    #[error("{}: has {flags}, and {why}: the install would stop half-way through its commit; nothing was staged. The securelevel only goes down at a reboot: boot with kern_securelevel_enable=NO in /etc/rc.conf (or into single-user mode), then install again", shown(path))]
     FlagsLocked { path: PathBuf, flags: String, why: String },
     #[error("make upgrade in {} failed ({status}); the new binaries are in place; fix the cause and run `binarydist install` again to retry it", dir.display())]
     Upgrade { dir: PathBuf, status: String },
@@ -105,6 +106,9 @@ pub struct Summary {
     pub already_installed: bool,
     #[serde(flatten)]
     pub stats: Stats,
+    /// Set-uid or set-gid files with other hard links whose set-id bits were
+    /// cleared before they were replaced (each is named on stderr).
+    pub setid_cleared: u64,
     /// `ran`, or `none` when the dist carries no upgrade subset (a kernel).
     pub make_upgrade: &'static str,
     pub reboot_needed: bool,
@@ -127,6 +131,9 @@ impl std::fmt::Display for Summary {
             "installed {dist}: {} written ({} bytes), {} unchanged, {} metadata only; make upgrade: {}",
             s.written, s.bytes_written, s.unchanged, s.metadata_only, self.make_upgrade
         )?;
+        if self.setid_cleared > 0 {
+            write!(f, "; set-id bits cleared on {} replaced file(s) with other hard links", self.setid_cleared)?;
+        }
         if self.reboot_needed {
             write!(f, "; reboot needed (new kernel or libc)")?;
         }
@@ -134,12 +141,32 @@ impl std::fmt::Display for Summary {
     }
 }
 
+/// What the steps of one run share: the root, its state directory, the lock
+/// held on it, and the options.
+struct Run<'a> {
+    root: &'a Path,
+    state: &'a State,
+    lock: &'a state::Lock,
+    opts: &'a Options,
+}
+
 pub fn install(opts: &Options) -> Result<Summary, InstallError> {
     let root = check_root(&opts.root)?;
-    let state = State::open(&root)?;
-    let _lock = take_lock(&state, opts.wait)?;
+    let state = match State::open(&root, false)? {
+        Some(state) => state,
+        None => {
+            // No state directory: nothing is installed or interrupted here.
+            // The dist is looked at first, so that a refused install leaves
+            // no directory and no lock file behind.
+            let Some(source) = &opts.source else { return Ok(Summary { make_upgrade: "none", ..Summary::default() }) };
+            look_before_making_state(&root, source)?;
+            State::open(&root, true)?.expect("created")
+        }
+    };
+    let lock = take_lock(&state, opts.wait)?;
+    let run = Run { root: &root, state: &state, lock: &lock, opts };
     let mut summary = Summary { make_upgrade: "none", ..Summary::default() };
-    finish_or_undo_interrupted_install(&root, &state, opts, &mut summary)?;
+    finish_or_undo_interrupted_install(&run, &mut summary)?;
     let Some(source) = &opts.source else {
         return Ok(summary);
     };
@@ -156,24 +183,27 @@ pub fn install(opts: &Options) -> Result<Summary, InstallError> {
     }
     check_base(&state, source, &target)?;
 
-    let series_dir = state.series_dir(&target.series);
-    std::fs::create_dir_all(&series_dir).map_err(io_err(&series_dir))?;
-    let mut tx = Transaction::begin(&root, &state.journal())?;
-    let base_new = state.base_new_rel(&target.series);
-    tx.record(Item::BaseNew(base_new.clone()))?;
-    let installed = state.installed(&target.series)?;
-    let mut stream = source.open(&root.join(&base_new), &state.base(&target.series), installed.as_ref())?;
-    let manifest::Member { manifest, meta: mut manifest_meta, text: manifest_text } = read_new_manifest(&mut stream, &target)?;
+    let series = &target.series;
+    let mut tx = Transaction::begin(&root, state.dir())?;
+    let base_new = state.base_new_rel(series);
+    tx.record(Item::StateFile(base_new.clone()))?;
+    let base_file = state.create_base_new(series)?;
+    let installed = state.installed(series)?;
+    let kept_path = state.base_path(series);
+    let kept = if matches!(source, Source::Chain(_)) { state.base(series)?.map(|f| (f, kept_path.as_path())) } else { None };
+    let mut stream = source.open(Some((base_file, &root.join(&base_new))), kept, installed.as_ref())?;
+    let manifest::Member { manifest, text: manifest_text, .. } = read_new_manifest(&mut stream, &target)?;
     // The manifest member (+MANIFEST) is metadata, not a file of the system:
     // it is kept in the state directory, where the next install compares with it.
-    manifest_meta.path = state.manifest_rel(&target.series);
-    let old = state.installed_manifest(&target.series);
+    tx.record(Item::StateFile(state.manifest_new_rel(series)))?;
+    state.write_manifest_new(series, &manifest_text)?;
+    let old = state.installed_manifest(series);
     let plan = plan::make(&root, &manifest, old.as_ref())?;
     check_flags_changeable(&root, &manifest, &plan)?;
-    check_free_space(&root, &plan, &state, stream.base_estimate())?;
+    check_free_space(&root, &plan, &state_fs(&state)?, stream.base_estimate())?;
 
-    let mut stager = stage::Stager::new(&mut tx, durable::Flusher::new());
-    let staged = stage::stage_all(&mut stream.reader, &manifest, (&manifest_meta, &manifest_text), &plan, &mut stager)?;
+    let mut stager = stage::Stager::new(&mut tx, durable::Flusher::new())?;
+    let staged = stage::stage_all(&mut stream.reader, &manifest, &plan, &mut stager)?;
     let flusher = stager.into_flusher();
     let digests = verify_stream(stream)?;
     testhooks::kill_point("verified");
@@ -184,23 +214,23 @@ pub fn install(opts: &Options) -> Result<Summary, InstallError> {
             + plan.count(plan::Action::KernelTree) as u64,
         unchanged: plan.count(plan::Action::Unchanged) as u64,
         metadata_only: plan.count(plan::Action::MetaOnly) as u64,
-        bytes_written: staged.bytes_written,
+        bytes_written: staged.bytes_written + manifest_text.len() as u64,
     };
     let commit = Commit {
         dist: manifest.name.clone(),
         tar_size: digests.size,
         md5: digests.md5_hex(),
         sha256: digests.sha256_hex(),
-        base_new,
+        manifest_sha256: crate::tario::Digests::of(&manifest_text).sha256_hex(),
         upgrade_src: manifest.upgrade_src.clone(),
         reboot: plan.reboot,
         stats,
-        ops: commit::build_ops(&manifest, &manifest_meta, &plan, &staged),
+        ops: commit::build_ops(&manifest, &plan, &staged),
     };
-    make_staged_durable(&plan, &state, &root.join(&commit.base_new), flusher)?;
+    make_staged_durable(&plan, &state, series, flusher)?;
     tx.commit(&commit)?;
     testhooks::kill_point("journal");
-    finish_commit(&root, &state, opts, &commit, 0, false, &mut summary)?;
+    finish_commit(&run, &commit, 0, false, &mut summary)?;
     Ok(summary)
 }
 
@@ -216,58 +246,78 @@ fn take_lock(state: &State, wait: bool) -> Result<state::Lock, InstallError> {
     Ok(state.lock(wait)?)
 }
 
+/// Into a root without a state directory: the checks an install makes before
+/// it writes anything (the dist's name, sidecars and manifest, the plan and
+/// its refusals, flags, room), on a stream that is read no further and kept
+/// nowhere. Then the state directory and its lock can be made.
+fn look_before_making_state(root: &Path, source: &Source) -> Result<(), InstallError> {
+    let target = source.target_name()?;
+    source.check_base(None, Path::new(state::STATE_DIR), false)?;
+    let mut stream = source.open(None, None, None)?;
+    let manifest = read_new_manifest(&mut stream, &target)?.manifest;
+    let plan = plan::make(root, &manifest, None)?;
+    check_flags_changeable(root, &manifest, &plan)?;
+    // The state directory will be on the file system of its nearest existing ancestor.
+    let probe = root.join(state::STATE_DIR).ancestors().find(|a| a.is_dir()).unwrap_or(root).to_path_buf();
+    let dev = std::os::unix::fs::MetadataExt::dev(&std::fs::metadata(&probe).map_err(io_err(&probe))?);
+    check_free_space(root, &plan, &(dev, probe), stream.base_estimate())
+}
+
+/// The state directory's file system (device, and a directory on it).
+fn state_fs(state: &State) -> Result<(u64, PathBuf), InstallError> {
+    #[allow(clippy::unnecessary_cast)]
+    let dev = state.dir().metadata().map_err(StateError::from)?.st_dev as u64;
+    Ok((dev, state.dir().path().to_path_buf()))
+}
+
 /// A journal at start: a commit record is finished, a staging log undone, so
 /// that running install again at any point converges.
-fn finish_or_undo_interrupted_install(root: &Path, state: &State, opts: &Options, summary: &mut Summary) -> Result<(), InstallError> {
-    let path = state.journal();
-    match journal::read(&path)? {
+fn finish_or_undo_interrupted_install(run: &Run, summary: &mut Summary) -> Result<(), InstallError> {
+    let state = run.state.dir();
+    match journal::read(state)? {
         None => Ok(()),
+        Some(Found::Empty) => {
+            eprintln!("binarydist: removing an empty journal (a crash before anything was staged)");
+            Ok(journal::clear(state)?)
+        }
         Some(Found::Staging(items)) => {
             eprintln!("binarydist: undoing an interrupted install ({} staged items)", items.len());
-            let problems = transaction::undo(root, &items);
+            let problems = transaction::undo(run.root, state, &items);
             if let Some(p) = problems.first() {
-                return Err(io_err(&path)(io::Error::other(format!("could not undo the interrupted install: {p}"))));
+                return Err(io_err(&journal::path(state))(io::Error::other(format!("could not undo the interrupted install: {p}"))));
             }
-            journal::clear(&path)?;
+            journal::clear(state)?;
             summary.interrupted = Some("undone");
             Ok(())
         }
         Some(Found::Commit { commit, done, upgraded }) => {
             eprintln!("binarydist: finishing the interrupted install of {}", commit.dist);
             summary.interrupted = Some("finished");
-            finish_commit(root, state, opts, &commit, done, upgraded, summary)
+            finish_commit(run, &commit, done, upgraded, summary)
         }
     }
 }
 
 /// Steps 4 (renames) to 6, from a commit record; shared by a fresh install and
 /// a rerun after a crash.
-fn finish_commit(
-    root: &Path,
-    state: &State,
-    opts: &Options,
-    c: &Commit,
-    done: usize,
-    upgraded: bool,
-    summary: &mut Summary,
-) -> Result<(), InstallError> {
-    let jpath = state.journal();
+fn finish_commit(run: &Run, c: &Commit, done: usize, upgraded: bool, summary: &mut Summary) -> Result<(), InstallError> {
+    let (root, state) = (run.root, run.state);
     {
         let _quiet = os::ignore_interrupts();
-        commit::run_ops(root, &jpath, &c.ops, done)?;
+        summary.setid_cleared = commit::run_ops(root, state.dir(), &c.ops, done)?;
         durable::commit_done(root, &c.ops).map_err(|(p, e)| io_err(&p)(e))?;
     }
     summary.make_upgrade = "none";
     if let Some(src) = &c.upgrade_src {
         if !upgraded {
-            run_make_upgrade(root, &state.dir().join("guard"), src, &opts.make)?;
-            journal::mark(&jpath, "upgraded", true)?;
+            run_make_upgrade(run, src)?;
+            journal::mark(state.dir(), "upgraded", true)?;
         }
         summary.make_upgrade = "ran";
     }
     state.record(c)?;
     testhooks::kill_point("recorded");
-    journal::clear(&jpath)?;
+    journal::clear(state.dir())?;
     summary.dist = Some(c.dist.to_string());
     summary.stats = c.stats;
     summary.reboot_needed = c.reboot;
@@ -278,7 +328,8 @@ fn finish_commit(
 /// its own series and arch (a reinstall, or a fresh start after drift).
 fn check_base(state: &State, source: &Source, target: &DistName) -> Result<(), InstallError> {
     let installed = state.installed(&target.series)?;
-    source.check_base(installed.as_ref().map(|i| &i.name), &state.base(&target.series))?;
+    let have_base = state.base(&target.series)?.is_some();
+    source.check_base(installed.as_ref().map(|i| &i.name), &state.base_path(&target.series), have_base)?;
     if let Some(i) = &installed {
         if i.name.arch != target.arch {
             return Err(InstallError::WrongArch { installed: i.name.to_string(), arch: i.name.arch.clone(), found: target.arch.clone() });
@@ -345,15 +396,18 @@ fn check_flags_changeable(root: &Path, manifest: &Manifest, plan: &Plan) -> Resu
     Ok(())
 }
 
-fn check_free_space(root: &Path, plan: &Plan, state: &State, base_bytes: u64) -> Result<(), InstallError> {
+/// Room for the staged entries on every file system that gets some, and for
+/// the next base on the state directory's (`state_fs`: its device and a
+/// directory on it).
+fn check_free_space(root: &Path, plan: &Plan, state_fs: &(u64, PathBuf), base_bytes: u64) -> Result<(), InstallError> {
     if testhooks::skip_space_check() {
         return Ok(());
     }
     let mut needs: Vec<(u64, plan::Need)> = plan.needs.iter().map(|(d, n)| (*d, n.clone())).collect();
-    let sdev = std::os::unix::fs::MetadataExt::dev(&std::fs::metadata(state.dir()).map_err(io_err(state.dir()))?);
-    match needs.iter_mut().find(|(d, _)| *d == sdev) {
+    let (sdev, sprobe) = state_fs;
+    match needs.iter_mut().find(|(d, _)| d == sdev) {
         Some((_, n)) => n.bytes += base_bytes,
-        None => needs.push((sdev, plan::Need { probe: state.dir().to_path_buf(), bytes: base_bytes })),
+        None => needs.push((*sdev, plan::Need { probe: sprobe.clone(), bytes: base_bytes })),
     }
     for (_, need) in needs {
         // A little slack for directories and the journal.
@@ -390,17 +444,24 @@ fn verify_stream(stream: Stream) -> Result<crate::tario::Digests, InstallError> 
     Ok(digests)
 }
 
-/// Staged files, their directories and the new base reach the disk before the
-/// commit record does (see `durable` for how, per system). The new base was
-/// fsynced as it was closed; its directory, and the state directory (made by
+/// Staged files, their directories and the next base reach the disk before
+/// the commit record does (see `durable` for how, per system). The next base
+/// was fsynced as it was closed and the next MANIFEST as it was written; the
+/// series directory, and the directories above it up to the root (made by
 /// the first install), are fsynced with the rest.
-fn make_staged_durable(plan: &Plan, state: &State, base_new: &Path, mut flusher: durable::Flusher) -> Result<(), InstallError> {
-    flusher.entry(base_new);
-    for made in base_new.ancestors().skip(1).take_while(|d| *d != state.root()) {
+fn make_staged_durable(
+    plan: &Plan,
+    state: &State,
+    series: &crate::names::Series,
+    mut flusher: durable::Flusher,
+) -> Result<(), InstallError> {
+    let series_dir = state.dir().path().join(series.to_string());
+    flusher.entry(&series_dir.join(state::BASE_NEW));
+    for made in series_dir.ancestors().take_while(|d| *d != state.root()) {
         flusher.entry(made);
     }
     let mut probes: Vec<&Path> = plan.needs.values().map(|n| n.probe.as_path()).collect();
-    probes.push(state.dir());
+    probes.push(state.dir().path());
     // Directories created in place count in no need: the root's file system.
     probes.push(state.root());
     flusher.finish(&probes).map_err(|(p, e)| io_err(&p)(e))
@@ -411,7 +472,13 @@ fn make_staged_durable(plan: &Plan, state: &State, base_new: &Path, mut flusher:
 /// (BINARY_UPGRADE would leave /etc/resolvconf.conf and /etc/dhcpcd.conf
 /// uninstalled), guarded for another root (see guard.rs). Its output goes to
 /// stderr (stdout is the summary's, which may be JSON).
-fn run_make_upgrade(root: &Path, guard_dir: &Path, src: &Path, make: &str) -> Result<(), InstallError> {
+///
+/// make inherits the install's lock (its descriptor, without close-on-exec),
+/// so that a killed install leaves its make upgrade holding it: a rerun then
+/// waits for it (`--wait`) or refuses, naming its pid, instead of starting a
+/// second make upgrade beside it. A running make upgrade is never killed.
+fn run_make_upgrade(run: &Run, src: &Path) -> Result<(), InstallError> {
+    let (root, make) = (run.root, run.opts.make.as_str());
     let dir = root.join(src);
     // Checked at plan time too; a journal read back is checked again here.
     if src != Path::new(manifest::UPGRADE_SRC_PREFIX) || !plan::through_real_dirs(root, &src.join("Makefile")) {
@@ -420,7 +487,7 @@ fn run_make_upgrade(root: &Path, guard_dir: &Path, src: &Path, make: &str) -> Re
     testhooks::kill_point("upgrade");
     let other_root = root != Path::new("/");
     let destdir = if other_root { root.display().to_string() } else { String::new() };
-    let guards = if other_root { Some(guard::Guards::install(guard_dir).map_err(io_err(guard_dir))?) } else { None };
+    let guards = if other_root { Some(guard::Guards::install().map_err(io_err(Path::new("the guards of make upgrade")))?) } else { None };
     let stdout = io::stderr().lock();
     let stdout = std::os::fd::AsFd::as_fd(&stdout).try_clone_to_owned().map_err(io_err(&dir))?;
     eprintln!("binarydist: {make} -C {} upgrade DESTDIR={destdir}", dir.display());
@@ -440,9 +507,14 @@ fn run_make_upgrade(root: &Path, guard_dir: &Path, src: &Path, make: &str) -> Re
         let path = std::env::var_os("PATH").unwrap_or_default();
         cmd.env("PATH", g.path(&path)).env(guard::PATH_ENV, &path).env(guard::ROOT_ENV, root);
     }
-    let mut child = cmd.spawn().map_err(|e| InstallError::Upgrade { dir: dir.clone(), status: format!("cannot run {make}: {e}") })?;
+    let inherited = run.lock.inheritable().map_err(io_err(&dir))?;
+    let spawned = cmd.spawn();
+    drop(inherited);
+    let mut child = spawned.map_err(|e| InstallError::Upgrade { dir: dir.clone(), status: format!("cannot run {make}: {e}") })?;
+    run.lock.note(&format!("make-upgrade {}", child.id()));
     testhooks::kill_point("upgrading");
     let status = child.wait().map_err(|e| InstallError::Upgrade { dir: dir.clone(), status: e.to_string() })?;
+    run.lock.note("");
     if !status.success() {
         return Err(InstallError::Upgrade { dir, status: status.to_string() });
     }

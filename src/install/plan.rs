@@ -8,8 +8,11 @@
 //! the root (a symlinked directory in the root is refused too, rather than
 //! written through); hard links to anything but a regular file earlier in the
 //! archive (so never outside the root); device nodes unless running as root;
+//! an owner or group 4294967295, which chown(2) takes for "no change";
 //! a directory in the dist where the root has something else, and the reverse.
 
+use super::state::OldManifest;
+use crate::errors::shown;
 use crate::manifest::{self, Entry, Manifest, UPGRADE_SRC_PREFIX};
 use crate::os;
 use crate::tario::{check_relative, Kind, Meta};
@@ -26,9 +29,9 @@ pub const TEMP_PREFIX: &str = ".bdtmp.";
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
-    #[error("refusing the archive: {}: {why}", path.display())]
+    #[error("refusing the archive: {}: {why}", shown(path))]
     Refused { path: PathBuf, why: String },
-    #[error("{}", path.display())]
+    #[error("{}", shown(path))]
     Io { path: PathBuf, source: io::Error },
 }
 
@@ -159,17 +162,29 @@ fn meta_matches(meta: &Meta, m: &fs::Metadata, abs: &Path) -> bool {
     mode_ok && m.uid() == meta.uid && m.gid() == meta.gid && m.mtime() == meta.mtime && flags_ok
 }
 
+/// The SHA-256 of the regular file at `abs`, opened without following a
+/// symlink (and without blocking on a fifo put there); `None` when it cannot
+/// be read as one.
+fn sha256_on_disk(abs: &Path) -> Option<[u8; 32]> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(abs).ok()?;
+    f.metadata().ok()?.is_file().then_some(())?;
+    crate::tario::hash::sha256_of(io::BufReader::with_capacity(256 * 1024, f)).ok()
+}
+
 /// Whether the root's entry `m` at `rel` already has `e`'s content.
-fn content_matches(e: &Entry, m: &fs::Metadata, abs: &Path, old: Option<&Entry>) -> bool {
+fn content_matches(e: &Entry, m: &fs::Metadata, abs: &Path, old: Option<(&Entry, bool)>) -> bool {
     let ft = m.file_type();
     let meta = &e.meta;
     match meta.kind {
         // Files are compared through the installed manifest, never read: a
-        // security update touching ten files reads and writes ten files.
+        // security update touching ten files reads and writes ten files. A
+        // manifest that was not checked at its install (an older binarydist
+        // wrote it) is not taken at its word: the file is read and hashed.
         Kind::File => {
-            ft.is_file()
-                && m.size() == meta.size
-                && old.is_some_and(|o| o.meta.kind == Kind::File && o.sha256.is_some() && o.sha256 == e.sha256 && o.meta.size == meta.size)
+            let Some((o, checked)) = old else { return false };
+            let same = o.meta.kind == Kind::File && o.sha256.is_some() && o.sha256 == e.sha256 && o.meta.size == meta.size;
+            ft.is_file() && m.size() == meta.size && same && (checked || sha256_on_disk(abs) == e.sha256)
         }
         Kind::Symlink => ft.is_symlink() && fs::read_link(abs).ok().as_ref() == meta.link.as_ref(),
         Kind::Fifo => ft.is_fifo(),
@@ -181,14 +196,14 @@ fn content_matches(e: &Entry, m: &fs::Metadata, abs: &Path, old: Option<&Entry>)
     }
 }
 
-pub fn make(root: &Path, new: &Manifest, old: Option<&Manifest>) -> Result<Plan, PlanError> {
+pub fn make(root: &Path, new: &Manifest, old: Option<&OldManifest>) -> Result<Plan, PlanError> {
     check_upgrade_src(new)?;
     let mut planner = Planner::new(root, new, old);
     for e in &new.entries {
         planner.entry(e)?;
     }
     let Planner { actions, existed, kernel, needs, reboot, .. } = planner;
-    Ok(Plan { actions, existed, kernel, removals: removals(new, old), needs, reboot })
+    Ok(Plan { actions, existed, kernel, removals: removals(new, old.map(|o| &o.manifest)), needs, reboot })
 }
 
 /// The manifest names the directory `make upgrade` runs in, as root: only the
@@ -223,6 +238,8 @@ fn removals(new: &Manifest, old: Option<&Manifest>) -> Vec<PathBuf> {
 struct Planner<'a> {
     root: &'a Path,
     old_by_path: HashMap<&'a Path, &'a Entry>,
+    /// Whether the installed manifest was checked at its install (state.rs).
+    old_checked: bool,
     /// For a kernel dist: the kernel directory and where it is staged.
     kernel: Option<(PathBuf, PathBuf)>,
     root_user: bool,
@@ -241,7 +258,7 @@ struct Planner<'a> {
 }
 
 impl<'a> Planner<'a> {
-    fn new(root: &'a Path, new: &'a Manifest, old: Option<&'a Manifest>) -> Self {
+    fn new(root: &'a Path, new: &'a Manifest, old: Option<&'a OldManifest>) -> Self {
         let kernel_dir =
             new.name.series.is_kernel().then(|| PathBuf::from(KERNEL_DIR)).filter(|k| new.entries.iter().any(|e| e.meta.path == *k));
         let kernel = kernel_dir.map(|k| {
@@ -250,7 +267,8 @@ impl<'a> Planner<'a> {
         });
         Planner {
             root,
-            old_by_path: old.map(|o| o.entries.iter().map(|e| (e.meta.path.as_path(), e)).collect()).unwrap_or_default(),
+            old_by_path: old.map(|o| o.manifest.entries.iter().map(|e| (e.meta.path.as_path(), e)).collect()).unwrap_or_default(),
+            old_checked: old.is_some_and(|o| o.checked),
             reboot: kernel.is_some(),
             kernel,
             root_user: os::is_root(),
@@ -311,6 +329,13 @@ impl<'a> Planner<'a> {
         if path.starts_with(super::state::STATE_DIR) && path != Path::new(super::state::STATE_DIR) {
             return Err(refuse(path, "inside the installer's state directory"));
         }
+        // (uid_t)-1 and (gid_t)-1 mean "leave it" to chown(2): the entry would
+        // keep whatever owner it was created with.
+        for (what, id) in [("uid", e.meta.uid), ("gid", e.meta.gid)] {
+            if id == u32::MAX {
+                return Err(refuse(path, format!("{what} {id}, which chown(2) takes for \"no change\"")));
+            }
+        }
         if matches!(e.meta.kind, Kind::CharDev | Kind::BlockDev) && !self.root_user {
             return Err(refuse(path, "device node, and only root may create one"));
         }
@@ -319,9 +344,9 @@ impl<'a> Planner<'a> {
         }
         if e.meta.kind == Kind::HardLink {
             let target = e.meta.link.as_deref().unwrap_or(Path::new(""));
-            check_relative(target).map_err(|why| refuse(path, format!("hard link to {}: {why}", target.display())))?;
+            check_relative(target).map_err(|why| refuse(path, format!("hard link to {}: {why}", shown(target))))?;
             if self.seen.get(target) != Some(&Kind::File) {
-                return Err(refuse(path, format!("hard link to {}, which is not a regular file earlier in the archive", target.display())));
+                return Err(refuse(path, format!("hard link to {}, which is not a regular file earlier in the archive", shown(target))));
             }
         }
         Ok(())
@@ -334,7 +359,7 @@ impl<'a> Planner<'a> {
         for anc in ancestors.into_iter().rev() {
             if let Some(k) = self.seen.get(anc) {
                 if *k != Kind::Dir {
-                    return Err(refuse(path, format!("goes through {}, a {} planted earlier in the archive", anc.display(), k.word())));
+                    return Err(refuse(path, format!("goes through {}, a {} planted earlier in the archive", shown(anc), k.word())));
                 }
             }
             self.used_as_dir.insert(anc.to_path_buf());
@@ -344,10 +369,10 @@ impl<'a> Planner<'a> {
             match self.look.lstat(anc)? {
                 Some(m) if m.is_dir() => {}
                 Some(m) if m.file_type().is_symlink() => {
-                    let to = fs::read_link(self.root.join(anc)).map(|t| t.display().to_string()).unwrap_or_default();
-                    return Err(refuse(path, format!("goes through {}, a symlink already in the root (-> {to})", anc.display())));
+                    let to = fs::read_link(self.root.join(anc)).map(crate::errors::shown).unwrap_or_default();
+                    return Err(refuse(path, format!("goes through {}, a symlink already in the root (-> {to})", shown(anc))));
                 }
-                Some(m) => return Err(refuse(path, format!("goes through {}, a {} in the root", anc.display(), kind_of(m.file_type())))),
+                Some(m) => return Err(refuse(path, format!("goes through {}, a {} in the root", shown(anc), kind_of(m.file_type())))),
                 None => {} // created while staging, as tar does
             }
         }
@@ -369,7 +394,7 @@ impl<'a> Planner<'a> {
                 !self.staged_files.contains(target)
                     && self.look.lstat(target)?.is_some_and(|t| t.is_file() && t.dev() == m.dev() && t.ino() == m.ino())
             }
-            _ => content_matches(e, m, &abs, self.old_by_path.get(path).copied()),
+            _ => content_matches(e, m, &abs, self.old_by_path.get(path).map(|o| (*o, self.old_checked))),
         };
         Ok(if !content_right {
             Action::Stage

@@ -6,10 +6,11 @@
 
 use super::state::Installed;
 use crate::apply;
+use crate::errors::shown;
 use crate::names::{DistName, NameError, PatchName};
 use crate::sidecar::{self, Algo, SidecarError};
 use crate::tario::{self, Digests, HashingReader};
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, BufWriter, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
@@ -18,9 +19,9 @@ use std::thread::JoinHandle;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
-    #[error("{}", path.display())]
+    #[error("{}", shown(path))]
     Io { path: PathBuf, source: io::Error },
-    #[error("{}", path.display())]
+    #[error("{}", shown(path))]
     Name { path: PathBuf, source: NameError },
     #[error(transparent)]
     Sidecar(#[from] SidecarError),
@@ -64,7 +65,7 @@ pub struct Expected {
     pub from: String,
 }
 
-/// The kept base being written as the stream goes by.
+/// The next base being written as the stream goes by.
 enum BaseSink {
     /// A full dist's own gzipped bytes, as they are read.
     Raw(BufWriter<File>),
@@ -182,6 +183,7 @@ pub struct Stream {
     pub expected: Expected,
     thread: JoinHandle<io::Result<Digests>>,
     sink: Arc<Mutex<Option<BaseSink>>>,
+    /// Where the next base goes, for messages.
     base_path: PathBuf,
     estimate: u64,
 }
@@ -238,8 +240,9 @@ impl Source {
         }
     }
 
-    /// A chain must start from the installed dist, whose kept base it patches.
-    pub fn check_base(&self, installed: Option<&DistName>, base: &Path) -> Result<(), SourceError> {
+    /// A chain must start from the installed dist, whose kept base it patches
+    /// (`base`, where it is, and whether it is there).
+    pub fn check_base(&self, installed: Option<&DistName>, base: &Path, have_base: bool) -> Result<(), SourceError> {
         if let Source::DistThenChain { dist, patches } = self {
             let first = &patch_names(patches)?[0];
             let name = Source::Dist(dist.clone()).target_name()?;
@@ -264,16 +267,24 @@ impl Source {
                 })
             }
         }
-        if !base.exists() {
+        if !have_base {
             return Err(SourceError::NoBase(base.to_path_buf()));
         }
         Ok(())
     }
 
-    /// Opens the stream; the new base is written to `base_new` as it is read.
-    pub fn open(&self, base_new: &Path, kept_base: &Path, installed: Option<&Installed>) -> Result<Stream, SourceError> {
-        let out = OpenOptions::new().write(true).create(true).truncate(true).open(base_new).map_err(io_err(base_new))?;
-        let out = BufWriter::with_capacity(1 << 20, out);
+    /// Opens the stream. The next base is written to `base_new` (a fresh
+    /// file, its path for messages) as the stream is read, unless it is
+    /// `None` (a look at the dist before anything is made); `kept_base` is the
+    /// kept base a chain patches.
+    pub fn open(
+        &self,
+        base_new: Option<(File, &Path)>,
+        kept_base: Option<(File, &Path)>,
+        installed: Option<&Installed>,
+    ) -> Result<Stream, SourceError> {
+        let base_path = base_new.as_ref().map(|(_, p)| p.to_path_buf()).unwrap_or_default();
+        let out = base_new.map(|(f, _)| BufWriter::with_capacity(1 << 20, f));
         match self {
             Source::Dist(path) => {
                 let name = self.target_name()?;
@@ -286,11 +297,11 @@ impl Source {
                 file.rewind().map_err(io_err(path))?;
                 // A gzipped dist is kept as it came; a plain .tar is gzipped on the way.
                 let (tar, sink): (Box<dyn Read + Send>, _) = if gzipped {
-                    let sink = Arc::new(Mutex::new(Some(BaseSink::Raw(out))));
+                    let sink = Arc::new(Mutex::new(out.map(BaseSink::Raw)));
                     let tee = Tee { inner: file, sink: sink.clone() };
                     (tario::gz::maybe_gunzip(tee).map_err(io_err(path))?, sink)
                 } else {
-                    let sink = Arc::new(Mutex::new(Some(gz_sink(out))));
+                    let sink = Arc::new(Mutex::new(out.map(gz_sink)));
                     (Box::new(Tee { inner: io::BufReader::with_capacity(256 * 1024, file), sink: sink.clone() }), sink)
                 };
                 let (chan, thread) = spawn_reader(tar);
@@ -300,7 +311,7 @@ impl Source {
                     what: path.display().to_string(),
                     expected: Expected { size: None, md5, sha256, from: format!("{} and {}", md5_side.display(), sha_side.display()) },
                     sink,
-                    base_path: base_new.to_path_buf(),
+                    base_path,
                     estimate,
                 })
             }
@@ -310,10 +321,12 @@ impl Source {
                 // patch was made from.
                 let patches = apply::open_patches(paths)?;
                 let (first, last) = (&patches[0], &patches[patches.len() - 1]);
-                let kept_base = match self {
-                    Source::DistThenChain { dist, .. } => dist.as_path(),
-                    _ => kept_base,
+                let (file, kept_base) = match (self, kept_base) {
+                    (Source::DistThenChain { dist, .. }, _) => (File::open(dist).map_err(io_err(dist))?, dist.as_path()),
+                    (_, Some(kept)) => kept,
+                    (_, None) => return Err(SourceError::NoBase("the kept base".into())),
                 };
+                let (base, base_size) = tario::gz::open_file(file).map_err(io_err(kept_base))?;
                 let installed = if matches!(self, Source::Chain(_)) { installed } else { None };
                 if let Some(i) = installed {
                     if i.sha256 != first.header.old.sha256 || i.tar_size != first.header.old.size {
@@ -324,10 +337,9 @@ impl Source {
                         });
                     }
                 }
-                let base = tario::gz::open_tar(kept_base).map_err(io_err(kept_base))?;
-                let estimate = std::fs::metadata(kept_base).map_err(io_err(kept_base))?.len() * 11 / 10 + (1 << 20);
+                let estimate = base_size * 11 / 10 + (1 << 20);
                 let chain = apply::chain_reader(base, paths)?;
-                let sink = Arc::new(Mutex::new(Some(gz_sink(out))));
+                let sink = Arc::new(Mutex::new(out.map(gz_sink)));
                 let tee = Tee { inner: chain, sink: sink.clone() };
                 let (chan, thread) = spawn_reader(Box::new(tee));
                 let new = &last.header.new;
@@ -346,7 +358,7 @@ impl Source {
                         from: format!("the header of {}", last.path.display()),
                     },
                     sink,
-                    base_path: base_new.to_path_buf(),
+                    base_path,
                     estimate,
                 })
             }

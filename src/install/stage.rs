@@ -9,26 +9,29 @@ use super::durable::Flusher;
 use super::journal::{Item, JournalError};
 use super::plan::{Action, Plan, TEMP_PREFIX};
 use super::transaction::Transaction;
+use crate::errors::shown;
 use crate::manifest::{self, Manifest};
 use crate::os;
 use crate::tario::{Kind, Meta, Reader, TarError};
 use crate::testhooks;
+use rustix::fs::OFlags;
+use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::io::{self, IsTerminal, Read, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StageError {
-    #[error("{}", path.display())]
+    #[error("{}", shown(path))]
     Io { path: PathBuf, source: io::Error },
     #[error(transparent)]
     Journal(#[from] JournalError),
     #[error("reading the tar stream")]
     Tar(#[from] TarError),
-    #[error("member {index} ({member}) disagrees with the manifest: {what}")]
+    #[error("member {index} (\"{member}\") disagrees with the manifest: {what}")]
     Member { index: usize, member: String, what: String },
 }
 
@@ -40,14 +43,14 @@ fn io_err(path: &Path) -> impl Fn(io::Error) -> StageError + '_ {
 pub struct Staged {
     /// Per manifest entry: where it was staged, relative to the root.
     pub temps: Vec<Option<PathBuf>>,
-    /// The manifest member, staged beside var/db/binarydist/<series>/MANIFEST.
-    pub manifest_temp: PathBuf,
     pub bytes_written: u64,
 }
 
-pub struct Stager<'t> {
-    tx: &'t mut Transaction,
+pub struct Stager<'t, 's> {
+    tx: &'t mut Transaction<'s>,
     root: PathBuf,
+    /// Every entry is made and changed through directory descriptors from the root.
+    beneath: os::Beneath,
     /// Directories known to exist (relative), so that each is looked at once.
     dirs: HashSet<PathBuf>,
     /// Directories whose mtime is journaled (or that we created).
@@ -60,11 +63,12 @@ pub struct Stager<'t> {
     flusher: Flusher,
 }
 
-impl<'t> Stager<'t> {
-    pub fn new(tx: &'t mut Transaction, flusher: Flusher) -> Self {
+impl<'t, 's> Stager<'t, 's> {
+    pub fn new(tx: &'t mut Transaction<'s>, flusher: Flusher) -> Result<Self, StageError> {
         let root = tx.root().to_path_buf();
+        let beneath = os::Beneath::open(&root).map_err(io_err(&root))?;
         let buf = vec![0; 256 * 1024];
-        Stager { tx, root, dirs: HashSet::new(), timed: HashSet::new(), tree: None, buf, bytes_written: 0, flusher }
+        Ok(Stager { tx, root, beneath, dirs: HashSet::new(), timed: HashSet::new(), tree: None, buf, bytes_written: 0, flusher })
     }
 
     /// Ends staging; the flusher still has to make it all durable.
@@ -76,6 +80,17 @@ impl<'t> Stager<'t> {
         self.tree.as_ref().is_some_and(|t| rel.starts_with(t))
     }
 
+    /// Owner, mode and time of the entry `rel` just made, through a
+    /// descriptor or `*at` calls (os::set_attrs_at).
+    fn set_attrs(&mut self, rel: &Path, attrs: &os::Attrs) -> Result<(), StageError> {
+        let abs = self.root.join(rel);
+        let (dir, name) = self.beneath.parent_of(rel).map_err(io_err(&abs))?;
+        if !os::set_attrs_at(dir, name, &abs, attrs).map_err(io_err(&abs))? {
+            return Err(io_err(&abs)(io::Error::other("changed while it was being staged")));
+        }
+        Ok(())
+    }
+
     /// Creates the missing ancestors of `rel` (root-owned, 0755, as tar does),
     /// journaling each so that an undo removes it.
     fn ensure_parent(&mut self, rel: &Path) -> Result<(), StageError> {
@@ -85,8 +100,9 @@ impl<'t> Stager<'t> {
                 continue;
             }
             let abs = self.root.join(&anc);
-            match fs::symlink_metadata(&abs) {
-                Ok(m) if m.is_dir() => {}
+            let (dir, name) = self.beneath.parent_of(&anc).map_err(io_err(&abs))?;
+            match os::stat_at(dir, name) {
+                Ok(st) if rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory => {}
                 Ok(_) => return Err(io_err(&abs)(io::Error::other("not a directory"))),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
                     // The parent's time first: undo runs newest first, so the
@@ -95,15 +111,23 @@ impl<'t> Stager<'t> {
                     if !self.in_tree(&anc) {
                         self.tx.record(Item::CreatedDir(anc.clone()))?;
                     }
-                    fs::create_dir(&abs).map_err(io_err(&abs))?;
-                    fs::set_permissions(&abs, fs::Permissions::from_mode(0o755)).map_err(io_err(&abs))?;
-                    self.flusher.entry(&abs);
+                    self.mkdir(&anc, 0o755)?;
                     self.timed.insert(anc.clone());
                 }
                 Err(e) => return Err(io_err(&abs)(e)),
             }
             self.dirs.insert(anc);
         }
+        Ok(())
+    }
+
+    /// mkdir of `rel` with `mode` (whatever the umask).
+    fn mkdir(&mut self, rel: &Path, mode: u32) -> Result<(), StageError> {
+        let abs = self.root.join(rel);
+        let (dir, name) = self.beneath.parent_of(rel).map_err(io_err(&abs))?;
+        os::mkdir_at(dir, name).map_err(io_err(&abs))?;
+        self.set_attrs(rel, &os::Attrs { mode: Some(mode), ..Default::default() })?;
+        self.flusher.entry(&abs);
         Ok(())
     }
 
@@ -118,7 +142,8 @@ impl<'t> Stager<'t> {
             return Ok(());
         }
         let abs = self.root.join(parent);
-        let m = fs::symlink_metadata(&abs).map_err(io_err(&abs))?;
+        let dir = self.beneath.dir(if parent == Path::new(".") { Path::new("") } else { parent }).map_err(io_err(&abs))?;
+        let m = fs::File::from(dir.try_clone_to_owned().map_err(io_err(&abs))?).metadata().map_err(io_err(&abs))?;
         use std::os::unix::fs::MetadataExt;
         self.tx.record(Item::DirTime(parent.to_path_buf(), m.mtime(), m.mtime_nsec()))?;
         self.timed.insert(parent.to_path_buf());
@@ -129,21 +154,16 @@ impl<'t> Stager<'t> {
     /// gives it its final owner and mode.
     pub fn create_dir(&mut self, rel: &Path) -> Result<(), StageError> {
         self.ensure_parent(rel)?;
-        let abs = self.root.join(rel);
         if !self.in_tree(rel) && !self.dirs.contains(rel) {
             self.keep_parent_time(rel)?;
             self.tx.record(Item::CreatedDir(rel.to_path_buf()))?;
         }
         self.timed.insert(rel.to_path_buf());
-        match fs::create_dir(&abs) {
-            Ok(()) => {
-                fs::set_permissions(&abs, fs::Permissions::from_mode(0o700)).map_err(io_err(&abs))?;
-                self.flusher.entry(&abs);
-            }
+        if self.dirs.contains(rel) {
             // Created a moment ago as the ancestor of an earlier entry.
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && self.dirs.contains(rel) => {}
-            Err(e) => return Err(io_err(&abs)(e)),
+            return Ok(());
         }
+        self.mkdir(rel, 0o700)?;
         self.dirs.insert(rel.to_path_buf());
         Ok(())
     }
@@ -155,13 +175,12 @@ impl<'t> Stager<'t> {
         self.tx.record(Item::StagedTree(rel.to_path_buf()))?;
         self.tree = Some(rel.to_path_buf());
         let abs = self.root.join(rel);
-        match fs::remove_dir_all(&abs) {
+        let (dir, name) = self.beneath.parent_of(rel).map_err(io_err(&abs))?;
+        match os::remove_tree_at(dir, name, &abs) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(io_err(&abs)(e)),
             _ => {}
         }
-        fs::create_dir(&abs).map_err(io_err(&abs))?;
-        fs::set_permissions(&abs, fs::Permissions::from_mode(0o700)).map_err(io_err(&abs))?;
-        self.flusher.entry(&abs);
+        self.mkdir(rel, 0o700)?;
         self.dirs.insert(rel.to_path_buf());
         Ok(())
     }
@@ -175,17 +194,24 @@ impl<'t> Stager<'t> {
             self.tx.record(Item::Staged(rel.to_path_buf()))?;
         }
         let abs = self.root.join(rel);
-        match fs::remove_file(&abs) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(io_err(&abs)(e)),
+        let (dir, name) = self.beneath.parent_of(rel).map_err(io_err(&abs))?;
+        match rustix::fs::unlinkat(dir, name, rustix::fs::AtFlags::empty()) {
+            Err(e) if e != rustix::io::Errno::NOENT => return Err(io_err(&abs)(e.into())),
             _ => {}
         }
         Ok(abs)
     }
 
-    pub fn file(&mut self, rel: &Path, meta: &Meta, data: &mut dyn Read) -> Result<(), StageError> {
+    /// A regular file with `data` as its content; returns the SHA-256 of
+    /// what it wrote, for the caller to check against the manifest.
+    pub fn file(&mut self, rel: &Path, meta: &Meta, data: &mut dyn Read) -> Result<[u8; 32], StageError> {
         let abs = self.prepare(rel)?;
         let err = io_err(&abs);
-        let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).custom_flags(libc::O_NOFOLLOW).open(&abs).map_err(&err)?;
+        let (dir, name) = self.beneath.parent_of(rel).map_err(&err)?;
+        let how = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let mut f =
+            fs::File::from(rustix::fs::openat(dir, name, how, rustix::fs::Mode::RUSR | rustix::fs::Mode::WUSR).map_err(|e| err(e.into()))?);
+        let mut hash = Sha256::new();
         loop {
             let n = match data.read(&mut self.buf) {
                 Ok(0) => break,
@@ -199,23 +225,39 @@ impl<'t> Stager<'t> {
                 }
             };
             f.write_all(&self.buf[..n]).map_err(&err)?;
+            hash.update(&self.buf[..n]);
             self.bytes_written += n as u64;
         }
+        // Through the descriptor of the file just made.
         std::os::unix::fs::fchown(&f, Some(meta.uid), Some(meta.gid)).map_err(&err)?;
         // After chown, which clears set-id bits.
         f.set_permissions(fs::Permissions::from_mode(meta.mode)).map_err(&err)?;
         let t = epoch(meta.mtime);
         f.set_times(fs::FileTimes::new().set_accessed(t).set_modified(t)).map_err(&err)?;
         self.flusher.file(&abs, f);
-        Ok(())
+        Ok(hash.finalize().into())
+    }
+
+    /// The SHA-256 of the rest of the current member's data, which is not
+    /// written anywhere (its entry is unchanged).
+    pub fn hash_data<R: Read>(&mut self, reader: &mut Reader<R>) -> Result<[u8; 32], StageError> {
+        let mut hash = Sha256::new();
+        loop {
+            let n = reader.read_data(&mut self.buf)?;
+            if n == 0 {
+                return Ok(hash.finalize().into());
+            }
+            hash.update(&self.buf[..n]);
+        }
     }
 
     pub fn symlink(&mut self, rel: &Path, meta: &Meta) -> Result<(), StageError> {
         let abs = self.prepare(rel)?;
         let target = meta.link.as_deref().unwrap_or(Path::new(""));
-        std::os::unix::fs::symlink(target, &abs).map_err(io_err(&abs))?;
+        let (dir, name) = self.beneath.parent_of(rel).map_err(io_err(&abs))?;
+        rustix::fs::symlinkat(target, dir, name).map_err(|e| io_err(&abs)(e.into()))?;
         self.flusher.entry(&abs);
-        self.owner_and_time(&abs, meta)
+        self.set_attrs(rel, &os::Attrs { owner: Some((meta.uid, meta.gid)), mtime: Some(meta.mtime), ..Default::default() })
     }
 
     /// A hard link to `target`, relative to the root: the target's staged copy
@@ -223,41 +265,38 @@ impl<'t> Stager<'t> {
     pub fn hard_link(&mut self, rel: &Path, target: &Path) -> Result<(), StageError> {
         let abs = self.prepare(rel)?;
         let t = self.root.join(target);
-        if !fs::symlink_metadata(&t).map_err(io_err(&t))?.is_file() {
+        let tname = target.file_name().ok_or_else(|| io_err(&t)(io::Error::other("no file name")))?;
+        let tdir = os::open_dir_beneath(self.beneath.root_fd(), target.parent().unwrap_or(Path::new(""))).map_err(io_err(&t))?;
+        let st = os::stat_at(std::os::fd::AsFd::as_fd(&tdir), tname).map_err(io_err(&t))?;
+        if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
             return Err(io_err(&t)(io::Error::other("hard link target is not a regular file")));
         }
-        fs::hard_link(&t, &abs).map_err(io_err(&abs))?;
+        let (dir, name) = self.beneath.parent_of(rel).map_err(io_err(&abs))?;
+        rustix::fs::linkat(&tdir, tname, dir, name, rustix::fs::AtFlags::empty()).map_err(|e| io_err(&abs)(e.into()))?;
         self.flusher.entry(&abs);
         Ok(())
     }
 
     pub fn special(&mut self, rel: &Path, meta: &Meta) -> Result<(), StageError> {
         let abs = self.prepare(rel)?;
+        let (dir, name) = self.beneath.parent_of(rel).map_err(io_err(&abs))?;
         match meta.kind {
-            Kind::Fifo => os::mkfifo(&abs),
+            Kind::Fifo => os::mkfifo_at(dir, name),
             _ => {
                 let (maj, min) = meta.dev.unwrap_or((0, 0));
-                os::mknod(&abs, meta.kind == Kind::BlockDev, maj, min)
+                os::mknod_at(dir, name, meta.kind == Kind::BlockDev, maj, min)
             }
         }
         .map_err(io_err(&abs))?;
         self.flusher.entry(&abs);
-        os::lchown(&abs, meta.uid, meta.gid).map_err(io_err(&abs))?;
-        fs::set_permissions(&abs, fs::Permissions::from_mode(meta.mode)).map_err(io_err(&abs))?;
-        os::set_mtime_nofollow(&abs, meta.mtime).map_err(io_err(&abs))
-    }
-
-    fn owner_and_time(&self, abs: &Path, meta: &Meta) -> Result<(), StageError> {
-        os::lchown(abs, meta.uid, meta.gid).map_err(io_err(abs))?;
-        os::set_mtime_nofollow(abs, meta.mtime).map_err(io_err(abs))
+        let attrs = os::Attrs { owner: Some((meta.uid, meta.gid)), mode: Some(meta.mode), mtime: Some(meta.mtime), ..Default::default() };
+        self.set_attrs(rel, &attrs)
     }
 
     /// Sets a directory inside the kernel tree to its final state right away:
     /// nothing renames into it later.
-    pub fn finish_tree_dir(&self, rel: &Path, meta: &Meta) -> Result<(), StageError> {
-        let abs = self.root.join(rel);
-        os::lchown(&abs, meta.uid, meta.gid).map_err(io_err(&abs))?;
-        fs::set_permissions(&abs, fs::Permissions::from_mode(meta.mode)).map_err(io_err(&abs))
+    pub fn finish_tree_dir(&mut self, rel: &Path, meta: &Meta) -> Result<(), StageError> {
+        self.set_attrs(rel, &os::Attrs { owner: Some((meta.uid, meta.gid)), mode: Some(meta.mode), ..Default::default() })
     }
 }
 
@@ -285,23 +324,21 @@ fn in_staged_tree(path: &Path, kernel: &(PathBuf, PathBuf)) -> PathBuf {
 }
 
 /// Streams every member after the manifest and stages what the plan says.
-/// Each member must be exactly what the manifest says it is.
+/// Each member must be exactly what the manifest says it is, header and
+/// content: a regular file's data is hashed whether it is written or not
+/// (unchanged), so that the manifest kept for the next install only lists
+/// digests that were checked.
 pub fn stage_all<R: Read>(
     reader: &mut Reader<R>,
     manifest: &Manifest,
-    manifest_member: (&Meta, &[u8]),
     plan: &Plan,
-    stager: &mut Stager<'_>,
+    stager: &mut Stager<'_, '_>,
 ) -> Result<Staged, StageError> {
     let progress = io::stderr().is_terminal();
     let total = manifest.entries.len();
     // Where each staged regular file is now, for hard links to it.
     let mut location: HashMap<&Path, PathBuf> = HashMap::new();
     let mut temps = Vec::with_capacity(total);
-
-    let (mmeta, mtext) = manifest_member;
-    let manifest_temp = temp_beside(&mmeta.path, "MANIFEST");
-    stager.file(&manifest_temp, mmeta, &mut &mtext[..])?;
 
     if let Some(k) = &plan.kernel {
         stager.create_tree(&k.1)?;
@@ -313,11 +350,25 @@ pub fn stage_all<R: Read>(
         }
         let bad = |member: String, what: String| StageError::Member { index: index + 1, member, what };
         let member = reader.next_member()?.ok_or_else(|| bad("end of archive".into(), format!("{} entries missing", total - index)))?;
-        manifest::check_member(&member.meta, &expected).map_err(|why| bad(member.meta.path.display().to_string(), why))?;
+        manifest::check_member(&member.meta, &expected).map_err(|why| bad(shown(&member.meta.path), why))?;
         let path = entry.meta.path.as_path();
         let meta = &entry.meta;
+        let check_content = |found: [u8; 32]| match entry.sha256 {
+            Some(listed) if listed == found => Ok(()),
+            listed => Err(bad(
+                shown(&member.meta.path),
+                format!(
+                    "its content has SHA-256 {}, the manifest lists {}",
+                    hex::encode(found),
+                    listed.map_or("none".to_string(), hex::encode)
+                ),
+            )),
+        };
         let dest = match plan.actions[index] {
             Action::Unchanged | Action::MetaOnly => {
+                if meta.kind == Kind::File {
+                    check_content(stager.hash_data(reader)?)?;
+                }
                 temps.push(None);
                 continue;
             }
@@ -337,7 +388,7 @@ pub fn stage_all<R: Read>(
                 stager.finish_tree_dir(&dest, meta)?;
             }
             Kind::File => {
-                stager.file(&dest, meta, &mut reader.data())?;
+                check_content(stager.file(&dest, meta, &mut reader.data())?)?;
                 location.insert(path, dest.clone());
             }
             Kind::Symlink => stager.symlink(&dest, meta)?,
@@ -352,15 +403,11 @@ pub fn stage_all<R: Read>(
         temps.push(Some(dest));
     }
     if let Some(extra) = reader.next_member()? {
-        return Err(StageError::Member {
-            index: total + 1,
-            member: extra.meta.path.display().to_string(),
-            what: "not in the manifest".into(),
-        });
+        return Err(StageError::Member { index: total + 1, member: shown(&extra.meta.path), what: "not in the manifest".into() });
     }
     if progress {
         eprintln!("\rbinarydist: staged {total}/{total}");
     }
     testhooks::kill_point("staged");
-    Ok(Staged { temps, manifest_temp, bytes_written: stager.bytes_written })
+    Ok(Staged { temps, bytes_written: stager.bytes_written })
 }

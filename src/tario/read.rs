@@ -13,6 +13,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use super::{Kind, Meta, BLOCK};
+use crate::errors::shown;
 use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
@@ -37,9 +38,9 @@ pub enum TarError {
     Checksum { offset: u64 },
     #[error("bad header at byte {offset}: {what}")]
     BadHeader { offset: u64, what: String },
-    #[error("{path:?}: unsupported entry type {flag:?} at byte {offset}")]
+    #[error("\"{path}\": unsupported entry type {flag:?} at byte {offset}")]
     Unsupported { offset: u64, path: String, flag: char },
-    #[error("{path:?}: non-zero padding after its data at byte {offset}")]
+    #[error("\"{path}\": non-zero padding after its data at byte {offset}")]
     Padding { offset: u64, path: String },
     #[error("more than {MAX_TAIL} bytes after the end-of-archive block")]
     LongTail,
@@ -142,7 +143,7 @@ impl<R: Read> Reader<R> {
                     let meta = self.member_meta(header, flag, ext, start)?;
                     self.data_left = meta.size;
                     self.pad_left = super::write::padding(meta.size);
-                    self.current_path = meta.path.display().to_string();
+                    self.current_path = shown(&meta.path);
                     return Ok(Some(Member { raw_header: raw, meta, offset: start }));
                 }
             }
@@ -183,7 +184,7 @@ impl<R: Read> Reader<R> {
     /// headers before it, which override the ustar fields.
     fn member_meta(&self, header: &tar::Header, flag: u8, ext: Extensions, start: u64) -> Result<Meta, TarError> {
         let path_bytes = ext.path.unwrap_or_else(|| header.path_bytes().into_owned());
-        let path_str = String::from_utf8_lossy(&path_bytes).into_owned();
+        let path_str = shown(std::ffi::OsStr::from_bytes(&path_bytes));
         let kind = match flag {
             b'0' | 0 | b'7' => Kind::File,
             b'1' => Kind::HardLink,
@@ -433,7 +434,7 @@ fn pax_number(v: &[u8], offset: u64, what: &str) -> Result<u64, TarError> {
     std::str::from_utf8(v)
         .ok()
         .and_then(|s| s.parse().ok())
-        .ok_or_else(|| TarError::BadHeader { offset, what: format!("PAX {what} {:?}", String::from_utf8_lossy(v)) })
+        .ok_or_else(|| TarError::BadHeader { offset, what: format!("PAX {what} \"{}\"", shown(std::ffi::OsStr::from_bytes(v))) })
 }
 
 /// PAX times may carry a fraction; whole seconds are what we keep.

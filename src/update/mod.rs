@@ -23,7 +23,6 @@ use crate::sidecar::{self, Algo};
 use crate::sign;
 use crate::statedir::{self, Dir, StateDirError};
 use std::io::Read;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use trust::{Anchor, TrustError, Verified};
 
@@ -186,11 +185,12 @@ pub fn run(opts: &Options, mode: Mode) -> Result<Report, UpdateError> {
 /// flock(2) on `update.lock`: two updates would write the same partial files.
 fn take_update_lock(state: &Dir) -> Result<std::fs::File, UpdateError> {
     let f = state.open("update.lock", libc::O_RDWR | libc::O_CREAT, 0o644)?.expect("created");
-    // SAFETY: valid descriptor.
-    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        return Err(UpdateError::Busy(state.path().join("update.lock")));
+    let path = state.path().join("update.lock");
+    match crate::os::try_lock(&f) {
+        Ok(true) => Ok(f),
+        Ok(false) => Err(UpdateError::Busy(path)),
+        Err(source) => Err(UpdateError::Local { what: crate::errors::chain(&source), path }),
     }
-    Ok(f)
 }
 
 /// The installed records of every series under the state directory.

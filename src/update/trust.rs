@@ -81,7 +81,7 @@ pub fn load(state: Option<&Dir>, pubkey: Option<&std::path::Path>, revoked: &[St
     let last_serial = match state.map(|s| s.read_text(SERIAL)).transpose()?.flatten() {
         Some(t) => t.trim().parse().map_err(|_| TrustError::BadState {
             path: state.map(|s| s.path().join(SERIAL)).unwrap_or_default(),
-            what: format!("{:?} is not a serial", t.trim()),
+            what: format!("\"{}\" is not a serial", crate::errors::shown(t.trim())),
         })?,
         None => 0,
     };

@@ -9,7 +9,7 @@ use crate::install::{
 use crate::util::{bin, fails, ok, sh, tempdir, Tmpfs};
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 /// Runs `install` with the kill hook at `point`; true if it died by SIGKILL,
 /// false if it never reached the point and finished normally.
@@ -222,10 +222,15 @@ pub fn durability_calls(c: &Command, log: &Path) -> Option<Vec<String>> {
     Some(std::fs::read_to_string(log).unwrap().lines().map(str::to_string).collect())
 }
 
-/// Index of the first call that renames something onto `to`.
+/// Index of the first call that renames something onto `to`, by its path or
+/// relative to a descriptor of its directory (`renameat(3</dir>, "a", 3</dir>, "b")`).
 fn renamed_onto(calls: &[String], to: &Path) -> usize {
     let want = format!("\"{}\"", to.display());
-    calls.iter().position(|l| l.contains("rename") && l.contains(&want)).unwrap_or_else(|| panic!("no rename onto {want}:\n{calls:#?}"))
+    let at = format!("<{}>, \"{}\")", to.parent().unwrap().display(), to.file_name().unwrap().to_str().unwrap());
+    calls
+        .iter()
+        .position(|l| l.contains("rename") && (l.contains(&want) || l.contains(&at)))
+        .unwrap_or_else(|| panic!("no rename onto {want}:\n{calls:#?}"))
 }
 
 fn fsynced(calls: &[String], path: &Path) -> bool {
@@ -243,7 +248,7 @@ fn staged_files_and_directories_are_durable_before_the_commit_record_and_renames
         stage.display()
     ));
     let dist = crate::util::pack(&stage, &t.path().join("out"), "world", STAMPS[0], "v1");
-    let files = ["bin/a", "usr/lib/b", "usr/share/doc/d", "var/db/binarydist/world/MANIFEST"];
+    let files = ["bin/a", "usr/lib/b", "usr/share/doc/d"];
     for per_file in [true, false] {
         let root = t.path().join(format!("root.{per_file}"));
         std::fs::create_dir(&root).unwrap();
@@ -261,7 +266,9 @@ fn staged_files_and_directories_are_durable_before_the_commit_record_and_renames
             let line = &calls[renamed_onto(&calls, &root.join(f))];
             let temp = line.split('"').nth(1).unwrap_or_else(|| panic!("{line}"));
             assert!(temp.contains(".bdtmp."), "{line}");
-            assert_eq!(fsynced(staging, Path::new(temp)), per_file, "per file {per_file}: fsync of {temp} before the commit record");
+            // renameat names it relative to its directory.
+            let temp = root.join(f).parent().unwrap().join(temp);
+            assert_eq!(fsynced(staging, &temp), per_file, "per file {per_file}: fsync of {} before the commit record", temp.display());
             if per_file {
                 let parent = root.join(f).parent().unwrap().to_path_buf();
                 for dir in parent.ancestors().take_while(|d| d.starts_with(&root)) {
@@ -271,6 +278,9 @@ fn staged_files_and_directories_are_durable_before_the_commit_record_and_renames
             }
         }
         assert!(fsynced(staging, &root.join("var/db/binarydist/world/.base.new.tar.gz")), "the new base");
+        assert!(fsynced(staging, &root.join("var/db/binarydist/world/.MANIFEST.new")), "the new MANIFEST");
+        assert!(fsynced(staging, &root.join("var/db/binarydist/world")), "the series directory");
+        assert!(renamed_onto(&calls, &root.join("var/db/binarydist/world/MANIFEST")) < recorded, "MANIFEST with the record");
         assert_eq!(syncfs(staging), !per_file, "per file {per_file}: syncfs while staging");
         assert_eq!(syncfs(committing), !per_file, "per file {per_file}: syncfs after the renames");
         assert_same_tree(&root, &{
@@ -281,4 +291,91 @@ fn staged_files_and_directories_are_durable_before_the_commit_record_and_renames
             r
         });
     }
+}
+
+#[test]
+fn a_rerun_waits_for_or_refuses_on_a_make_upgrade_still_running_from_a_killed_install() {
+    // The install is killed while its make upgrade runs; make goes on. A
+    // rerun must not start a second make upgrade beside it: make holds the
+    // install's lock (inherited), so the rerun refuses, or with --wait waits.
+    let f = fixture();
+    let t = tempdir();
+    let root = t.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    let (log, go) = (t.path().join("make.log"), t.path().join("go"));
+    let make = t.path().join("make");
+    std::fs::write(
+        &make,
+        format!(
+            "#!/bin/sh\nmkdir '{0}.running' 2>/dev/null || {{ echo overlap >> '{0}'; exit 1; }}\necho start >> '{0}'\n\
+             while [ ! -e '{1}' ]; do sleep 0.05; done\necho end >> '{0}'\nrmdir '{0}.running'\nexec bmake \"$@\"\n",
+            log.display(),
+            go.display()
+        ),
+    )
+    .unwrap();
+    sh(&format!("chmod +x '{}'", make.display()));
+    // However the test ends, the make it leaves running is let go.
+    struct Release(std::path::PathBuf);
+    impl Drop for Release {
+        fn drop(&mut self) {
+            let _ = std::fs::write(&self.0, "");
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
+    let _release = Release(go.clone());
+    let run = |extra: &[&str]| {
+        let mut c = bin();
+        c.arg("install").arg("--root").arg(&root).arg("--make").arg(&make).args(extra).arg(&f.dists[0]);
+        c
+    };
+    // Not .output(): the make left running holds the killed install's stderr.
+    let killed = run(&[]).env("BINARYDIST_TEST_KILL_AT", "upgrading:1").stdout(Stdio::null()).stderr(Stdio::null()).status().unwrap();
+    assert_eq!(killed.signal(), Some(9));
+    let err = fails(&mut run(&[]));
+    assert!(err.contains("another install is running") && err.contains("make upgrade pid"), "{err}");
+    let mut waiting = run(&["--wait"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(waiting.try_wait().unwrap().is_none(), "the rerun did not wait for make upgrade");
+    std::fs::write(&go, "").unwrap();
+    let out = waiting.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // The interrupted install is finished: its make upgrade runs again, after the first.
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "start\nend\nstart\nend\n");
+    assert_same_tree(&root, &f.refs[0]);
+}
+
+#[test]
+fn a_full_disk_while_finishing_a_commit_tears_a_mark_and_a_rerun_after_space_is_freed_converges() {
+    // The commit is interrupted; the rerun that finishes it meets a full disk
+    // while it appends its progress marks, and the write that fails leaves a
+    // torn line. Once space is freed, the next run must still read the
+    // journal, and finish.
+    let f = fixture();
+    let t = tempdir();
+    let Some(fs) = Tmpfs::mount(&t.path().join("root"), "8m") else { return };
+    let root = fs.0.clone();
+    ok(&mut install(&root, &f.dists[0]));
+    assert!(killed_at(&root, &f.dists[1], "op:3"));
+    // Five bytes left in the journal's last page, then a full file system:
+    // the next mark's write(2) stops short with ENOSPC. (A line of filler
+    // after the commit record is a damaged mark to any reader: ignored.)
+    let journal = root.join("var/db/binarydist/journal");
+    let size = std::fs::metadata(&journal).unwrap().len();
+    let fill = (4096 - (size + 1 + 5) % 4096) % 4096;
+    let mut text = std::fs::read(&journal).unwrap();
+    text.extend(std::iter::repeat_n(b'x', fill as usize));
+    text.push(b'\n');
+    std::fs::write(&journal, &text).unwrap();
+    assert_eq!((text.len() + 5) % 4096, 0);
+    let _ = Command::new("dd").args(["if=/dev/zero", "bs=4096"]).arg(format!("of={}", root.join("filler").display())).output();
+    let err = fails(&mut install(&root, &f.dists[1]));
+    assert!(err.contains("No space left on device"), "{err}");
+    assert_eq!(err.trim().lines().count(), 2, "{err}"); // "finishing the interrupted install", then why it stopped
+    let torn = std::fs::read(&journal).unwrap();
+    assert_eq!(torn.len(), text.len() + 5, "a torn mark was left");
+    std::fs::remove_file(root.join("filler")).unwrap();
+    ok(&mut install(&root, &f.dists[1]));
+    assert_no_leftovers(&root);
+    assert_same_tree_but(&root, &f.refs[1], V2_UPGRADED_DIRS);
 }

@@ -3,7 +3,7 @@
 //! everything outside it are left as they were.
 
 use crate::install::{install, tree};
-use crate::util::{fails, sh, tempdir};
+use crate::util::{fails, ok, sh, tempdir};
 use binarydist::manifest::{member_path, Entry, Manifest};
 use binarydist::names::{DistName, Series};
 use binarydist::tario::{self, hash, Digests, Kind, Meta};
@@ -13,17 +13,17 @@ use std::process::Command;
 
 const NAME: &str = "DragonFly-world-x86_64-master-20261128T100000Z-evil";
 
-fn file(path: &str, data: &str) -> (Meta, Vec<u8>) {
+pub fn file(path: &str, data: &str) -> (Meta, Vec<u8>) {
     let mut m = Meta::new(path, Kind::File);
     m.size = data.len() as u64;
     (m, data.as_bytes().to_vec())
 }
 
-fn dir(path: &str) -> (Meta, Vec<u8>) {
+pub fn dir(path: &str) -> (Meta, Vec<u8>) {
     (Meta::new(path, Kind::Dir), Vec::new())
 }
 
-fn link(path: &str, kind: Kind, target: &str) -> (Meta, Vec<u8>) {
+pub fn link(path: &str, kind: Kind, target: &str) -> (Meta, Vec<u8>) {
     let mut m = Meta::new(path, kind);
     m.link = Some(target.into());
     (m, Vec::new())
@@ -31,11 +31,11 @@ fn link(path: &str, kind: Kind, target: &str) -> (Meta, Vec<u8>) {
 
 /// A dist whose manifest lists exactly `entries` and whose members are
 /// `members` (the same, unless a test wants them to disagree), with sidecars.
-fn craft(out: &Path, entries: &[(Meta, Vec<u8>)], members: &[(Meta, Vec<u8>)]) -> PathBuf {
+pub fn craft(out: &Path, entries: &[(Meta, Vec<u8>)], members: &[(Meta, Vec<u8>)]) -> PathBuf {
     craft_named(out, NAME, entries, members, None)
 }
 
-fn craft_named(out: &Path, name: &str, entries: &[(Meta, Vec<u8>)], members: &[(Meta, Vec<u8>)], upgrade_src: Option<&str>) -> PathBuf {
+pub fn craft_named(out: &Path, name: &str, entries: &[(Meta, Vec<u8>)], members: &[(Meta, Vec<u8>)], upgrade_src: Option<&str>) -> PathBuf {
     let manifest = Manifest {
         name: DistName::parse(name).unwrap(),
         upgrade_src: upgrade_src.map(PathBuf::from),
@@ -353,5 +353,203 @@ fn hostile_journal_is_refused_before_anything_is_undone_or_redone() {
         assert_eq!(err.trim().lines().count(), 1, "{err}");
         assert_eq!(sh(&format!("ls -A '{}'", s.outside.display())), "f\n", "{text}: outside the root changed");
         assert!(tree(&s.root) == before, "{text}: the root changed");
+    }
+}
+
+/// One line, short, with no control character but its final newline: what an
+/// admin's terminal shows of it is what it says.
+fn assert_one_clean_line(err: &str) {
+    let body = err.strip_suffix('\n').unwrap_or(err);
+    assert!(!body.chars().any(|c| c.is_control()), "a control character in: {err:?}");
+    assert!(body.len() < 1024, "{} bytes: {}...", body.len(), &body[..200]);
+}
+
+#[test]
+fn hostile_names_are_shown_escaped_and_cut_on_one_line() {
+    let s = scene();
+    // A newline and an escape sequence that would print a fake second line.
+    let fake = "\n\x1b[1Abinarydist: installed\x1b[K";
+    let dist = craft(&s.out.join("dotdot"), &[file(&format!("usr/..{fake}/../x"), "x")], &[file(&format!("usr/..{fake}/../x"), "x")]);
+    let err = fails(&mut install(&s.root, &dist));
+    assert!(err.contains("'..'") && err.contains("\\n\\x1b[1Abinarydist"), "{err:?}");
+    assert_one_clean_line(&err);
+    // The same in a member that disagrees with its manifest entry.
+    let entries = [dir("usr"), file("usr/a", "a")];
+    let dist = craft(&s.out.join("member"), &entries, &[dir("usr"), file(&format!("usr/a{fake}"), "a")]);
+    let err = fails(&mut install(&s.root, &dist));
+    assert!(err.contains("disagrees with the manifest"), "{err:?}");
+    assert_one_clean_line(&err);
+    // A path of 900 KB (in a PAX header): cut, with its length.
+    let long = format!("usr/{}", "x".repeat(900_000));
+    let dist = craft(&s.out.join("long"), &[dir("usr"), file(&long, "x")], &[dir("usr"), file(&long, "x")]);
+    let err = fails(&mut install(&s.root, &dist));
+    assert!(err.contains("x\u{2026} (") && err.contains(" bytes)"), "{}", &err[..err.len().min(400)]);
+    assert_one_clean_line(&err);
+}
+
+#[test]
+fn a_manifest_member_past_the_limit_says_so() {
+    let s = scene();
+    let mut m = Meta::new("+MANIFEST", Kind::File);
+    m.size = binarydist::manifest::MAX_SIZE + 1;
+    let mut tar = tario::write::header_bytes(&m);
+    tar.extend_from_slice(&[0u8; 4096]);
+    std::fs::create_dir_all(&s.out).unwrap();
+    let dist = s.out.join(format!("{NAME}.tar"));
+    std::fs::write(&dist, &tar).unwrap();
+    let d = Digests::of(&tar);
+    std::fs::write(s.out.join(format!("{NAME}.tar.md5")), format!("MD5 ({NAME}.tar) = {}\n", d.md5_hex())).unwrap();
+    std::fs::write(s.out.join(format!("{NAME}.tar.sha256")), format!("SHA256 ({NAME}.tar) = {}\n", d.sha256_hex())).unwrap();
+    let want = format!("+MANIFEST is {} bytes, more than the {} a manifest may have", m.size, m.size - 1);
+    refused(&s, &dist, &want);
+    let err = fails(crate::util::bin().arg("verify").arg(&dist));
+    assert!(err.contains(&want), "{err}");
+}
+
+#[test]
+fn hostile_owner_4294967295_is_refused() {
+    // To chown(2), uid or gid (uid_t)-1 means "leave it": such an entry would
+    // be installed with whatever owner the install happens to give it.
+    for (uid, gid) in [(u32::MAX, 0), (0, u32::MAX)] {
+        let (mut m, d) = file("etc/owned", "x");
+        (m.uid, m.gid) = (uid, gid);
+        refused_entries(&[(m, d)], "4294967295");
+    }
+}
+
+#[test]
+fn hostile_content_that_is_not_what_the_manifest_says_is_refused() {
+    // The sidecars match the tar; the manifest lists another SHA-256 for
+    // etc/motd than its member has. Installed, the next honest dist (which
+    // has the listed content) would find etc/motd "unchanged".
+    let s = scene();
+    let entries = [dir("etc"), file("etc/motd", "good\n"), file("etc/other", "same\n")];
+    let members = [dir("etc"), file("etc/motd", "evil\n"), file("etc/other", "same\n")];
+    let dist = craft(&s.out, &entries, &members);
+    refused(&s, &dist, r#"member 2 ("etc/motd") disagrees with the manifest: its content has SHA-256 "#);
+    // Where the file is unchanged: the member is checked all the same.
+    ok(&mut install(&s.root, &craft_named(&s.out.join("1"), NAME, &entries, &entries, None)));
+    let name2 = "DragonFly-world-x86_64-master-20261128T110000Z-evil2";
+    let dist2 = craft_named(&s.out.join("2"), name2, &entries, &members, None);
+    refused(&s, &dist2, r#"member 2 ("etc/motd") disagrees with the manifest: its content has SHA-256 "#);
+}
+
+#[test]
+fn a_manifest_recorded_by_an_older_installer_is_not_trusted_for_unchanged_files() {
+    // State from before members were checked: `installed` without its
+    // `manifest` line. Such a MANIFEST may list a digest that the installed
+    // file never had, so "unchanged" is decided from the file itself.
+    let s = scene();
+    let entries = [dir("etc"), file("etc/motd", "good\n")];
+    ok(&mut install(&s.root, &craft_named(&s.out.join("1"), NAME, &entries, &entries, None)));
+    let installed = s.root.join("var/db/binarydist/world/installed");
+    let record = std::fs::read_to_string(&installed).unwrap();
+    let legacy: String = record.lines().filter(|l| !l.starts_with("manifest ")).map(|l| format!("{l}\n")).collect();
+    std::fs::write(&installed, legacy).unwrap();
+    sh(&format!("cd '{}' && printf 'evil\\n' > etc/motd.x && touch -r etc/motd etc/motd.x && mv etc/motd.x etc/motd", s.root.display()));
+    let name2 = "DragonFly-world-x86_64-master-20261128T110000Z-good2";
+    let out = ok(&mut install(&s.root, &craft_named(&s.out.join("2"), name2, &entries, &entries, None)));
+    assert_eq!(std::fs::read_to_string(s.root.join("etc/motd")).unwrap(), "good\n", "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(std::fs::read_to_string(&installed).unwrap().lines().any(|l| l.starts_with("manifest ")), "recorded as checked now");
+}
+
+#[test]
+fn a_set_id_file_with_another_hard_link_loses_its_set_id_bits_before_it_is_replaced() {
+    // A user's hard link to su keeps the old inode: once su is replaced,
+    // that link would be the old (perhaps vulnerable) program, still set-uid.
+    let s = scene();
+    let su = |data: &str| {
+        let (mut m, d) = file("usr/bin/su", data);
+        m.mode = 0o4555;
+        (m, d)
+    };
+    let v1 = [dir("usr"), dir("usr/bin"), su("su v1\n")];
+    ok(&mut install(&s.root, &craft_named(&s.out.join("1"), NAME, &v1, &v1, None)));
+    sh(&format!("mkdir -p '{0}/home/user' && ln '{0}/usr/bin/su' '{0}/home/user/oldsu'", s.root.display()));
+    let v2 = [dir("usr"), dir("usr/bin"), su("su v2\n")];
+    let name2 = "DragonFly-world-x86_64-master-20261128T110000Z-evil2";
+    let out = ok(&mut install(&s.root, &craft_named(&s.out.join("2"), name2, &v2, &v2, None)));
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &str| std::fs::metadata(s.root.join(p)).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(std::fs::read_to_string(s.root.join("home/user/oldsu")).unwrap(), "su v1\n");
+    assert_eq!(mode("home/user/oldsu"), 0o555, "the old inode is no longer set-uid");
+    assert_eq!(mode("usr/bin/su"), 0o4555, "the new su is");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("usr/bin/su: set-id file with 2 hard links: its set-id bits were cleared before it was replaced"), "{err}");
+    assert_eq!(crate::install::summary(&out)["setid_cleared"], 1);
+}
+
+#[test]
+fn an_entry_swapped_for_a_symlink_while_its_mode_is_set_steers_nothing_outside() {
+    // A user who owns var/tmp/vi.recover and the fifo var/tmp/notes (made
+    // before the dist first shipped them) swaps each for a symlink out of the
+    // root between the installer's look at it and its chmod: the hook runs
+    // exactly there. The directory goes the descriptor's way, the fifo the
+    // `*at` way. Before the fix both modes went through the symlinks.
+    let s = scene();
+    sh(&format!(
+        "mkdir -p '{0}/var/tmp/vi.recover' && chmod 755 '{0}/var/tmp/vi.recover' '{1}' && mkfifo -m 644 '{0}/var/tmp/notes' && chmod 644 '{0}/var/tmp/notes' '{1}/f'",
+        s.root.display(),
+        s.outside.display()
+    ));
+    let mut tmp = dir("var/tmp");
+    tmp.0.mode = 0o1777;
+    let mut recover = dir("var/tmp/vi.recover");
+    recover.0.mode = 0o1777;
+    let mut notes = (Meta::new("var/tmp/notes", Kind::Fifo), Vec::new());
+    notes.0.mode = 0o666;
+    let entries = [dir("var"), tmp, notes, recover];
+    let dist = craft(&s.out, &entries, &entries);
+    let (d, f) = (s.root.join("var/tmp/vi.recover"), s.root.join("var/tmp/notes"));
+    let swap = format!(
+        "case \"$1\" in '{d}') rmdir \"$1\" && ln -s '{o}' \"$1\";; '{f}') rm \"$1\" && ln -s '{o}/f' \"$1\";; esac; true",
+        d = d.display(),
+        f = f.display(),
+        o = s.outside.display()
+    );
+    let out = install(&s.root, &dist).env("BINARYDIST_TEST_HOOK_META", &swap).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode(&s.outside), 0o755, "the mode went through the symlink to a directory outside the root: {err}");
+    assert_eq!(mode(&s.outside.join("f")), 0o644, "the mode went through the symlink put where a fifo was: {err}");
+    for p in [&d, &f] {
+        assert!(std::fs::symlink_metadata(p).unwrap().file_type().is_symlink(), "the hook did not run on {}: {err}", p.display());
+    }
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("vi.recover") && err.contains("var/tmp/notes") && err.contains("not followed"), "said so: {err}");
+}
+
+#[test]
+fn the_installer_changes_nothing_under_the_root_by_path() {
+    // The race above, for every kind of change: what stages, commits and
+    // undoes an install makes, renames, removes and sets owners, modes, times
+    // and flags through descriptors and `*at` calls (os::Beneath,
+    // os::set_attrs_at), never by a path that a swapped symlink redirects.
+    let forbidden = [
+        "fs::set_permissions(",
+        "lchown(",
+        "fs::rename(",
+        "fs::remove_file(",
+        "fs::remove_dir",
+        "fs::create_dir(",
+        "fs::hard_link(",
+        "fs::symlink(",
+        "OpenOptions",
+        "set_file_flags(",
+        "set_mtime_nofollow(",
+        "restore_mtime(",
+        "os::mknod(",
+        "os::mkfifo(",
+    ];
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/install");
+    for name in ["stage.rs", "commit.rs", "transaction.rs"] {
+        let text = std::fs::read_to_string(src.join(name)).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            for call in forbidden {
+                assert!(!code.contains(call), "src/install/{name}:{}: a path-based call ({call}) under the root: {line}", n + 1);
+            }
+        }
     }
 }

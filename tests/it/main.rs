@@ -19,6 +19,7 @@ mod install_guards;
 mod install_hostile;
 mod install_patch;
 mod install_sample;
+mod install_state;
 mod mirror;
 mod mirror_attacks;
 mod pack;

@@ -15,6 +15,7 @@ const STAMP: &str = "20261128T103900Z";
 /// Every variable a test-hooks build reads, and the test below that covers it.
 const COVERED: &[&str] = &[
     "BINARYDIST_TEST_FLAGS",
+    "BINARYDIST_TEST_HOOK_META",
     "BINARYDIST_TEST_HOOK_PACK",
     "BINARYDIST_TEST_KILL_AT",
     "BINARYDIST_TEST_SECURELEVEL",
@@ -100,6 +101,19 @@ fn hook_pack_runs_a_command_only_in_the_test_build() {
         c.env("BINARYDIST_TEST_HOOK_PACK", format!("touch '{}'", marker.display()));
         ok(&mut c);
         assert_eq!(marker.exists(), i == 0, "{what}: BINARYDIST_TEST_HOOK_PACK");
+    }
+}
+
+#[test]
+fn hook_meta_runs_a_command_only_in_the_test_build() {
+    let Some(builds) = both() else { return };
+    let t = tempdir();
+    let dist = small_dist(t.path(), 10);
+    for (i, (what, c)) in builds.into_iter().enumerate() {
+        let marker = t.path().join(format!("ran.{i}"));
+        let root = t.path().join(format!("root.{i}"));
+        ok(install_cmd(c, &root, &dist).env("BINARYDIST_TEST_HOOK_META", format!("touch '{}'", marker.display())));
+        assert_eq!(marker.exists(), i == 0, "{what}: BINARYDIST_TEST_HOOK_META");
     }
 }
 

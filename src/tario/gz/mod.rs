@@ -84,13 +84,19 @@ pub fn decoder<R: Read + Send + 'static>(r: R) -> Reader {
 /// Opens a dist or a kept base as a stream of uncompressed tar bytes. A file
 /// starting with the gzip magic is decompressed (all members, as gunzip does).
 pub fn open_tar(path: &Path) -> io::Result<Box<dyn Read + Send>> {
-    let mut f = File::open(path)?;
+    Ok(open_file(File::open(path)?)?.0)
+}
+
+/// The same for a file already open (the state directory opens its files
+/// without following symlinks); also returns the file's size.
+pub fn open_file(mut f: File) -> io::Result<(Box<dyn Read + Send>, u64)> {
+    let size = f.metadata()?.len();
     let gzipped = starts_with_magic(&mut f)?;
     f.rewind()?;
     if gzipped {
-        Ok(Box::new(decoder(f)))
+        Ok((Box::new(decoder(f)), size))
     } else {
-        Ok(Box::new(BufReader::with_capacity(256 * 1024, f)))
+        Ok((Box::new(BufReader::with_capacity(256 * 1024, f)), size))
     }
 }
 
