@@ -15,6 +15,7 @@
 #                 builds seeds from real dists and patches, make fuzz-cmin
 #                 minimizes what runs found into fuzz/corpus
 #   make props-long   the property tests with PROPTEST_CASES cases each
+#   make fault-long   the install fault campaign with FAULT_POINTS kill points
 #   make install  the binary, manuals, configuration example, periodic job
 #                 and the /usr/src fragment (PREFIX, DESTDIR, SRCDIR)
 
@@ -65,6 +66,12 @@ fuzz: fuzz-deps
 fuzz-cmin: fuzz-deps
 	sh fuzz/run.sh cmin $(FUZZ_TARGETS)
 
+# The fault campaign's long run: 300 random kill points (docs/campaign.md).
+FAULT_POINTS ?= 300
+
+fault-long: build
+	BINARYDIST_FAULT_POINTS=$(FAULT_POINTS) $(CARGO) test --release --features test-hooks --test it install_faults -- --nocapture
+
 props-long: build
 	PROPTEST_CASES=$(PROPTEST_CASES) $(CARGO) test --release --features test-hooks --test it props::
 
@@ -104,4 +111,4 @@ install: build
 clean:
 	$(CARGO) clean
 
-.PHONY: all build demo test-deps test check-bsd test-large bench install clean fuzz-deps fuzz-seeds fuzz fuzz-cmin props-long
+.PHONY: all build demo test-deps test check-bsd test-large bench install clean fuzz-deps fuzz-seeds fuzz fuzz-cmin props-long fault-long
