@@ -15,6 +15,7 @@ mod gzip;
 mod httpd;
 mod install;
 mod install_crash;
+mod install_faults;
 mod install_guards;
 mod install_hostile;
 mod install_patch;
