@@ -11,7 +11,7 @@
 # fuzz/seeds.sh) and what earlier runs found (FUZZ_WORK/TARGET, default
 # /var/tmp/binarydist-fuzz: runs in parts add up), and appends one line per
 # target to fuzz/results.tsv: UTC time, target, seconds, executions, findings,
-# the commit the targets were built from. A finding stops the run; its input is in FUZZ_WORK/artifacts.
+# the commit the targets were built from. A finding stops the run; its input is in FUZZ_WORK/artifacts/TARGET/TIME.
 # FUZZ_NO_BUILD=1 runs the targets as last built.
 #
 # The install target installs hostile archives, as root: it runs as root of a
@@ -45,7 +45,7 @@ userns() {
 run_one() {
 	t=$1
 	work=$FUZZ_WORK/$t
-	art=$FUZZ_WORK/artifacts/$t/
+	art=$FUZZ_WORK/artifacts/$t/$(date -u +%Y%m%dT%H%M%S)/
 	mkdir -p "$work" "$art" "$here/corpus/$t"
 	dirs="$work $here/corpus/$t"
 	[ -d "$here/seeds/$t" ] && dirs="$dirs $here/seeds/$t"
@@ -57,6 +57,8 @@ run_one() {
 	log=$FUZZ_WORK/$t.log
 	scratch=$(mktemp -d /dev/shm/bdfuzz-run.XXXXXX)
 	[ -n "$wrap" ] && chown 100000:100000 "$scratch"
+	started=$(date +%s)
+	built=$(cat "$bin/.commit" 2>/dev/null || git -C "$here" rev-parse --short HEAD)
 	set +e
 	# shellcheck disable=SC2086
 	export BDFUZZ_SCRATCH="$scratch"
@@ -66,10 +68,10 @@ run_one() {
 	set -e
 	rm -rf "$scratch"
 	execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
-	secs=$(sed -n 's/^Done [0-9]* runs in \([0-9]*\) second.*/\1/p' "$log" | tail -1)
+	secs=$(($(date +%s) - started))
 	findings=$(find "$art" -type f | wc -l)
-	printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$t" "${secs:-$FUZZ_SECONDS}" "${execs:-0}" "$findings" \
-		"$(cat "$bin/.commit" 2>/dev/null || git -C "$here" rev-parse --short HEAD)" >>"$here/results.tsv"
+	printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$t" "$secs" "${execs:-0}" "$findings" \
+		"$built" >>"$here/results.tsv"
 	printf 'fuzz %-13s %8s s %12s executions, %s findings\n' "$t" "${secs:-?}" "${execs:-?}" "$findings"
 	if [ $rc -ne 0 ] || [ "$findings" -ne 0 ]; then
 		tail -30 "$log" >&2

@@ -11,6 +11,7 @@ compile_error!("the integration tests need the test-hooks feature: run `make tes
 
 mod bsd;
 mod fragment;
+mod fuzz_corpus;
 mod gzip;
 mod httpd;
 mod install;
