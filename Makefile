@@ -66,6 +66,10 @@ fuzz: fuzz-deps
 fuzz-cmin: fuzz-deps
 	sh fuzz/run.sh cmin $(FUZZ_TARGETS)
 
+# docs/campaign.md with the table summed anew from fuzz/results.tsv.
+fuzz-table:
+	{ cat fuzz/doc-head.md; echo '### Runs so far'; echo; sh fuzz/table.sh; cat fuzz/doc-tail.md; } > docs/campaign.md
+
 # The fault campaign's long run: 300 random kill points (docs/campaign.md).
 FAULT_POINTS ?= 300
 
@@ -111,4 +115,4 @@ install: build
 clean:
 	$(CARGO) clean
 
-.PHONY: all build demo test-deps test check-bsd test-large bench install clean fuzz-deps fuzz-seeds fuzz fuzz-cmin props-long fault-long
+.PHONY: all build demo test-deps test check-bsd test-large bench install clean fuzz-deps fuzz-seeds fuzz fuzz-cmin fuzz-table props-long fault-long
