@@ -10,6 +10,12 @@
 #   make check-bsd    clippy of the BSD cfg code for x86_64-unknown-freebsd (needs
 #                 that rustup target; DragonFly's has no prebuilt std)
 #   make bench    time binarydist against bsdiff, xdelta3, zstd, tar|gzip
+#   make fuzz     every fuzz target for FUZZ_SECONDS each (cargo-fuzz; results
+#                 appended to fuzz/results.tsv; docs/campaign.md); make fuzz-seeds
+#                 builds seeds from real dists and patches, make fuzz-cmin
+#                 minimizes what runs found into fuzz/corpus
+#   make props-long   the property tests with PROPTEST_CASES cases each
+#   make fault-long   the install fault campaign with FAULT_POINTS kill points
 #   make install  the binary, manuals, configuration example, periodic job
 #                 and the /usr/src fragment (PREFIX, DESTDIR, SRCDIR)
 
@@ -42,6 +48,36 @@ test: test-deps build
 check-bsd:
 	rustup target add x86_64-unknown-freebsd
 	$(CARGO) clippy --target x86_64-unknown-freebsd --all-features -- -D warnings
+
+# The fuzz campaign (docs/campaign.md). FUZZ_TARGETS: some of them only.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?=
+PROPTEST_CASES ?= 200
+
+fuzz-deps:
+	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz
+
+fuzz-seeds: fuzz-deps build
+	sh fuzz/seeds.sh
+
+fuzz: fuzz-deps
+	FUZZ_SECONDS=$(FUZZ_SECONDS) sh fuzz/run.sh run $(FUZZ_TARGETS)
+
+fuzz-cmin: fuzz-deps
+	sh fuzz/run.sh cmin $(FUZZ_TARGETS)
+
+# docs/campaign.md with the table summed anew from fuzz/results.tsv.
+fuzz-table:
+	{ cat fuzz/doc-head.md; echo '### Runs so far'; echo; sh fuzz/table.sh; cat fuzz/doc-tail.md; } > docs/campaign.md
+
+# The fault campaign's long run: 300 random kill points (docs/campaign.md).
+FAULT_POINTS ?= 300
+
+fault-long: build
+	BINARYDIST_FAULT_POINTS=$(FAULT_POINTS) $(CARGO) test --release --features test-hooks --test it install_faults -- --nocapture
+
+props-long: build
+	PROPTEST_CASES=$(PROPTEST_CASES) $(CARGO) test --release --features test-hooks --test it props::
 
 test-large: test-deps build
 	sh tools/test-large.sh
@@ -79,4 +115,4 @@ install: build
 clean:
 	$(CARGO) clean
 
-.PHONY: all build demo test-deps test check-bsd test-large bench install clean
+.PHONY: all build demo test-deps test check-bsd test-large bench install clean fuzz-deps fuzz-seeds fuzz fuzz-cmin fuzz-table props-long fault-long

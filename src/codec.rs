@@ -6,6 +6,7 @@
 //! ships the same xz). Measured on worlds 1->2 (research for issue 15): LZMA2
 //! preset 9e is 5.5% smaller than zstd -19 over the same streams; zstd decodes
 //! faster and is kept as `diff --compress zstd`.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use crate::patchfile::{Codec, MAX_DICT};
 use liblzma::stream::{Filters, LzmaOptions, Stream, PRESET_EXTREME};

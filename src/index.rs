@@ -14,6 +14,7 @@
 //! ```
 //!
 //! For a patch, the tar digests are those of the tar it yields (its new end).
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use crate::errors::shown;
 use crate::names::{self, DistName, PatchName, Series};

@@ -18,6 +18,7 @@
 //! Paths are final installed paths (relative to the root); a `critical` entry is
 //! stored in the tar as `PATH.new`. Bytes outside printable ASCII, and `\`, `=`,
 //! `#` and space, are written as `\ooo` octal, as vis(3) does for mtree.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use crate::errors::shown;
 use crate::names::{DistName, NameError, Series};
@@ -332,17 +333,16 @@ fn escape(bytes: &[u8]) -> String {
 }
 
 fn unescape(s: &str) -> Result<PathBuf, String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
+    let mut out = Vec::with_capacity(s.len());
     let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' {
+    while let Some(&byte) = s.as_bytes().get(i) {
+        if byte == b'\\' {
             let oct =
                 s.get(i + 1..i + 4).and_then(|o| u8::from_str_radix(o, 8).ok()).ok_or_else(|| format!("bad escape in \"{}\"", shown(s)))?;
             out.push(oct);
             i += 4;
         } else {
-            out.push(b[i]);
+            out.push(byte);
             i += 1;
         }
     }

@@ -13,6 +13,7 @@
 //! `-` only ever separates fields, so a name parses without ambiguity; a field holds
 //! `[A-Za-z0-9._]` only. A patch is `<from>--<to>.bdpatch`: from its name alone a
 //! program can tell which base it applies to and what it makes.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use crate::errors::shown;
 use std::cmp::Ordering;
@@ -225,11 +226,12 @@ pub fn check_field(what: &'static str, value: &str) -> Result<(), NameError> {
 }
 
 fn check_stamp(what: &'static str, value: &str) -> Result<(), NameError> {
-    let b = value.as_bytes();
-    let ok = b.len() == 16
-        && b[8] == b'T'
-        && b[15] == b'Z'
-        && b[..8].iter().chain(&b[9..15]).all(u8::is_ascii_digit)
+    let digits = |r: std::ops::Range<usize>| value.get(r).is_some_and(|d| d.bytes().all(|b| b.is_ascii_digit()));
+    let ok = value.len() == 16
+        && value.get(8..9) == Some("T")
+        && value.get(15..16) == Some("Z")
+        && digits(0..8)
+        && digits(9..15)
         && stamp_to_epoch(value).is_some();
     if ok {
         Ok(())

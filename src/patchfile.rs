@@ -38,6 +38,7 @@
 //! Everything read from a patch is bounded before it is allocated: the header's
 //! length by [`MAX_HEADER`], every other length by a bound the header declares,
 //! each declared bound by an absolute limit ([`check_bounds`]).
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use crate::names::{DistName, PatchName, PATCH_SUFFIX};
 use crate::tario::Digests;
@@ -300,11 +301,10 @@ pub fn read_header(path: &Path) -> Result<PatchFile, FormatError> {
     let absurd = |what: String| FormatError::Absurd { path: path.into(), what };
     let mut f = File::open(path).map_err(io_err)?;
     let file_len = f.metadata().map_err(io_err)?.len();
-    let mut pre = [0u8; PREAMBLE_LEN];
     if (file_len as usize) < PREAMBLE_LEN {
         let mut start = Vec::new();
         f.read_to_end(&mut start).map_err(io_err)?;
-        if !MAGIC.starts_with(&start[..start.len().min(8)]) || start.is_empty() {
+        if start.is_empty() || !start.iter().zip(MAGIC).all(|(a, b)| a == b) {
             return Err(magic_err(path, &start));
         }
         return Err(FormatError::Truncated {
@@ -312,11 +312,14 @@ pub fn read_header(path: &Path) -> Result<PatchFile, FormatError> {
             what: format!("{file_len} bytes, shorter than the {PREAMBLE_LEN}-byte preamble"),
         });
     }
-    f.read_exact(&mut pre).map_err(io_err)?;
-    if &pre[..8] != MAGIC {
-        return Err(magic_err(path, &pre[..8]));
+    let (mut magic, mut version, mut header_len, mut header_sha) = ([0u8; 8], [0u8; 4], [0u8; 4], [0u8; 32]);
+    for field in [&mut magic[..], &mut version, &mut header_len, &mut header_sha] {
+        f.read_exact(field).map_err(io_err)?;
     }
-    let version = u32::from_le_bytes(pre[8..12].try_into().unwrap());
+    if &magic != MAGIC {
+        return Err(magic_err(path, &magic));
+    }
+    let version = u32::from_le_bytes(version);
     if version > FORMAT_VERSION {
         return Err(FormatError::NewerVersion { path: path.into(), found: version });
     }
@@ -326,7 +329,7 @@ pub fn read_header(path: &Path) -> Result<PatchFile, FormatError> {
     if version < FORMAT_VERSION {
         return Err(FormatError::OlderVersion { path: path.into(), found: version });
     }
-    let header_len = u32::from_le_bytes(pre[12..16].try_into().unwrap());
+    let header_len = u32::from_le_bytes(header_len);
     if header_len > MAX_HEADER {
         return Err(absurd(format!("header of {header_len} bytes, the limit is {MAX_HEADER}")));
     }
@@ -339,8 +342,8 @@ pub fn read_header(path: &Path) -> Result<PatchFile, FormatError> {
     let mut json = vec![0u8; header_len as usize];
     f.read_exact(&mut json).map_err(io_err)?;
     let sha: [u8; 32] = Sha256::digest(&json).into();
-    if sha[..] != pre[16..48] {
-        return Err(corrupt(format!("header SHA-256 is {}, the preamble says {}", hex::encode(sha), hex::encode(&pre[16..48]))));
+    if sha != header_sha {
+        return Err(corrupt(format!("header SHA-256 is {}, the preamble says {}", hex::encode(sha), hex::encode(header_sha))));
     }
     let header: PatchHeader = serde_json::from_slice(&json).map_err(|e| corrupt(format!("header: {e}")))?;
     if header.format != version {
@@ -442,16 +445,10 @@ pub fn verify_streams(p: &PatchFile) -> Result<(), FormatError> {
     let mut f = File::open(&p.path).map_err(io_err)?;
     f.seek(SeekFrom::Start(p.offsets.first().copied().unwrap_or(0))).map_err(io_err)?;
     let mut h = Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut left = p.header.streams_size();
-    while left > 0 {
-        let want = left.min(buf.len() as u64) as usize;
-        let n = f.read(&mut buf[..want]).map_err(io_err)?;
-        if n == 0 {
-            return Err(FormatError::Truncated { path: p.path.clone(), what: format!("streams end {left} bytes early") });
-        }
-        h.update(&buf[..n]);
-        left -= n as u64;
+    let size = p.header.streams_size();
+    let read = io::copy(&mut io::BufReader::with_capacity(256 * 1024, f).take(size), &mut h).map_err(io_err)?;
+    if read < size {
+        return Err(FormatError::Truncated { path: p.path.clone(), what: format!("streams end {} bytes early", size - read) });
     }
     let found = hex::encode(h.finalize());
     if found != p.header.streams_sha256 {
@@ -463,21 +460,10 @@ pub fn verify_streams(p: &PatchFile) -> Result<(), FormatError> {
     Ok(())
 }
 
-pub fn write_varint(w: &mut impl Write, mut v: u64) -> io::Result<()> {
-    let mut buf = [0u8; 10];
-    let mut n = 0;
-    loop {
-        let byte = (v & 0x7f) as u8;
-        v >>= 7;
-        if v == 0 {
-            buf[n] = byte;
-            n += 1;
-            break;
-        }
-        buf[n] = byte | 0x80;
-        n += 1;
-    }
-    w.write_all(&buf[..n])
+pub fn write_varint(w: &mut impl Write, v: u64) -> io::Result<()> {
+    let mut buf = Vec::with_capacity(10);
+    push_varint(&mut buf, v);
+    w.write_all(&buf)
 }
 
 /// [`write_varint`] into a vector, which cannot fail.

@@ -2,6 +2,7 @@
 //! one line each, as BSD md5(1) and sha256(1) print it (`MD5 (NAME.tar) =
 //! HEX`), for the uncompressed tar, which is what every hash is of. `pack`
 //! writes them; `verify` and `install` read them.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use crate::names::{DistName, MD5_SUFFIX, SHA256_SUFFIX};
 use crate::os;

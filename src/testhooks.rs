@@ -20,7 +20,9 @@
 //!   not yet in place), `upgrade` (before make upgrade), `upgrading` (make
 //!   upgrade started, and left running), `upgraded` (make upgrade done, not yet
 //!   recorded), `recorded` (base and installed record replaced, journal still
-//!   there).
+//!   there). `bytes:N` is a point by size: the first time staging has written
+//!   N bytes of file data in all, mid-file (tests/it/install_faults.rs picks
+//!   random ones).
 //! - `BINARYDIST_TEST_SKIP_SPACE_CHECK=1`: no free-space check before staging,
 //!   so that a full disk is met while staging.
 //! - `BINARYDIST_TEST_HOOK_PACK=CMD`: `sh -c CMD` between pack's hashing pass
@@ -53,14 +55,30 @@ mod hooks {
     static KILL_AT: OnceLock<Option<(String, u64)>> = OnceLock::new();
     static REACHED: AtomicU64 = AtomicU64::new(0);
 
-    pub fn kill_point(step: &str) {
-        let spec = KILL_AT.get_or_init(|| {
+    fn kill_spec() -> &'static Option<(String, u64)> {
+        KILL_AT.get_or_init(|| {
             let v = std::env::var("BINARYDIST_TEST_KILL_AT").ok()?;
             let (s, n) = v.rsplit_once(':')?;
             Some((s.to_string(), n.parse().ok()?))
-        });
+        })
+    }
+
+    pub fn kill_point(step: &str) {
+        let spec = kill_spec();
         if let Some((s, n)) = spec {
             if s == step && REACHED.fetch_add(1, Ordering::SeqCst) + 1 == *n {
+                let _ = rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::KILL);
+                unreachable!("SIGKILL returned");
+            }
+        }
+    }
+
+    /// `BINARYDIST_TEST_KILL_AT=bytes:N`: once staging has written N bytes of
+    /// file data in all (checked after each write, so a file is cut mid-way).
+    pub fn kill_at_bytes(written: u64) {
+        let spec = kill_spec();
+        if let Some((s, n)) = spec {
+            if s == "bytes" && written >= *n {
                 let _ = rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::KILL);
                 unreachable!("SIGKILL returned");
             }
@@ -139,6 +157,9 @@ mod hooks {
     pub fn kill_point(_step: &str) {}
 
     #[inline(always)]
+    pub fn kill_at_bytes(_written: u64) {}
+
+    #[inline(always)]
     pub fn skip_space_check() -> bool {
         false
     }
@@ -190,6 +211,8 @@ pub use hooks::fake_securelevel;
 pub use hooks::fake_set_file_flags;
 /// Records a HAMMER2 snapshot call in the fake backend; `None` when it is off.
 pub use hooks::fake_snapshot;
+/// The kill point by bytes staged (`bytes:N`, see above).
+pub use hooks::kill_at_bytes;
 /// A kill point named `step` (see above).
 pub use hooks::kill_point;
 /// Records a step (a rename) in the fake backend's call log, if it is on.

@@ -3,6 +3,7 @@
 //! a quarter of the applier's time, is kept for the result), checked against
 //! the patch's prefix digest as soon as that much has passed, and refused past
 //! the size the patch expects.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use sha2::{Digest, Sha256};
 use std::io::{self, Read};
@@ -53,7 +54,11 @@ impl OldReader {
                         return;
                     }
                 };
-                if let Err((good, e)) = check(&buf[..n], total, &expect, &mut prefix) {
+                let Some(got) = buf.get(..n) else {
+                    let _ = tx.send(Msg::Failed(io::Error::other("a read returned more bytes than asked for")));
+                    return;
+                };
+                if let Err((good, e)) = check(got, total, &expect, &mut prefix) {
                     // The bytes before the end the patch expects first, as a
                     // plain reader would give them.
                     if good > 0 && tx.send(Msg::Data(buf, good)).is_err() {
@@ -67,7 +72,7 @@ impl OldReader {
                     let _ = tx.send(Msg::End(total, sha.finalize().into()));
                     return;
                 }
-                sha.update(&buf[..n]);
+                sha.update(got);
                 if tx.send(Msg::Data(buf, n)).is_err() {
                     return;
                 }
@@ -87,9 +92,10 @@ impl OldReader {
 fn check(bytes: &[u8], before: u64, expect: &Expect, prefix: &mut Option<Sha256>) -> Result<(), (usize, io::Error)> {
     if let Some(h) = prefix.as_mut() {
         let take = expect.prefix_len.saturating_sub(before).min(bytes.len() as u64) as usize;
-        h.update(&bytes[..take]);
+        h.update(bytes.get(..take).unwrap_or(bytes));
         if before + take as u64 == expect.prefix_len {
-            let found = hex::encode(prefix.take().expect("checked").finalize());
+            let Some(h) = prefix.take() else { return Ok(()) };
+            let found = hex::encode(h.finalize());
             if found != expect.prefix_sha256 {
                 return Err((
                     0,
@@ -138,8 +144,11 @@ impl Read for OldReader {
                 Err(_) => return Err(io::Error::other("the old stream's reader stopped")),
             }
         }
-        let n = out.len().min(self.len - self.pos);
-        out[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
+        let have = self.chunk.get(self.pos..self.len).unwrap_or_default();
+        let n = out.len().min(have.len());
+        if let (Some(o), Some(h)) = (out.get_mut(..n), have.get(..n)) {
+            o.copy_from_slice(h);
+        }
         self.pos += n;
         Ok(n)
     }

@@ -2,6 +2,7 @@
 //! ahead of the applier, in chunks that come back for reuse. A stream that
 //! decodes to more than the header's raw size is refused as it happens; one
 //! that ends early fails the read that needed more.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use crate::codec;
 use crate::patchfile::{PatchFile, StreamInfo, STREAMS};
@@ -78,8 +79,8 @@ fn spawn<'scope, 'env>(
 /// Reads until `buf` is full or the input ends.
 pub(super) fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
+    while let Some(rest) = buf.get_mut(n..).filter(|rest| !rest.is_empty()) {
+        match r.read(rest) {
             Ok(0) => break,
             Ok(k) => n += k,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -111,7 +112,7 @@ impl BufRead for StreamReader {
                 Err(_) => self.ended = true,
             }
         }
-        Ok(&self.chunk[self.pos..self.len])
+        self.chunk.get(self.pos..self.len).ok_or_else(|| io::Error::other("stream chunk out of range"))
     }
 
     fn consume(&mut self, n: usize) {
@@ -124,7 +125,9 @@ impl Read for StreamReader {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         let have = self.fill_buf()?;
         let n = out.len().min(have.len());
-        out[..n].copy_from_slice(&have[..n]);
+        if let (Some(o), Some(h)) = (out.get_mut(..n), have.get(..n)) {
+            o.copy_from_slice(h);
+        }
         self.consume(n);
         Ok(n)
     }

@@ -227,6 +227,7 @@ impl<'t, 's> Stager<'t, 's> {
             f.write_all(&self.buf[..n]).map_err(&err)?;
             hash.update(&self.buf[..n]);
             self.bytes_written += n as u64;
+            crate::testhooks::kill_at_bytes(self.bytes_written);
         }
         // Through the descriptor of the file just made.
         std::os::unix::fs::fchown(&f, Some(meta.uid), Some(meta.gid)).map_err(&err)?;

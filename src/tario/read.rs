@@ -10,6 +10,7 @@
 //! The input is hostile until verified: every size is bounded before anything is
 //! allocated for it, header checksums are checked, padding must be zero, and no
 //! malformed input panics.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use super::{Kind, Meta, BLOCK};
 use crate::errors::shown;
@@ -163,7 +164,8 @@ impl<R: Read> Reader<R> {
         if size > MAX_EXTENSION {
             return Err(TarError::BadHeader { offset: self.offset, what: format!("extension header of {size} bytes") });
         }
-        let len = usize::try_from(size).expect("bounded by MAX_EXTENSION");
+        let len = usize::try_from(size)
+            .map_err(|_| TarError::BadHeader { offset: self.offset, what: format!("extension header of {size} bytes") })?;
         let mut body = vec![0u8; len + super::write::padding(size)];
         self.read_exact_at(&mut body, "extension header")?;
         raw.extend_from_slice(&body);
@@ -250,7 +252,8 @@ impl<R: Read> Reader<R> {
             return Ok(0);
         }
         let want = buf.len().min(self.data_left.min(usize::MAX as u64) as usize);
-        let n = self.inner.read(&mut buf[..want]).map_err(|e| TarError::Io { offset: self.offset, source: e })?;
+        let room = buf.get_mut(..want).ok_or_else(|| past_buffer(self.offset))?;
+        let n = self.inner.read(room).map_err(|e| TarError::Io { offset: self.offset, source: e })?;
         if n == 0 {
             return Err(TarError::Truncated { offset: self.offset, what: "member data" });
         }
@@ -274,7 +277,7 @@ impl<R: Read> Reader<R> {
             if n == 0 {
                 return Ok(h.finalize().into());
             }
-            h.update(&buf[..n]);
+            h.update(buf.get(..n).ok_or_else(|| past_buffer(self.offset))?);
         }
     }
 
@@ -289,7 +292,7 @@ impl<R: Read> Reader<R> {
             if n == 0 {
                 return Ok(v);
             }
-            v.extend_from_slice(&buf[..n]);
+            v.extend_from_slice(buf.get(..n).ok_or_else(|| past_buffer(self.offset))?);
         }
     }
 
@@ -320,11 +323,11 @@ impl<R: Read> Reader<R> {
 
     fn check_padding(&mut self) -> Result<(), TarError> {
         if self.pad_left > 0 {
-            let mut pad = [0u8; BLOCK];
             let n = self.pad_left;
+            let mut pad = vec![0u8; n];
             self.pad_left = 0;
-            self.read_exact_at(&mut pad[..n], "padding")?;
-            if pad[..n].iter().any(|&b| b != 0) {
+            self.read_exact_at(&mut pad, "padding")?;
+            if pad.iter().any(|&b| b != 0) {
                 return Err(TarError::Padding { offset: self.offset - n as u64, path: self.current_path.clone() });
             }
         }
@@ -336,12 +339,12 @@ impl<R: Read> Reader<R> {
     }
 
     fn read_exact_at(&mut self, buf: &mut [u8], what: &'static str) -> Result<(), TarError> {
-        let mut done = 0;
-        while done < buf.len() {
-            match self.inner.read(&mut buf[done..]) {
+        let mut rest = buf;
+        while !rest.is_empty() {
+            match self.inner.read(rest) {
                 Ok(0) => return Err(TarError::Truncated { offset: self.offset, what }),
                 Ok(n) => {
-                    done += n;
+                    rest = std::mem::take(&mut rest).get_mut(n..).ok_or_else(|| past_buffer(self.offset))?;
                     self.offset += n as u64;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -375,9 +378,13 @@ fn check_checksum(block: &[u8; BLOCK], offset: u64) -> Result<(), TarError> {
     }
 }
 
+/// A reader that said it read more than it was given room for.
+fn past_buffer(offset: u64) -> TarError {
+    TarError::Io { offset, source: io::Error::other("a read returned more bytes than asked for") }
+}
+
 fn trim_nul(b: &[u8]) -> &[u8] {
-    let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
-    &b[..end]
+    b.split(|&c| c == 0).next().unwrap_or(b)
 }
 
 /// Strips `./` prefixes and trailing slashes: `./usr/bin/` -> `usr/bin`.
@@ -385,8 +392,8 @@ fn normalize(mut p: &[u8]) -> Vec<u8> {
     while let Some(rest) = p.strip_prefix(b"./") {
         p = rest;
     }
-    while p.len() > 1 && p.ends_with(b"/") {
-        p = &p[..p.len() - 1];
+    while let Some(rest) = p.strip_suffix(b"/").filter(|r| !r.is_empty()) {
+        p = rest;
     }
     if p == b"." {
         p = b"";
@@ -412,12 +419,15 @@ fn next_pax_record<'a>(body: &mut &'a [u8]) -> Option<Result<PaxRecord<'a>, &'st
     }
     *body = &[];
     let Some(space) = b.iter().position(|&c| c == b' ') else { return Some(Err("no length")) };
-    let len = std::str::from_utf8(&b[..space]).ok().and_then(|s| s.parse::<usize>().ok());
-    let Some(len) = len.filter(|&l| l > space + 1 && l <= b.len() && b[l - 1] == b'\n') else { return Some(Err("bad length")) };
-    let record = &b[space + 1..len - 1];
+    let (digits, _) = b.split_at(space);
+    let len = std::str::from_utf8(digits).ok().and_then(|s| s.parse::<usize>().ok());
+    let Some(len) = len.filter(|&l| l > space + 1) else { return Some(Err("bad length")) };
+    let Some((record, rest)) = b.get(space + 1..).and_then(|r| r.split_at_checked(len - space - 1)) else { return Some(Err("bad length")) };
+    let Some(record) = record.strip_suffix(b"\n") else { return Some(Err("bad length")) };
     let Some(eq) = record.iter().position(|&c| c == b'=') else { return Some(Err("no '='")) };
-    *body = &b[len..];
-    Some(Ok((&record[..eq], &record[eq + 1..])))
+    let (key, value) = record.split_at(eq);
+    *body = rest;
+    Some(Ok((key, value.get(1..).unwrap_or_default())))
 }
 
 fn pax_number(v: &[u8], offset: u64, what: &str) -> Result<u64, TarError> {

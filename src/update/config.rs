@@ -1,6 +1,7 @@
 //! The target's configuration file, in the sh-variable style of BSD config
 //! files (rc.conf): `NAME="value"` lines, `#` comments. Read, never run by a
 //! shell. The installed example is etc/binarydist.conf.sample.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -5,6 +5,7 @@
 //!
 //! Kept in the state directory (see statedir.rs): `keys/pinned.pub`,
 //! `keys/revoked`, `serial`.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use crate::index::{self, Index};
 use crate::names::stamp_from_epoch;
@@ -66,7 +67,8 @@ pub fn load(state: Option<&Dir>, pubkey: Option<&std::path::Path>, revoked: &[St
         None => None,
     };
     let pinned = match keys.as_ref().map(|k| k.read_text(PINNED)).transpose()?.flatten() {
-        Some(text) => Key::parse(&text).map_err(|what| TrustError::BadState { path: keys.as_ref().unwrap().path().join(PINNED), what })?,
+        Some(text) => Key::parse(&text)
+            .map_err(|what| TrustError::BadState { path: keys.as_ref().map(|k| k.path().join(PINNED)).unwrap_or_default(), what })?,
         None => match pubkey {
             Some(p) => Key::read(p)?,
             None => return Err(TrustError::NoKey),
@@ -78,7 +80,7 @@ pub fn load(state: Option<&Dir>, pubkey: Option<&std::path::Path>, revoked: &[St
     }
     let last_serial = match state.map(|s| s.read_text(SERIAL)).transpose()?.flatten() {
         Some(t) => t.trim().parse().map_err(|_| TrustError::BadState {
-            path: state.unwrap().path().join(SERIAL),
+            path: state.map(|s| s.path().join(SERIAL)).unwrap_or_default(),
             what: format!("\"{}\" is not a serial", crate::errors::shown(t.trim())),
         })?,
         None => 0,
@@ -119,7 +121,9 @@ pub fn check(anchor: &Anchor, text: &[u8], sig: &[u8], keys: Option<&[u8]>, allo
 /// Remembers what a verified INDEX taught: its signer becomes the pinned key,
 /// its serial the last seen (never lowered), learned revocations are kept.
 pub fn persist(state: &Dir, anchor: &Anchor, v: &Verified) -> Result<(), TrustError> {
-    let keys = state.subdir(KEYS_DIR, true)?.expect("created");
+    let keys = state
+        .subdir(KEYS_DIR, true)?
+        .ok_or_else(|| TrustError::BadState { path: state.path().join(KEYS_DIR), what: "could not be created".into() })?;
     if v.signer != anchor.pinned || keys.read_text(PINNED)?.is_none() {
         keys.write_atomically(PINNED, v.signer.to_file_text().as_bytes(), 0o644)?;
     }

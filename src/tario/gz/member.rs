@@ -12,6 +12,7 @@
 //! 1f 8b 08 04  00 00 00 00  00 ff  08 00  'B' 'D' 04 00  SIZE(u32 le)
 //! deflate data ...  CRC32(u32 le)  ISIZE(u32 le)
 //! ```
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use flate2::{Compress, Crc, Decompress, FlushCompress, FlushDecompress, Status};
 use std::io;
@@ -42,7 +43,8 @@ pub fn compress(deflate: &mut Compress, data: &[u8], out: &mut Vec<u8>) -> io::R
     out.reserve(data.len() + data.len() / 1000 + 64);
     loop {
         let consumed = deflate.total_in() as usize;
-        match deflate.compress_vec(&data[consumed..], out, FlushCompress::Finish).map_err(io::Error::other)? {
+        let rest = data.get(consumed..).ok_or_else(|| invalid("deflate consumed more than its input"))?;
+        match deflate.compress_vec(rest, out, FlushCompress::Finish).map_err(io::Error::other)? {
             Status::StreamEnd => break,
             _ => out.reserve(out.capacity().max(1024)),
         }
@@ -52,7 +54,7 @@ pub fn compress(deflate: &mut Compress, data: &[u8], out: &mut Vec<u8>) -> io::R
     out.extend_from_slice(&crc.sum().to_le_bytes());
     out.extend_from_slice(&(data.len() as u32).to_le_bytes());
     let size = u32::try_from(out.len() - start).map_err(|_| invalid("gzip member over 4 GiB"))?;
-    out[start + 16..start + 20].copy_from_slice(&size.to_le_bytes());
+    out.get_mut(start + 16..start + 20).ok_or_else(|| invalid("gzip member header"))?.copy_from_slice(&size.to_le_bytes());
     Ok(())
 }
 
@@ -68,28 +70,25 @@ pub struct Header {
 /// Parses a member's header at the start of `buf`. `Ok(None)` means that more
 /// bytes are needed to tell.
 pub fn parse_header(buf: &[u8]) -> io::Result<Option<Header>> {
-    if buf.len() < 10 {
-        return Ok(None);
-    }
-    if buf[0] != 0x1f || buf[1] != 0x8b {
+    let Some(&[id1, id2, method, flags, ..]) = buf.first_chunk::<10>() else { return Ok(None) };
+    if id1 != 0x1f || id2 != 0x8b {
         return Err(invalid("not in gzip format"));
     }
-    if buf[2] != 8 {
-        return Err(invalid(format!("gzip member with unknown compression method {}", buf[2])));
+    if method != 8 {
+        return Err(invalid(format!("gzip member with unknown compression method {method}")));
     }
-    let flags = buf[3];
     let mut pos = 10;
     let mut member_size = None;
     if flags & FEXTRA != 0 {
-        let Some(xlen) = buf.get(pos..pos + 2) else { return Ok(None) };
-        let xlen = u16::from_le_bytes([xlen[0], xlen[1]]) as usize;
+        let Some(&xlen) = buf.get(pos..).and_then(|b| b.first_chunk::<2>()) else { return Ok(None) };
+        let xlen = u16::from_le_bytes(xlen) as usize;
         let Some(extra) = buf.get(pos + 2..pos + 2 + xlen) else { return Ok(None) };
         member_size = find_member_size(extra);
         pos += 2 + xlen;
     }
     for flag in [FNAME, FCOMMENT] {
         if flags & flag != 0 {
-            match buf[pos.min(buf.len())..].iter().position(|&b| b == 0) {
+            match buf.get(pos..).unwrap_or_default().iter().position(|&b| b == 0) {
                 Some(nul) => pos += nul + 1,
                 None => return Ok(None),
             }
@@ -106,13 +105,15 @@ pub fn parse_header(buf: &[u8]) -> io::Result<Option<Header>> {
 
 /// Our subfield among the extra field's subfields (each ID, 2 bytes; LEN, 2 bytes; data).
 fn find_member_size(mut extra: &[u8]) -> Option<u32> {
-    while extra.len() >= 4 {
-        let len = u16::from_le_bytes([extra[2], extra[3]]) as usize;
+    while let Some(&[a, b, l0, l1]) = extra.first_chunk::<4>() {
+        let len = u16::from_le_bytes([l0, l1]) as usize;
         let data = extra.get(4..4 + len)?;
-        if extra[..2] == SUBFIELD && len == 4 {
-            return Some(u32::from_le_bytes([data[0], data[1], data[2], data[3]]));
+        if [a, b] == SUBFIELD {
+            if let Some(&size) = data.first_chunk::<4>().filter(|_| len == 4) {
+                return Some(u32::from_le_bytes(size));
+            }
         }
-        extra = &extra[4 + len..];
+        extra = extra.get(4 + len..)?;
     }
     None
 }
@@ -120,10 +121,7 @@ fn find_member_size(mut extra: &[u8]) -> Option<u32> {
 /// The uncompressed size a whole member's trailer claims (modulo 2^32, as
 /// gzip stores it).
 pub fn inflated_size(member: &[u8]) -> usize {
-    match member.len().checked_sub(4) {
-        Some(at) => u32::from_le_bytes([member[at], member[at + 1], member[at + 2], member[at + 3]]) as usize,
-        None => 0,
-    }
+    member.last_chunk::<4>().map_or(0, |&b| u32::from_le_bytes(b) as usize)
 }
 
 /// Inflates one whole member (`member` holds exactly its bytes) into `out`,
@@ -132,11 +130,9 @@ pub fn inflated_size(member: &[u8]) -> usize {
 /// produced: a member whose trailer claims more is refused before inflating.
 pub fn decompress(inflate: &mut Decompress, member: &[u8], max_out: usize, out: &mut Vec<u8>) -> io::Result<()> {
     let header = parse_header(member)?.ok_or_else(|| invalid("truncated gzip header"))?;
-    if member.len() < header.len + TRAILER_LEN {
-        return Err(invalid("truncated gzip member"));
-    }
-    let (data, trailer) = member[header.len..].split_at(member.len() - header.len - TRAILER_LEN);
-    let crc_want = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
+    let body = member.get(header.len..).filter(|b| b.len() >= TRAILER_LEN).ok_or_else(|| invalid("truncated gzip member"))?;
+    let (data, trailer) = body.split_at(body.len() - TRAILER_LEN);
+    let crc_want = u32::from_le_bytes(*trailer.first_chunk::<4>().ok_or_else(|| invalid("truncated gzip member"))?);
     let isize = inflated_size(member);
     if isize > max_out {
         return Err(invalid(format!("gzip member claims {isize} bytes, more than a block")));
