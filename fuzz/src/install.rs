@@ -28,7 +28,8 @@ pub fn run(data: &[u8]) {
     let root = dir.path().join("root");
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir(&root).expect("a root");
-    let opts = Options { root: root.clone(), source: Some(Source::Dist(dist)), make: "true".into(), wait: false };
+    let opts =
+        Options { root: root.clone(), source: Some(Source::Dist(dist)), make: "true".into(), wait: false, settings: Default::default() };
     let _ = install::install(&opts);
     for entry in std::fs::read_dir(dir.path()).expect("scratch dir").flatten() {
         if entry.file_type().is_ok_and(|t| t.is_file()) {
