@@ -169,10 +169,7 @@ pub fn commit_done(root: &Path, ops: &[Op]) -> Result<(), Failure> {
             Ok(m) if m.is_dir() => {
                 dirs.insert(p.clone());
             }
-            Ok(m) if m.is_file() => {
-                let f = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(p);
-                f.and_then(|f| f.sync_all()).map_err(|e| (p.clone(), e))?;
-            }
+            Ok(m) if m.is_file() => fsync_file(p)?,
             _ => {}
         }
     }
@@ -180,6 +177,13 @@ pub fn commit_done(root: &Path, ops: &[Op]) -> Result<(), Failure> {
         fsync_dir(d)?;
     }
     Ok(())
+}
+
+/// fsyncs a regular file found in the root, without following a symlink
+/// swapped in since it was looked at, nor blocking on a fifo.
+fn fsync_file(p: &Path) -> Result<(), Failure> {
+    let f = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(p);
+    f.and_then(|f| f.sync_all()).map_err(|e| (p.to_path_buf(), e))
 }
 
 /// After `make upgrade`, before its `upgraded` mark: what make wrote is on
@@ -221,8 +225,7 @@ pub fn upgrade_done(root: &Path, since: std::time::SystemTime) -> Result<(), Fai
             } else if m.ctime() >= since {
                 dirs.insert(dir.clone());
                 if m.is_file() {
-                    let f = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(&path);
-                    f.and_then(|f| f.sync_all()).map_err(|e| (path.clone(), e))?;
+                    fsync_file(&path)?;
                 }
             }
         }

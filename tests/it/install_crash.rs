@@ -203,8 +203,13 @@ fn a_read_only_root_is_refused_and_left_alone() {
 /// them into place (renames), as strace prints them with file descriptors
 /// resolved to paths; `None` (after a skip) without strace.
 pub fn durability_calls(c: &Command, log: &Path) -> Option<Vec<String>> {
+    traced_calls(c, log, "fsync,fdatasync,syncfs,rename,renameat,renameat2")
+}
+
+/// The calls in `trace` (strace's list) of a run of `c`, as `durability_calls`.
+fn traced_calls(c: &Command, log: &Path, trace: &str) -> Option<Vec<String>> {
     let mut s = Command::new("strace");
-    s.args(["-f", "-qq", "-y", "-e", "signal=none", "-e", "trace=fsync,fdatasync,syncfs,rename,renameat,renameat2", "-o"]).arg(log);
+    s.args(["-f", "-qq", "-y", "-e", "signal=none", "-e", &format!("trace={trace}"), "-o"]).arg(log);
     s.arg("--").arg(c.get_program()).args(c.get_args());
     for (k, v) in c.get_envs() {
         match v {
@@ -393,21 +398,8 @@ fn what_make_upgrade_wrote_is_durable_before_its_upgraded_mark() {
         if per_file {
             c.env("BINARYDIST_TEST_SYNC", "per-file");
         }
-        let log = t.path().join("strace");
-        let mut s = Command::new("strace");
-        s.args(["-f", "-qq", "-y", "-e", "signal=none", "-e", "trace=fsync,syncfs,rename,renameat,renameat2,unlink,unlinkat", "-o"])
-            .arg(&log);
-        s.arg("--").arg(c.get_program()).args(c.get_args());
-        for (k, v) in c.get_envs() {
-            if let Some(v) = v {
-                s.env(k, v);
-            }
-        }
-        match s.output() {
-            Ok(out) => assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr)),
-            Err(_) => return crate::util::skip("no strace"),
-        }
-        let calls: Vec<String> = std::fs::read_to_string(&log).unwrap().lines().map(str::to_string).collect();
+        let trace = "fsync,syncfs,rename,renameat,renameat2,unlink,unlinkat";
+        let Some(calls) = traced_calls(&c, &t.path().join("strace"), trace) else { return };
         let removed = calls.iter().position(|l| l.contains("unlink") && l.contains("oldprog")).unwrap_or_else(|| panic!("{calls:#?}"));
         let recorded = renamed_onto(&calls, &root.join("var/db/binarydist/world/installed"));
         let journal = format!("<{}>", root.join("var/db/binarydist/journal").display());
