@@ -51,6 +51,7 @@ check-bsd:
 
 # The fuzz campaign (docs/campaign.md). FUZZ_TARGETS: some of them only.
 FUZZ_SECONDS ?= 60
+FUZZ_RUNS ?= -1
 FUZZ_TARGETS ?=
 PROPTEST_CASES ?= 200
 
@@ -61,7 +62,7 @@ fuzz-seeds: fuzz-deps build
 	sh fuzz/seeds.sh
 
 fuzz: fuzz-deps
-	FUZZ_SECONDS=$(FUZZ_SECONDS) sh fuzz/run.sh run $(FUZZ_TARGETS)
+	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_RUNS=$(FUZZ_RUNS) sh fuzz/run.sh run $(FUZZ_TARGETS)
 
 fuzz-cmin: fuzz-deps
 	sh fuzz/run.sh cmin $(FUZZ_TARGETS)

@@ -1,7 +1,8 @@
 #!/bin/sh
 # fuzz/run.sh: the fuzz campaign's runner (make fuzz, make fuzz-cmin).
 #
-#   sh fuzz/run.sh run [TARGET...]    each target for FUZZ_SECONDS (default 60)
+#   sh fuzz/run.sh run [TARGET...]    each target for FUZZ_SECONDS (default 60),
+#                                     or FUZZ_RUNS executions if that comes first
 #   sh fuzz/run.sh cmin [TARGET...]   minimize what runs found into fuzz/corpus
 #
 # Builds the targets with cargo fuzz (-s none: no sanitizer, so the stable
@@ -24,6 +25,9 @@ FUZZ_SECONDS=${FUZZ_SECONDS:-60}
 FUZZ_WORK=${FUZZ_WORK:-/var/tmp/binarydist-fuzz}
 FUZZ_NICE=${FUZZ_NICE:-19}
 FUZZ_RSS_MB=${FUZZ_RSS_MB:-2048}
+# -1: no cap on executions (libFuzzer's -runs); a long run done in parts sets
+# it to what is left to reach 10 million.
+FUZZ_RUNS=${FUZZ_RUNS:--1}
 ALL="names manifest tar gunzip install patch_header patch_apply index config journal"
 mode=${1:-run}
 [ $# -gt 0 ] && shift
@@ -62,7 +66,7 @@ run_one() {
 	set +e
 	# shellcheck disable=SC2086
 	export BDFUZZ_SCRATCH="$scratch"
-	$wrap nice -n "$FUZZ_NICE" "$bin/$t" -max_total_time="$FUZZ_SECONDS" -timeout=20 -rss_limit_mb="$FUZZ_RSS_MB" \
+	$wrap nice -n "$FUZZ_NICE" "$bin/$t" -max_total_time="$FUZZ_SECONDS" -runs="$FUZZ_RUNS" -timeout=20 -rss_limit_mb="$FUZZ_RSS_MB" \
 		-print_final_stats=1 -artifact_prefix="$art" $dirs >"$log" 2>&1
 	rc=$?
 	set -e
