@@ -1,6 +1,8 @@
 #!/bin/sh
 # Sums fuzz/results.tsv per target into the markdown table of docs/campaign.md:
-# runs, seconds, executions and findings so far, and the command of a run.
+# runs, seconds, executions and findings so far, and the command of one run
+# as long as all of them together (libFuzzer's speed varies with the load, so
+# the executions are what a rerun matches only roughly).
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 echo '| target | what it feeds | runs | seconds | executions | findings | reproduce |'
@@ -20,6 +22,6 @@ for t in names manifest tar gunzip install patch_header patch_apply index config
 	esac
 	awk -F'\t' -v t="$t" -v what="$what" '
 		$2 == t { runs++; secs += $3; execs += $4; found += $5 }
-		END { printf "| %s | %s | %d | %d | %d | %d | `make fuzz FUZZ_TARGETS=%s FUZZ_SECONDS=%d` |\n", t, what, runs, secs, execs, found, t, (runs ? secs / runs : 60) }
+		END { printf "| %s | %s | %d | %d | %d | %d | `make fuzz FUZZ_TARGETS=%s FUZZ_SECONDS=%d` |\n", t, what, runs, secs, execs, found, t, (runs ? secs : 60) }
 	' "$here/results.tsv"
 done
