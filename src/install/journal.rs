@@ -33,6 +33,7 @@
 //! without `..` or NUL; what staging creates under a temporary name must have
 //! one, and the next base and MANIFEST must be in the state directory. A
 //! whole record that says something else is refused, never skipped.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use super::plan::TEMP_PREFIX;
 use super::state::{BASE_NEW, MANIFEST_NEW, STATE_DIR};
@@ -195,7 +196,8 @@ fn frame(payload: &str) -> String {
 }
 
 fn check(payload: &[u8]) -> String {
-    hex::encode(&Sha256::digest(payload)[..4])
+    let [a, b, c, d, ..] = <[u8; 32]>::from(Sha256::digest(payload));
+    hex::encode([a, b, c, d])
 }
 
 /// The payload of a framed line (without its newline); `None` when the line
@@ -394,7 +396,7 @@ fn parse_commit<'a>(
         let number = |i: usize| word(i)?.parse::<u64>().map_err(|_| bad());
         let id = |i: usize| word(i)?.parse::<u32>().map_err(|_| bad());
         let flags = |i: usize| w.get(i).filter(|f| **f != "-").map(|f| f.to_string());
-        match (ended, w[0]) {
+        match (ended, word(0)?) {
             (false, "dist") => dist = Some(DistName::parse(word(1)?).map_err(|_| bad())?),
             (false, "tar") => {
                 tar_size = number(1)?;
@@ -493,12 +495,12 @@ pub fn unescape(s: &str) -> Option<PathBuf> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' {
+    while let Some(&c) = b.get(i) {
+        if c == b'\\' {
             out.push(s.get(i + 1..i + 4).and_then(|o| u8::from_str_radix(o, 8).ok())?);
             i += 4;
         } else {
-            out.push(b[i]);
+            out.push(c);
             i += 1;
         }
     }

@@ -18,6 +18,7 @@
 //! are left to `make upgrade`, whose TO_REMOVE lists are how DragonFly retires
 //! files (installworld never deletes either); only the installer's own upgrade-src
 //! subset is pruned here, and a kernel directory is replaced whole.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 pub mod admin;
 mod commit;
@@ -235,7 +236,7 @@ fn install_unlogged(opts: &Options) -> Result<Summary, InstallError> {
             // no directory and no lock file behind.
             let Some(source) = &opts.source else { return Ok(Summary { make_upgrade: "none", ..Summary::default() }) };
             look_before_making_state(&root, source)?;
-            State::open(&root, true)?.expect("created")
+            State::create(&root)?
         }
     };
     let lock = take_lock(&state, opts.wait)?;
@@ -309,7 +310,7 @@ fn install_unlogged(opts: &Options) -> Result<Summary, InstallError> {
         upgrade_src: manifest.upgrade_src.clone(),
         reboot: plan.reboot,
         stats,
-        ops: commit::build_ops(&manifest, &plan, &staged),
+        ops: commit::build_ops(&manifest, &plan, &staged)?,
     };
     make_staged_durable(&plan, &state, series, flusher)?;
     if opts.settings.snapshot {
@@ -332,7 +333,7 @@ fn take_snapshot(root: &Path, state: &State, dist: &DistName) -> Result<Option<c
     let snap = crate::snapshot::take(root, &label).map_err(|e| InstallError::Snapshot { root: root.to_path_buf(), source: e })?;
     if let Some(s) = &snap {
         eprintln!("binarydist: {}", s.how_to_use());
-        let dir = state.series(&dist.series, true)?.expect("created");
+        let dir = state.made_series(&dist.series)?;
         let mut text = dir.read_text(SNAPSHOTS).map_err(StateError::from)?.unwrap_or_default();
         text.push_str(&format!("{}\t{}\t{}\n", s.label, s.mount, s.spec));
         dir.write_atomically(SNAPSHOTS, text.as_bytes(), 0o644).map_err(StateError::from)?;
