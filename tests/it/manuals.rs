@@ -171,7 +171,8 @@ fn workflow_binarydists_7_documents_every_knob_and_target_of_the_fragment() {
         }
         out
     };
-    let frag = read(&repo().join("binarydists/Makefile"));
+    // The fragment and the file it includes.
+    let frag = read(&repo().join("binarydists/Makefile")) + &read(&repo().join("binarydists/Makefile.install"));
     // Knobs: every `NAME?=`, and every variable the fragment only tests for
     // with `defined(NAME)`.
     let mut knobs = BTreeSet::new();

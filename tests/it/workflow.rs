@@ -342,7 +342,7 @@ fn workflow_make_install_lays_out_a_dragonfly_system_with_gnu_make_and_bmake() {
             assert!(d.join(p).is_file(), "{make}: no {p}");
         }
         for dir in ["usr/src/binarydists", "usr/local/share/binarydist/binarydists"] {
-            for f in ["Makefile", "Makefile.targets", "Makefile.patch", "subset.sh"] {
+            for f in ["Makefile", "Makefile.install", "Makefile.targets", "Makefile.patch", "subset.sh"] {
                 let got = std::fs::read(d.join(dir).join(f)).unwrap_or_else(|e| panic!("{make}: {dir}/{f}: {e}"));
                 assert_eq!(got, std::fs::read(repo().join("binarydists").join(f)).unwrap(), "{make}: {dir}/{f}");
             }
