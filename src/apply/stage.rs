@@ -468,7 +468,8 @@ impl Applier<'_> {
         let (_, size, md5, sha256) = match w.finish() {
             Ok(done) => done,
             Err(OutError::Write(e)) => return Err(output_err("end of archive", e)),
-            Err(OutError::TooLong(_)) => unreachable!("finish writes nothing new"),
+            // finish writes nothing new, so it cannot pass the limit.
+            Err(OutError::TooLong(limit)) => return Err(output_err("end of archive", io::Error::other(format!("past {limit} bytes")))),
         };
         let new_digests = Digests { size, md5, sha256 };
         if !p.header.new.matches(&new_digests) {
@@ -493,7 +494,7 @@ fn finish_old(mut old: tario::Reader<OldReader>) -> Result<(u64, [u8; 32]), TarE
 /// Adds the next `out.len()` difference bytes (streams `runs` and `diff`) onto
 /// `out`, which holds the old bytes.
 fn add_diff(out: &mut [u8], runs: &mut Runs, s: &mut [StreamReader]) -> io::Result<()> {
-    let [run_lengths, diff] = s else { unreachable!("two streams") };
+    let [run_lengths, diff] = s else { return Err(io::Error::other("the runs and diff streams are not both there")) };
     let mut i = 0;
     while i < out.len() {
         if runs.zeros == 0 && runs.nonzeros == 0 {
