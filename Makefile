@@ -93,7 +93,7 @@ bench: test-deps build
 # source tree (or a DESTDIR), with a copy under share for a target without
 # /usr/src. BINARY: the binary to install (default: the release build).
 BINARY ?= target/release/binarydist
-FRAGMENT = binarydists/Makefile binarydists/Makefile.targets binarydists/Makefile.patch binarydists/subset.sh
+FRAGMENT = binarydists/Makefile binarydists/Makefile.install binarydists/Makefile.targets binarydists/Makefile.patch binarydists/subset.sh
 
 install: build
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/etc/binarydist \

@@ -2,6 +2,7 @@
 //! its installed dist (install/ids.rs), like freebsd-update's IDS; what the
 //! install and its `make upgrade` left different (the baseline) is not
 //! reported. Reads only: no lock, no write.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use crate::install::ids::{self, Difference};
 use crate::install::state::{State, StateError};

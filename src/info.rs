@@ -1,5 +1,6 @@
 //! `binarydist verify` and `binarydist info` for dists: reading a dist back,
 //! checking every member against its manifest and the tar against its sidecars.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use crate::errors::shown;
 use crate::manifest::{self, Manifest, ManifestError};

@@ -16,6 +16,7 @@
 //! directory descriptors ([`open_dir_beneath`]) and sets their owner, mode,
 //! times and flags through [`set_attrs_at`], never by a path that a swapped
 //! symlink could redirect.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use crate::testhooks;
 use rustix::fs::{AtFlags, FileType, FlockOperation, Mode, OFlags, Stat, Timespec, Timestamps};
@@ -307,7 +308,10 @@ impl Beneath {
         if self.last.as_ref().is_none_or(|(p, _)| p != rel) {
             self.last = Some((rel.to_path_buf(), open_dir_beneath(self.root.as_fd(), rel)?));
         }
-        Ok(self.last.as_ref().expect("just set").1.as_fd())
+        match &self.last {
+            Some((_, fd)) => Ok(fd.as_fd()),
+            None => Err(io::Error::other("no directory open")),
+        }
     }
 
     /// The directory holding `rel`, and `rel`'s last name.

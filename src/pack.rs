@@ -6,6 +6,7 @@
 //! and the entries into the tar, gzips and hashes it in one stream, re-hashing
 //! each file as it goes so that a file changed between the passes is caught.
 //! Nothing appears under a final name until it is complete and synced.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use crate::manifest::{self, Entry, Manifest, UPGRADE_SRC_PREFIX};
 use crate::names::DistName;

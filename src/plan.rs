@@ -3,6 +3,7 @@
 //! dist, a full dist, or a full dist then patches. The kept base counts only
 //! when it verifies; otherwise the plan starts from a full dist. Nothing here
 //! touches the network or the disk.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use crate::index::{Entry, Index, Kind};
 use crate::names::DistName;

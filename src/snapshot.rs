@@ -6,6 +6,7 @@
 //! HAMMER2 and records each call (testhooks.rs, BINARYDIST_TEST_SNAPSHOT=DIR:
 //! appended to DIR/calls, beside the fake flag backend's renames when both
 //! name one DIR).
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use std::io;
 use std::path::Path;

@@ -24,6 +24,7 @@
 //! <series>/hold       present while the series is held (rollback writes it):
 //!                     `update` leaves the series alone until `--to` or unhold
 //! ```
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use crate::errors::shown;
 use rustix::fs::{AtFlags, Mode, OFlags};
@@ -275,7 +276,8 @@ pub fn hold(state: &Dir, series: &str) -> Result<Option<String>, StateDirError> 
 
 /// Records a hold on the series, with `why` as its one line.
 pub fn set_hold(state: &Dir, series: &str, why: &str) -> Result<(), StateDirError> {
-    let dir = state.subdir(series, true)?.expect("created");
+    let gone = || StateDirError::Io { path: state.child(series), source: io::Error::from(io::ErrorKind::NotFound) };
+    let dir = state.subdir(series, true)?.ok_or_else(gone)?;
     dir.write_atomically(HOLD, format!("{}\n", why.replace('\n', " ")).as_bytes(), 0o644)
 }
 

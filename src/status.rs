@@ -4,6 +4,7 @@
 //! HAMMER2 snapshots taken before installs; then any unfinished journal and
 //! the disk used by the state directory. Reads only. The `--json` form is
 //! documented in docs/status.md.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use crate::check::installed_series;
 use crate::install::journal::{self, Found};
@@ -85,8 +86,8 @@ pub fn status(root: &Path, keep_generations: usize) -> Result<Status, StatusErro
     let Some(state) = State::open(&root, false)? else { return Ok(out) };
     for series in installed_series(&state)? {
         let name = series.to_string();
-        let dir = state.series(&series, false)?.expect("has a record");
-        let installed = state.installed(&series)?.expect("has a record");
+        // Listed because it has a record; one removed since is not shown.
+        let (Some(dir), Some(installed)) = (state.series(&series, false)?, state.installed(&series)?) else { continue };
         #[allow(clippy::unnecessary_cast)]
         let at = dir.stat(INSTALLED).map_err(StateError::from)?.map(|st| st.st_mtime as i64).unwrap_or(0);
         let base_bytes = dir.stat(BASE).map_err(StateError::from)?.map(|st| st.st_size as u64).unwrap_or(0);

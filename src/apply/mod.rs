@@ -16,6 +16,7 @@
 //!   `InvalidData`, its inner error an [`ApplyError`]) from the read that would
 //!   otherwise have returned end of stream: a reader never sees a clean end of a
 //!   stream that did not verify. [`ChainReader::finish`] gives the typed error.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 mod old;
 mod out;
@@ -76,11 +77,7 @@ impl ApplyError {
 
     /// Recovers an `ApplyError` wrapped by [`ApplyError::into_io`].
     pub fn from_io(e: io::Error) -> Result<ApplyError, io::Error> {
-        if e.get_ref().is_some_and(|inner| inner.is::<ApplyError>()) {
-            let inner = e.into_inner().expect("checked above");
-            return Ok(*inner.downcast::<ApplyError>().expect("checked above"));
-        }
-        Err(e)
+        e.downcast::<ApplyError>()
     }
 }
 
@@ -126,9 +123,9 @@ pub fn check_base_name(base: &Path, first: &PatchFile) -> Result<(), ApplyError>
 
 /// What to call the old stream of stage `i` in messages.
 fn stage_label(i: usize, base_label: &str, patches: &[PatchFile]) -> String {
-    match i {
-        0 => base_label.to_string(),
-        _ => format!("output of {}", patches[i - 1].path.display()),
+    match i.checked_sub(1).and_then(|before| patches.get(before)) {
+        None => base_label.to_string(),
+        Some(p) => format!("output of {}", p.path.display()),
     }
 }
 
@@ -276,7 +273,8 @@ pub fn apply_to_file<R: Read + Send>(base: R, base_label: &str, patches: &[Patch
         }
     });
     match written {
-        Ok(()) => Ok(digests.expect("set when the write succeeded")),
+        Ok(()) => digests
+            .ok_or_else(|| ApplyError::Output { what: format!("writing {}", path.display()), source: io::Error::other("no digests") }),
         Err(e) => {
             Err(ApplyError::from_io(e).unwrap_or_else(|e| ApplyError::Output { what: format!("writing {}", path.display()), source: e }))
         }

@@ -4,6 +4,7 @@
 //! for reuse, so hashing overlaps applying and nothing is allocated per member.
 //! Nothing past the size the header declares is written: a patch that would
 //! make more is refused at the first byte too many.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use md5::Md5;
 use sha2::{Digest, Sha256};
@@ -43,8 +44,9 @@ impl<'scope, W: Write> Out<'scope, W> {
         let hasher = scope.spawn(move || {
             let (mut md5, mut sha) = (Md5::new(), Sha256::new());
             for (chunk, n) in rx {
-                md5.update(&chunk[..n]);
-                sha.update(&chunk[..n]);
+                let filled = chunk.get(..n).unwrap_or(&chunk);
+                md5.update(filled);
+                sha.update(filled);
                 let _ = back_tx.try_send(chunk);
             }
             (md5.finalize().into(), sha.finalize().into())
@@ -69,7 +71,7 @@ impl<'scope, W: Write> Out<'scope, W> {
             self.send()?;
         }
         let end = CHUNK.min(self.filled + want);
-        Ok(&mut self.buf[self.filled..end])
+        self.buf.get_mut(self.filled..end).ok_or_else(overrun)
     }
 
     /// Counts the first `n` bytes of the last [`Out::spare`] as written.
@@ -77,8 +79,9 @@ impl<'scope, W: Write> Out<'scope, W> {
         if self.written + n as u64 > self.limit {
             return Err(OutError::TooLong(self.limit));
         }
+        let made = self.buf.get(self.filled..self.filled + n).ok_or_else(overrun)?;
         if let Some(t) = &mut self.tee {
-            t.extend_from_slice(&self.buf[self.filled..self.filled + n]);
+            t.extend_from_slice(made);
         }
         self.filled += n;
         self.written += n as u64;
@@ -89,9 +92,10 @@ impl<'scope, W: Write> Out<'scope, W> {
         while !bytes.is_empty() {
             let room = self.spare(bytes.len())?;
             let n = room.len();
-            room.copy_from_slice(&bytes[..n]);
+            let (now, rest) = bytes.split_at_checked(n).ok_or_else(overrun)?;
+            room.copy_from_slice(now);
             self.commit(n)?;
-            bytes = &bytes[n..];
+            bytes = rest;
         }
         Ok(())
     }
@@ -100,7 +104,7 @@ impl<'scope, W: Write> Out<'scope, W> {
         if self.filled == 0 {
             return Ok(());
         }
-        self.inner.write_all(&self.buf[..self.filled]).map_err(OutError::Write)?;
+        self.inner.write_all(self.buf.get(..self.filled).ok_or_else(overrun)?).map_err(OutError::Write)?;
         let next = match self.back.try_recv() {
             Ok(b) => b,
             Err(_) if self.buffers < DEPTH + 1 => {
@@ -110,8 +114,9 @@ impl<'scope, W: Write> Out<'scope, W> {
             Err(_) => self.back.recv().map_err(|_| OutError::Write(io::Error::other("the hashing thread stopped")))?,
         };
         let full = std::mem::replace(&mut self.buf, next);
-        let tx = self.to_hasher.as_ref().expect("open until finish");
-        tx.send((full, self.filled)).map_err(|_| OutError::Write(io::Error::other("the hashing thread stopped")))?;
+        let stopped = || OutError::Write(io::Error::other("the hashing thread stopped"));
+        let tx = self.to_hasher.as_ref().ok_or_else(stopped)?;
+        tx.send((full, self.filled)).map_err(|_| stopped())?;
         self.filled = 0;
         Ok(())
     }
@@ -121,9 +126,15 @@ impl<'scope, W: Write> Out<'scope, W> {
         self.send()?;
         self.inner.flush().map_err(OutError::Write)?;
         drop(self.to_hasher.take());
-        let (md5, sha) = self.hasher.take().expect("joined once").join().expect("the hashing thread panicked");
+        let panicked = || OutError::Write(io::Error::other("the hashing thread panicked"));
+        let (md5, sha) = self.hasher.take().ok_or_else(panicked)?.join().map_err(|_| panicked())?;
         Ok((self.inner, self.written, md5, sha))
     }
+}
+
+/// Bytes committed past the room [`Out::spare`] gave: a bug of the caller's.
+fn overrun() -> OutError {
+    OutError::Write(io::Error::other("more bytes committed than the output buffer has room for"))
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 //! slow one instead of buffering the world. The writer must be closed: a reader
 //! sees a clean end of stream only after [`PipeWriter::close`], so a stage that
 //! fails (or panics) can never look, downstream, like a stream that ended well.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use std::io::{self, Read, Write};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
@@ -50,7 +51,7 @@ impl PipeWriter {
 impl Write for PipeWriter {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         let n = data.len().min(CHUNK - self.buf.len());
-        self.buf.extend_from_slice(&data[..n]);
+        self.buf.extend_from_slice(data.get(..n).unwrap_or(data));
         if self.buf.len() == CHUNK {
             self.send_buf()?;
         }
@@ -84,8 +85,8 @@ impl Read for PipeReader {
                 Err(_) => return Err(io::Error::new(BROKEN, "the previous stage failed")),
             }
         }
-        let n = out.len().min(self.chunk.len() - self.pos);
-        out[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
+        let mut rest = self.chunk.get(self.pos..).unwrap_or_default();
+        let n = rest.read(out)?;
         self.pos += n;
         Ok(n)
     }

@@ -17,13 +17,16 @@
 //! checked by size and SHA-256, the new one by size, MD5 and SHA-256; nothing
 //! that the patch says is trusted for an allocation beyond the bounds that
 //! `patchfile::read_header` checked.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+mod fetch;
 
 use super::old::{Expect, OldReader};
 use super::out::{Out, OutError};
 use super::streams::{self, StreamReader};
 use super::ApplyError;
 use crate::errors::{chain, shown};
-use crate::patchfile::{self, stream, Keep, NewKeep, PatchFile};
+use crate::patchfile::{self, stream, Keep, NewKeep, PatchFile, STREAMS};
 use crate::tario::{self, Digests, Member, TarError, BLOCK};
 use std::collections::HashMap;
 use std::io::{self, BufRead, Read, Write};
@@ -69,7 +72,8 @@ struct Applier<'a> {
     kept: HashMap<u64, Kept>,
     new_keep: HashMap<u64, &'a NewKeep>,
     new_kept: HashMap<u64, Kept>,
-    s: Vec<StreamReader>,
+    /// One reader a stream, indexed by the `patchfile::stream` constants.
+    s: [StreamReader; STREAMS.len()],
     runs: Runs,
     /// The current delta's source, when read from the old stream (reused).
     src: Vec<u8>,
@@ -84,6 +88,11 @@ pub fn apply_one<R: Read + Send, W: Write>(p: &PatchFile, label: &str, old: R, o
     std::thread::scope(|scope| {
         let patch_io = |e| ApplyError::Format(patchfile::FormatError::Io { path: p.path.clone(), source: e });
         let s = streams::open(scope, p).map_err(patch_io)?;
+        // read_header checked that there are nine streams; a patch built by
+        // other means is refused here rather than indexed past its end.
+        let s: [StreamReader; STREAMS.len()] = s.try_into().map_err(|s: Vec<_>| {
+            patch_io(io::Error::new(io::ErrorKind::InvalidData, format!("{} streams, expected {}", s.len(), STREAMS.len())))
+        })?;
         let h = &p.header;
         let expect = Expect { size: h.old.size, prefix_len: h.old_prefix.size, prefix_sha256: h.old_prefix.sha256.clone() };
         let old = OldReader::spawn(scope, old, expect);
@@ -123,8 +132,14 @@ impl Applier<'_> {
         ApplyError::Ops { patch: self.p.path.clone(), member, what }
     }
 
-    fn varint(&mut self, which: usize, member: u64) -> Result<u64, ApplyError> {
-        patchfile::read_varint(&mut self.s[which]).map_err(|e| self.ops_err(member, stream_problem(self.s[which].name, &e)))
+    /// The next varint of the ops stream.
+    fn op_varint(&mut self, member: u64) -> Result<u64, ApplyError> {
+        patchfile::read_varint(&mut self.s[stream::OPS]).map_err(|e| self.ops_err(member, stream_problem("ops", &e)))
+    }
+
+    /// Old member `k`, which the op's fetch found in the kept set.
+    fn stored(&self, k: u64, member: u64) -> Result<&Kept, ApplyError> {
+        self.kept.get(&k).ok_or_else(|| self.ops_err(member, format!("old member {k} is no longer kept")))
     }
 
     fn out_err(&self, member: u64, path: &str, e: OutError) -> ApplyError {
@@ -158,29 +173,34 @@ impl Applier<'_> {
         let earlier = if data_op == patchfile::DATA_NEW { Some(self.earlier(index)?) } else { None };
         let new = self.write_header(header_op, source.as_ref(), index, w)?;
         let (size, path) = (new.size, new.path.as_str());
+        let mut keep_uses = None;
         if let Some(keep) = self.new_keep.get(&index) {
             if keep.size != size {
                 return Err(self.ops_err(index, format!("{path}: {size} bytes, the new keep list says {}", keep.size)));
             }
             // Grown as the data is written: the header's sizes reserve nothing.
             w.tee = Some(Vec::with_capacity(size.min(1 << 20) as usize));
+            keep_uses = Some(keep.uses);
         }
-        match data_op {
-            patchfile::DATA_NONE if size == 0 => {}
-            patchfile::DATA_NONE if header_op == patchfile::HDR_SAME => {
+        match (data_op, source.as_ref(), earlier) {
+            (patchfile::DATA_NONE, _, _) if size == 0 => {}
+            (patchfile::DATA_NONE, _, _) if header_op == patchfile::HDR_SAME => {
                 return Err(self.old_err(format!("old member {path} has {size} bytes of data, the patch expects none: wrong base?")))
             }
-            patchfile::DATA_NONE => return Err(self.ops_err(index, format!("{path}: {size} bytes of data but no data op"))),
-            patchfile::DATA_COPY => self.copy_data(source.as_ref().expect("copy has a source"), &new, w)?,
-            patchfile::DATA_DELTA => self.delta_data(source.as_ref().expect("delta has a source"), &new, w)?,
-            patchfile::DATA_LITERAL => self.literal_data(&new, w)?,
-            patchfile::DATA_NEW => self.new_copy(earlier.expect("read above"), &new, w)?,
-            _ => unreachable!("checked above"),
+            (patchfile::DATA_NONE, _, _) => return Err(self.ops_err(index, format!("{path}: {size} bytes of data but no data op"))),
+            (patchfile::DATA_COPY, Some(src), _) => self.copy_data(src, &new, w)?,
+            (patchfile::DATA_DELTA, Some(src), _) => self.delta_data(src, &new, w)?,
+            (patchfile::DATA_LITERAL, _, _) => self.literal_data(&new, w)?,
+            (patchfile::DATA_NEW, _, Some(j)) => self.new_copy(j, &new, w)?,
+            // A copy and a delta fetched a source, a repeat its earlier member,
+            // and other data ops were refused above.
+            _ => return Err(self.ops_err(index, format!("unknown op tag {tag:#04x}"))),
         }
         let captured = w.tee.take();
-        w.put(&[0u8; BLOCK][..tario::write::padding(size)]).map_err(|e| self.out_err(index, path, e))?;
-        if let Some(data) = captured {
-            let uses = self.new_keep[&index].uses;
+        let padding = [0u8; BLOCK];
+        let padding = padding.get(..tario::write::padding(size)).unwrap_or(&padding);
+        w.put(padding).map_err(|e| self.out_err(index, path, e))?;
+        if let (Some(data), Some(uses)) = (captured, keep_uses) {
             self.new_kept.insert(index, Kept { header: Vec::new(), data, uses_left: uses });
         }
         if let Some((k, Fetched::Stored)) = source {
@@ -191,7 +211,7 @@ impl Applier<'_> {
 
     /// The old member an op names (relative to the cursor), brought to hand.
     fn source(&mut self, index: u64) -> Result<(u64, Fetched), ApplyError> {
-        let rel = patchfile::unzigzag(self.varint(stream::OPS, index)?);
+        let rel = patchfile::unzigzag(self.op_varint(index)?);
         let k = i64::try_from(self.cursor).ok().and_then(|c| c.checked_add(rel)).and_then(|k| u64::try_from(k).ok());
         let Some(k) = k.filter(|k| *k < self.p.header.old_members) else {
             return Err(self.ops_err(index, format!("source {rel:+} from old member {} is outside the old tar", self.cursor)));
@@ -201,7 +221,7 @@ impl Applier<'_> {
 
     /// The earlier new member a DATA_NEW op repeats; it must be on the new keep list.
     fn earlier(&mut self, index: u64) -> Result<u64, ApplyError> {
-        let back = self.varint(stream::OPS, index)?;
+        let back = self.op_varint(index)?;
         match index.checked_sub(back).filter(|j| back > 0 && self.new_kept.contains_key(j)) {
             Some(j) => Ok(j),
             None => Err(self.ops_err(index, format!("repeats new member {back} back, which its new keep list does not keep"))),
@@ -219,21 +239,24 @@ impl Applier<'_> {
     ) -> Result<NewMember, ApplyError> {
         let base: Option<&[u8]> = match source {
             Some((_, Fetched::Current(m))) => Some(&m.raw_header),
-            Some((k, Fetched::Stored)) => Some(&self.kept[k].header),
+            Some((k, Fetched::Stored)) => match self.kept.get(k) {
+                Some(kept) => Some(&kept.header),
+                None => return Err(self.ops_err(index, format!("old member {k} is no longer kept"))),
+            },
             None => None,
         };
         if header_op != patchfile::HDR_SAME {
             let len = patchfile::read_varint(&mut self.s[stream::OPS]).map_err(|e| self.ops_err(index, stream_problem("ops", &e)))?;
             let max = self.p.header.max_raw_header;
-            if len > max {
+            let Some(n) = usize::try_from(len).ok().filter(|_| len <= max) else {
                 return Err(self.ops_err(index, format!("raw header of {len} bytes, the header declares at most {max}")));
-            }
-            self.hdr.resize(usize::try_from(len).expect("bounded by max_raw_header"), 0);
+            };
+            self.hdr.resize(n, 0);
             if let Err(e) = self.s[stream::HEADERS].read_exact(&mut self.hdr) {
                 return Err(self.ops_err(index, stream_problem("headers", &e)));
             }
             if header_op == patchfile::HDR_DIFF {
-                let base = base.expect("HDR_DIFF has a source");
+                let Some(base) = base else { return Err(self.ops_err(index, "header difference without a source".into())) };
                 if base.len() != self.hdr.len() {
                     return Err(self.ops_err(index, format!("header difference of {len} bytes against a {}-byte header", base.len())));
                 }
@@ -242,7 +265,11 @@ impl Applier<'_> {
                 }
             }
         }
-        let raw: &[u8] = if header_op == patchfile::HDR_SAME { base.expect("HDR_SAME has a source") } else { &self.hdr };
+        let raw: &[u8] = match (header_op, base) {
+            (patchfile::HDR_SAME, Some(base)) => base,
+            (patchfile::HDR_SAME, None) => return Err(self.ops_err(index, "header copy without a source".into())),
+            _ => &self.hdr,
+        };
         let member = match tario::Reader::new(raw).next_member() {
             Ok(Some(m)) if m.raw_header.len() == raw.len() => m,
             Ok(_) => return Err(self.ops_err(index, "raw header is not exactly one member header".into())),
@@ -253,23 +280,23 @@ impl Applier<'_> {
         Ok(NewMember { index, size: member.meta.size, path })
     }
 
-    fn source_size(&self, src: &(u64, Fetched)) -> u64 {
-        match src {
+    fn source_size(&self, src: &(u64, Fetched), member: u64) -> Result<u64, ApplyError> {
+        Ok(match src {
             (_, Fetched::Current(m)) => m.meta.size,
-            (k, Fetched::Stored) => self.kept[k].data.len() as u64,
-        }
+            (k, Fetched::Stored) => self.stored(*k, member)?.data.len() as u64,
+        })
     }
 
     /// DATA_COPY: the source member's data, unchanged.
     fn copy_data<W: Write>(&mut self, src: &(u64, Fetched), new: &NewMember, w: &mut Out<'_, W>) -> Result<(), ApplyError> {
         let (size, path) = (new.size, new.path.as_str());
-        let have = self.source_size(src);
+        let have = self.source_size(src, new.index)?;
         if have != size {
             return Err(self
                 .old_err(format!("old member {} is {have} bytes, the patch copies {size} bytes from it into {path}: wrong base?", src.0)));
         }
         if let (k, Fetched::Stored) = src {
-            return w.put(&self.kept[k].data).map_err(|e| self.out_err(new.index, path, e));
+            return w.put(&self.stored(*k, new.index)?.data).map_err(|e| self.out_err(new.index, path, e));
         }
         let mut left = size;
         while left > 0 {
@@ -304,15 +331,18 @@ impl Applier<'_> {
 
     /// DATA_NEW: the data of earlier new member `j`, kept when it was written.
     fn new_copy<W: Write>(&mut self, j: u64, new: &NewMember, w: &mut Out<'_, W>) -> Result<(), ApplyError> {
-        let kept = &self.new_kept[&j];
+        let Some(kept) = self.new_kept.get(&j) else {
+            return Err(self.ops_err(new.index, format!("{}: new member {j} is no longer kept", new.path)));
+        };
         if kept.data.len() as u64 != new.size {
             return Err(self.ops_err(new.index, format!("{}: {} bytes, new member {j} has {}", new.path, new.size, kept.data.len())));
         }
         w.put(&kept.data).map_err(|e| self.out_err(new.index, &new.path, e))?;
-        let kept = self.new_kept.get_mut(&j).expect("checked");
-        kept.uses_left = kept.uses_left.saturating_sub(1);
-        if kept.uses_left == 0 {
-            self.new_kept.remove(&j);
+        if let Some(kept) = self.new_kept.get_mut(&j) {
+            kept.uses_left = kept.uses_left.saturating_sub(1);
+            if kept.uses_left == 0 {
+                self.new_kept.remove(&j);
+            }
         }
         Ok(())
     }
@@ -332,11 +362,14 @@ impl Applier<'_> {
             self.read_source(m.meta.size)?;
         }
         let Applier { p, s, runs, src: held, kept, .. } = self;
-        let old: &[u8] = match src {
-            (_, Fetched::Current(m)) => &held[..m.meta.size as usize],
-            (k, Fetched::Stored) => &kept[k].data,
-        };
         let err = |what: String| ApplyError::Ops { patch: p.path.clone(), member: new.index, what: format!("{}: {what}", new.path) };
+        let old: &[u8] = match src {
+            (k, Fetched::Current(m)) => usize::try_from(m.meta.size)
+                .ok()
+                .and_then(|n| held.get(..n))
+                .ok_or_else(|| err(format!("old member {k} was not read whole")))?,
+            (k, Fetched::Stored) => &kept.get(k).ok_or_else(|| err(format!("old member {k} is no longer kept")))?.data,
+        };
         let out_err = |e: OutError| match e {
             OutError::Write(e) => output_err(&new.path, e),
             OutError::TooLong(limit) => err(format!("makes more than the {limit} bytes the header declares")),
@@ -358,7 +391,8 @@ impl Applier<'_> {
             while left > 0 {
                 let room = w.spare(left).map_err(out_err)?;
                 let n = room.len();
-                room.copy_from_slice(&old[pos as usize..pos as usize + n]);
+                let from = usize::try_from(pos).ok().and_then(|p| old.get(p..p.checked_add(n)?));
+                room.copy_from_slice(from.ok_or_else(|| err(format!("control runs past the {}-byte source", old.len())))?);
                 add_diff(room, runs, &mut s[stream::RUNS..=stream::DIFF]).map_err(|e| err(stream_problem("diff", &e)))?;
                 w.commit(n).map_err(out_err)?;
                 (left, pos) = (left - n, pos + n as u64);
@@ -385,19 +419,20 @@ impl Applier<'_> {
         if members != h.new_members {
             return Err(self.ops_err(members, format!("{members} members, the header declares {}", h.new_members)));
         }
-        let tail_len = self.varint(stream::OPS, members)?;
+        let tail_len = self.op_varint(members)?;
         if tail_len > h.tail_size {
             return Err(self.ops_err(members, format!("tail of {tail_len} bytes, the header declares {}", h.tail_size)));
         }
-        let mut tail = vec![0u8; usize::try_from(tail_len).expect("bounded by tail_size")];
+        let Ok(tail_len) = usize::try_from(tail_len) else {
+            return Err(self.ops_err(members, format!("tail of {tail_len} bytes does not fit in memory")));
+        };
+        let mut tail = vec![0u8; tail_len];
         self.s[stream::OPS].read_exact(&mut tail).map_err(|e| self.ops_err(members, stream_problem("ops", &e)))?;
-        for (i, info) in h.streams.iter().enumerate() {
-            let at_end = self.s[i].at_end().map_err(|e| self.ops_err(members, stream_problem(info.name.as_str(), &e)))?;
-            if !at_end || self.s[i].consumed != info.raw_size {
-                return Err(self.ops_err(
-                    members,
-                    format!("stream {} has {} bytes, the header declares {}", info.name, self.s[i].consumed, info.raw_size),
-                ));
+        let ops_err = |what: String| ApplyError::Ops { patch: self.p.path.clone(), member: members, what };
+        for (s, info) in self.s.iter_mut().zip(&h.streams) {
+            let at_end = s.at_end().map_err(|e| ops_err(stream_problem(info.name.as_str(), &e)))?;
+            if !at_end || s.consumed != info.raw_size {
+                return Err(ops_err(format!("stream {} has {} bytes, the header declares {}", info.name, s.consumed, info.raw_size)));
             }
         }
         w.put(&[0u8; BLOCK]).map_err(|e| self.out_err(members, "end of archive", e))?;
@@ -433,7 +468,8 @@ impl Applier<'_> {
         let (_, size, md5, sha256) = match w.finish() {
             Ok(done) => done,
             Err(OutError::Write(e)) => return Err(output_err("end of archive", e)),
-            Err(OutError::TooLong(_)) => unreachable!("finish writes nothing new"),
+            // finish writes nothing new, so it cannot pass the limit.
+            Err(OutError::TooLong(limit)) => return Err(output_err("end of archive", io::Error::other(format!("past {limit} bytes")))),
         };
         let new_digests = Digests { size, md5, sha256 };
         if !p.header.new.matches(&new_digests) {
@@ -444,115 +480,6 @@ impl Applier<'_> {
 
     fn old_err(&self, what: String) -> ApplyError {
         ApplyError::Old { patch: self.p.path.clone(), label: self.label.into(), what }
-    }
-
-    /// The next old member, keeping it if the keep list says so.
-    fn next_old(&mut self, wanted: u64) -> Result<(u64, Member), ApplyError> {
-        let member = self.old.next_member().map_err(|e| tar_err(self.p, self.label, e))?;
-        let Some(member) = member else {
-            return Err(self.old_err(format!(
-                "ends after {} members, the patch needs member {wanted} (of {}): wrong base or truncated stream?",
-                self.cursor, self.p.header.old_members
-            )));
-        };
-        let index = self.cursor;
-        self.cursor += 1;
-        Ok((index, member))
-    }
-
-    /// Brings old member `k` to hand for new member `for_new`.
-    fn fetch(&mut self, k: u64, for_new: u64) -> Result<Fetched, ApplyError> {
-        if k < self.cursor {
-            return if self.kept.contains_key(&k) {
-                Ok(Fetched::Stored)
-            } else {
-                Err(ApplyError::Ops {
-                    patch: self.p.path.clone(),
-                    member: for_new,
-                    what: format!("refers back to old member {k}, which its keep list does not keep"),
-                })
-            };
-        }
-        loop {
-            let (index, member) = self.next_old(k)?;
-            if let Some(keep) = self.keep.get(&index).copied() {
-                if index == k && keep.data_size == 0 {
-                    // Later ops need only its header; this one may need its data,
-                    // which streams from the old tar as for any current member.
-                    self.store(index, member.clone(), keep)?;
-                    self.used(k);
-                    return Ok(Fetched::Current(member));
-                }
-                self.store(index, member, keep)?;
-                if index == k {
-                    return Ok(Fetched::Stored);
-                }
-            } else if index == k {
-                return Ok(Fetched::Current(member));
-            }
-        }
-    }
-
-    fn store(&mut self, index: u64, member: Member, keep: &Keep) -> Result<(), ApplyError> {
-        let path = shown(&member.meta.path);
-        if member.raw_header.len() as u64 != keep.header_size || (keep.data_size > 0 && member.meta.size != keep.data_size) {
-            return Err(self.old_err(format!(
-                "old member {index} ({path}) has a {}-byte header and {} bytes of data, the patch expects {} and {}: wrong base?",
-                member.raw_header.len(),
-                member.meta.size,
-                keep.header_size,
-                if keep.data_size > 0 { keep.data_size.to_string() } else { "any".into() }
-            )));
-        }
-        let data = if keep.data_size > 0 { self.read_data(keep.data_size)? } else { Vec::new() };
-        self.kept.insert(index, Kept { header: member.raw_header, data, uses_left: keep.uses });
-        Ok(())
-    }
-
-    /// Reads the current old member's data, `size` bytes (already checked
-    /// against the header's bounds), into memory. The buffer grows with what
-    /// actually arrives, so a lying size costs nothing up front.
-    fn read_data(&mut self, size: u64) -> Result<Vec<u8>, ApplyError> {
-        let mut v = Vec::with_capacity(size.min(16 << 20) as usize);
-        let mut chunk = vec![0u8; 128 * 1024];
-        loop {
-            let n = self.old.read_data(&mut chunk).map_err(|e| tar_err(self.p, self.label, e))?;
-            if n == 0 {
-                return Ok(v);
-            }
-            v.extend_from_slice(&chunk[..n]);
-        }
-    }
-
-    /// Reads the current old member's data, `size` bytes (checked against
-    /// `max_source`), into the reused source buffer. The buffer only grows, and
-    /// only as data arrives: a size field that lies reserves nothing.
-    fn read_source(&mut self, size: u64) -> Result<(), ApplyError> {
-        let size = usize::try_from(size).expect("bounded by max_source");
-        let mut at = 0;
-        while at < size {
-            if at == self.src.len() {
-                let grow = self.src.len().max(1 << 20).min(size - at);
-                self.src.resize(at + grow, 0);
-            }
-            let end = self.src.len().min(size);
-            match self.old.read_data(&mut self.src[at..end]) {
-                Ok(0) => return Err(self.old_err(format!("member data ends {} bytes early", size - at))),
-                Ok(n) => at += n,
-                Err(e) => return Err(tar_err(self.p, self.label, e)),
-            }
-        }
-        Ok(())
-    }
-
-    /// Counts one use of a kept member; frees it after its last.
-    fn used(&mut self, k: u64) {
-        if let Some(kept) = self.kept.get_mut(&k) {
-            kept.uses_left = kept.uses_left.saturating_sub(1);
-            if kept.uses_left == 0 {
-                self.kept.remove(&k);
-            }
-        }
     }
 }
 
@@ -567,7 +494,7 @@ fn finish_old(mut old: tario::Reader<OldReader>) -> Result<(u64, [u8; 32]), TarE
 /// Adds the next `out.len()` difference bytes (streams `runs` and `diff`) onto
 /// `out`, which holds the old bytes.
 fn add_diff(out: &mut [u8], runs: &mut Runs, s: &mut [StreamReader]) -> io::Result<()> {
-    let [run_lengths, diff] = s else { unreachable!("two streams") };
+    let [run_lengths, diff] = s else { return Err(io::Error::other("the runs and diff streams are not both there")) };
     let mut i = 0;
     while i < out.len() {
         if runs.zeros == 0 && runs.nonzeros == 0 {
@@ -583,7 +510,7 @@ fn add_diff(out: &mut [u8], runs: &mut Runs, s: &mut [StreamReader]) -> io::Resu
                 return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "diff stream ends early"));
             }
             let n = bytes.len().min(out.len() - i).min(runs.nonzeros.min(usize::MAX as u64) as usize);
-            for (o, d) in out[i..i + n].iter_mut().zip(&bytes[..n]) {
+            for (o, d) in out.iter_mut().skip(i).take(n).zip(bytes) {
                 *o = o.wrapping_add(*d);
             }
             diff.consume(n);

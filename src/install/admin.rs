@@ -2,6 +2,7 @@
 //! settings that decide it (read from the configuration file by the command
 //! line), copies of files the admin edited, and the list of /etc files whose
 //! shipped version changed but which `make upgrade` left as the admin had them.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use super::journal::Item;
 use super::transaction::Transaction;
@@ -79,10 +80,14 @@ fn local_name(root: &Path, rel: &Path) -> PathBuf {
     if fs::symlink_metadata(root.join(&first)).is_err() {
         return first;
     }
-    (1..)
-        .map(|n| PathBuf::from(format!("{}.{n}", first.display())))
-        .find(|p| fs::symlink_metadata(root.join(p)).is_err())
-        .expect("a free name")
+    let mut n = 1u64;
+    loop {
+        let p = PathBuf::from(format!("{}.{n}", first.display()));
+        if fs::symlink_metadata(root.join(&p)).is_err() {
+            return p;
+        }
+        n += 1;
+    }
 }
 
 /// Copies each edited file beside itself before anything is renamed, the

@@ -7,6 +7,7 @@
 //! critical files, the runtime linker and libc last and back to back; removal
 //! of entries the new dist dropped; and last the directories' owners, modes and
 //! times, since renaming into a directory changes its mtime.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use super::journal::{self, JournalError, Op};
 use super::plan::{Action, Plan};
@@ -33,6 +34,8 @@ pub enum CommitError {
     Journal(#[from] JournalError),
     #[error("{}: neither staged ({}) nor in place; the journal does not match the root", shown(path), shown(temp))]
     Lost { path: PathBuf, temp: PathBuf },
+    #[error("{what}; nothing was committed")]
+    Mismatch { what: String },
 }
 
 fn io_err(path: &Path) -> impl Fn(io::Error) -> CommitError + '_ {
@@ -47,7 +50,16 @@ fn file_name_starts(p: &Path, prefix: &str) -> bool {
     p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(prefix))
 }
 
-pub fn build_ops(manifest: &Manifest, plan: &Plan, staged: &Staged) -> Vec<Op> {
+pub fn build_ops(manifest: &Manifest, plan: &Plan, staged: &Staged) -> Result<Vec<Op>, CommitError> {
+    let entries = manifest.entries.len();
+    if plan.actions.len() != entries || plan.existed.len() != entries || staged.temps.len() != entries {
+        let what = format!(
+            "the plan ({} actions) or the staging ({} entries) does not match the manifest's {entries} entries",
+            plan.actions.len(),
+            staged.temps.len()
+        );
+        return Err(CommitError::Mismatch { what });
+    }
     let mut swap = Vec::new();
     let mut new_names = Vec::new();
     let mut middle = Vec::new();
@@ -59,8 +71,8 @@ pub fn build_ops(manifest: &Manifest, plan: &Plan, staged: &Staged) -> Vec<Op> {
     // Renaming into, creating in or removing from a directory changes its
     // mtime: such directories get their metadata set again at the end.
     let mut touched: HashSet<&Path> = HashSet::new();
-    for (i, e) in manifest.entries.iter().enumerate() {
-        if matches!(plan.actions[i], Action::Stage | Action::CreateDir) {
+    for (e, action) in manifest.entries.iter().zip(&plan.actions) {
+        if matches!(action, Action::Stage | Action::CreateDir) {
             touched.extend(e.meta.path.parent());
         }
     }
@@ -71,14 +83,14 @@ pub fn build_ops(manifest: &Manifest, plan: &Plan, staged: &Staged) -> Vec<Op> {
     let link_targets: HashSet<&Path> = manifest
         .entries
         .iter()
-        .enumerate()
-        .filter(|(i, e)| e.meta.kind == Kind::HardLink && plan.actions[*i] == Action::Stage)
-        .filter_map(|(_, e)| e.meta.link.as_deref())
+        .zip(&plan.actions)
+        .filter(|(e, action)| e.meta.kind == Kind::HardLink && **action == Action::Stage)
+        .filter_map(|(e, _)| e.meta.link.as_deref())
         .collect();
     let mut deferred_flags = Vec::new();
-    for (i, e) in manifest.entries.iter().enumerate() {
+    for (((e, action), existed), temp) in manifest.entries.iter().zip(&plan.actions).zip(&plan.existed).zip(&staged.temps) {
         let m = &e.meta;
-        match plan.actions[i] {
+        match action {
             Action::Unchanged if m.kind == Kind::Dir && touched.contains(m.path.as_path()) => dirs.push(meta_op(m)),
             Action::Unchanged => {}
             Action::CreateDir => dirs.push(meta_op(m)),
@@ -88,7 +100,9 @@ pub fn build_ops(manifest: &Manifest, plan: &Plan, staged: &Staged) -> Vec<Op> {
             Action::KernelTree if m.flags.is_some() => middle.push(meta_op(m)),
             Action::KernelTree => {}
             Action::Stage => {
-                let temp = staged.temps[i].clone().expect("a staged entry has a temporary name");
+                let Some(temp) = temp.clone() else {
+                    return Err(CommitError::Mismatch { what: format!("{}: planned for staging but not staged", shown(&m.path)) });
+                };
                 // A hard link shares its target's inode: flags are the target's.
                 let flags = if m.kind == Kind::HardLink { None } else { m.flags.clone() };
                 let flags = if flags.is_some() && link_targets.contains(m.path.as_path()) {
@@ -100,7 +114,7 @@ pub fn build_ops(manifest: &Manifest, plan: &Plan, staged: &Staged) -> Vec<Op> {
                 let op = Op::Rename { temp, path: m.path.clone(), flags };
                 if !e.critical {
                     middle.push(op);
-                } else if !plan.existed[i] {
+                } else if !existed {
                     new_names.push(op);
                 } else if file_name_starts(&m.path, "ld-elf.so") {
                     rtld.push(op);
@@ -114,7 +128,8 @@ pub fn build_ops(manifest: &Manifest, plan: &Plan, staged: &Staged) -> Vec<Op> {
     }
     let removals = plan.removals.iter().map(|p| Op::Remove { path: p.clone() });
     dirs.reverse();
-    swap.into_iter()
+    Ok(swap
+        .into_iter()
         .chain(new_names)
         .chain(middle)
         .chain(late)
@@ -123,7 +138,7 @@ pub fn build_ops(manifest: &Manifest, plan: &Plan, staged: &Staged) -> Vec<Op> {
         .chain(deferred_flags)
         .chain(removals)
         .chain(dirs)
-        .collect()
+        .collect())
 }
 
 /// Runs `ops[from..]`, marking each done in the journal. Every op can be run

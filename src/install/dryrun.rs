@@ -2,6 +2,7 @@
 //! plan (plan::make) on the same verified stream, with nothing written: no
 //! state directory, no lock, no staged file, no next base, so it needs no
 //! write access to the root. The counts are those the install then reports.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use super::plan::{self, Action};
 use super::state::State;
@@ -84,10 +85,10 @@ pub fn dry_run(opts: &Options) -> Result<DryRun, InstallError> {
         }
     }
     let count = |x: Action| actions.iter().filter(|a| **a == x).count() as u64;
-    for (i, e) in member.manifest.entries.iter().enumerate() {
-        let action = actions[i];
+    // The plan has one action and one `existed` per manifest entry.
+    for ((e, &action), &existed) in member.manifest.entries.iter().zip(&actions).zip(&plan.existed) {
         match action {
-            Action::Stage | Action::CreateDir | Action::KernelTree if !plan.existed[i] => d.added += 1,
+            Action::Stage | Action::CreateDir | Action::KernelTree if !existed => d.added += 1,
             Action::Stage | Action::KernelTree => d.replaced += 1,
             Action::MetaOnly => d.metadata_only += 1,
             Action::Unchanged | Action::CreateDir => d.unchanged += 1,

@@ -20,6 +20,7 @@
 //!
 //! A test-hooks build on Linux can take the BSD path (`BINARYDIST_TEST_SYNC=per-file`),
 //! so that the tests run it. What is durable when is in docs/install.md.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use super::journal::Op;
 use crate::os;

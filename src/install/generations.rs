@@ -14,6 +14,7 @@
 //! dist just installed out of the list when it was one (a rollback).
 //! `prune` keeps the newest `keep` (the KEEP_GENERATIONS setting, 2 by
 //! default) after a successful install.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use super::state::{parse_installed, Installed, StateError};
 use crate::names::Series;
@@ -78,7 +79,7 @@ pub fn previous<'g>(gens: &'g [Generation], current: &crate::names::DistName) ->
 
 /// The generations a prune to `keep` would remove (all but the newest `keep`).
 pub fn beyond(gens: &[Generation], keep: usize) -> &[Generation] {
-    &gens[..gens.len().saturating_sub(keep)]
+    gens.get(..gens.len().saturating_sub(keep)).unwrap_or_default()
 }
 
 /// Removes the generations beyond the newest `keep`; returns the bytes freed.

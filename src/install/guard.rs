@@ -14,6 +14,7 @@
 //! another machine may have neither), and refusing would make `--root` useless
 //! for worlds. What the shims cannot catch is a command run by absolute path;
 //! the real tree runs none that ignore DESTDIR.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use std::ffi::OsString;
 use std::io;

@@ -7,6 +7,7 @@
 //! Content is hashed only where size or mtime differ from the manifest
 //! (an install sets both), unless `full`; the files to hash are shared out
 //! over every core.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use crate::manifest::{Entry, Manifest};
 use crate::statedir::{Dir, StateDirError};
@@ -78,10 +79,8 @@ fn hash_all(paths: &[PathBuf]) -> Vec<Option<String>> {
                     let mut mine = Vec::new();
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
-                        if i >= paths.len() {
-                            break mine;
-                        }
-                        mine.push((i, sha256_hex(&paths[i])));
+                        let Some(path) = paths.get(i) else { break mine };
+                        mine.push((i, sha256_hex(path)));
                     }
                 })
             })
@@ -89,7 +88,9 @@ fn hash_all(paths: &[PathBuf]) -> Vec<Option<String>> {
         handles.into_iter().map(|h| h.join().unwrap_or_default()).collect()
     });
     for (i, h) in results.into_iter().flatten() {
-        out[i] = h;
+        if let Some(slot) = out.get_mut(i) {
+            *slot = h;
+        }
     }
     out
 }
@@ -122,9 +123,10 @@ pub fn compare(root: &Path, manifest: &Manifest, full: bool) -> Vec<Difference> 
         if got.as_deref() == Some(want.as_str()) {
             continue;
         }
-        let e = &manifest.entries[i];
+        // `i` is the index of the entry's slot, pushed above.
+        let (Some(e), Some(slot)) = (manifest.entries.get(i), found.get_mut(i)) else { continue };
         let desc = format!("content sha256={}", got.as_deref().unwrap_or("unreadable"));
-        match &mut found[i] {
+        match slot {
             Some(d) => {
                 d.what.push("content");
                 d.found = format!("{} {desc}", d.found);

@@ -1,7 +1,7 @@
 //! `binarydist install`: puts a dist (or a patch chain's result) onto a root
 //! without ever leaving a mix that cannot boot. The steps, in order, each a
-//! function named for it below (docs/install.md tells them for an admin, with
-//! the state directory, the journal and what is durable when):
+//! function named for it below or in `checks` (docs/install.md tells them for
+//! an admin, with the state directory, the journal and what is durable when):
 //!
 //! 1. `take_lock`, `finish_or_undo_interrupted_install`, `Source::open`,
 //!    `read_new_manifest`, `check_base`, `plan::make` (hostile archives are
@@ -18,8 +18,10 @@
 //! are left to `make upgrade`, whose TO_REMOVE lists are how DragonFly retires
 //! files (installworld never deletes either); only the installer's own upgrade-src
 //! subset is pruned here, and a kernel directory is replaced whole.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 pub mod admin;
+mod checks;
 mod commit;
 pub mod dryrun;
 mod durable;
@@ -39,13 +41,15 @@ pub use journal::Stats;
 pub use source::{Kept, Source};
 
 use crate::errors::shown;
-use crate::manifest::{self, Manifest};
+use crate::manifest;
 use crate::names::DistName;
 use crate::os;
 use crate::testhooks;
+use checks::{
+    check_base, check_flags_changeable, check_free_space, check_root, look_before_making_state, read_new_manifest, verify_stream,
+};
 use journal::{Commit, Found, Item};
 use plan::Plan;
-use source::Stream;
 use state::{State, StateError};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -235,7 +239,7 @@ fn install_unlogged(opts: &Options) -> Result<Summary, InstallError> {
             // no directory and no lock file behind.
             let Some(source) = &opts.source else { return Ok(Summary { make_upgrade: "none", ..Summary::default() }) };
             look_before_making_state(&root, source)?;
-            State::open(&root, true)?.expect("created")
+            State::create(&root)?
         }
     };
     let lock = take_lock(&state, opts.wait)?;
@@ -309,7 +313,7 @@ fn install_unlogged(opts: &Options) -> Result<Summary, InstallError> {
         upgrade_src: manifest.upgrade_src.clone(),
         reboot: plan.reboot,
         stats,
-        ops: commit::build_ops(&manifest, &plan, &staged),
+        ops: commit::build_ops(&manifest, &plan, &staged)?,
     };
     make_staged_durable(&plan, &state, series, flusher)?;
     if opts.settings.snapshot {
@@ -332,7 +336,7 @@ fn take_snapshot(root: &Path, state: &State, dist: &DistName) -> Result<Option<c
     let snap = crate::snapshot::take(root, &label).map_err(|e| InstallError::Snapshot { root: root.to_path_buf(), source: e })?;
     if let Some(s) = &snap {
         eprintln!("binarydist: {}", s.how_to_use());
-        let dir = state.series(&dist.series, true)?.expect("created");
+        let dir = state.made_series(&dist.series)?;
         let mut text = dir.read_text(SNAPSHOTS).map_err(StateError::from)?.unwrap_or_default();
         text.push_str(&format!("{}\t{}\t{}\n", s.label, s.mount, s.spec));
         dir.write_atomically(SNAPSHOTS, text.as_bytes(), 0o644).map_err(StateError::from)?;
@@ -344,33 +348,8 @@ fn take_snapshot(root: &Path, state: &State, dist: &DistName) -> Result<Option<c
 /// snapshot taken before an install, a line each.
 pub const SNAPSHOTS: &str = "snapshots";
 
-fn check_root(root: &Path) -> Result<PathBuf, InstallError> {
-    match std::fs::metadata(root) {
-        Ok(m) if m.is_dir() => std::fs::canonicalize(root).map_err(io_err(root)),
-        Ok(_) => Err(InstallError::RootNotDir(root.to_path_buf())),
-        Err(e) => Err(io_err(root)(e)),
-    }
-}
-
 fn take_lock(state: &State, wait: bool) -> Result<state::Lock, InstallError> {
     Ok(state.lock(wait)?)
-}
-
-/// Into a root without a state directory: the checks an install makes before
-/// it writes anything (the dist's name, sidecars and manifest, the plan and
-/// its refusals, flags, room), on a stream that is read no further and kept
-/// nowhere. Then the state directory and its lock can be made.
-fn look_before_making_state(root: &Path, source: &Source) -> Result<(), InstallError> {
-    let target = source.target_name()?;
-    source.check_base(None, Path::new(state::STATE_DIR), false)?;
-    let mut stream = source.open(None, None, None)?;
-    let manifest = read_new_manifest(&mut stream, &target)?.manifest;
-    let plan = plan::make(root, &manifest, None)?;
-    check_flags_changeable(root, &manifest, &plan)?;
-    // The state directory will be on the file system of its nearest existing ancestor.
-    let probe = root.join(state::STATE_DIR).ancestors().find(|a| a.is_dir()).unwrap_or(root).to_path_buf();
-    let dev = std::os::unix::fs::MetadataExt::dev(&std::fs::metadata(&probe).map_err(io_err(&probe))?);
-    check_free_space(root, &plan, &(dev, probe), stream.base_estimate())
 }
 
 /// The state directory's file system (device, and a directory on it).
@@ -457,126 +436,6 @@ fn prune(state: &State, series: &crate::names::Series, keep: usize) -> Result<u6
         Some(dir) => Ok(generations::prune(&dir, keep)?),
         None => Ok(0),
     }
-}
-
-/// A chain must start from the kept base; a full dist may replace anything of
-/// its own series and arch (a reinstall, or a fresh start after drift).
-fn check_base(state: &State, source: &Source, target: &DistName) -> Result<(), InstallError> {
-    let installed = state.installed(&target.series)?;
-    let have_base = state.base(&target.series)?.is_some();
-    source.check_base(installed.as_ref().map(|i| &i.name), &state.base_path(&target.series), have_base)?;
-    if let Some(i) = &installed {
-        if i.name.arch != target.arch {
-            return Err(InstallError::WrongArch { installed: i.name.to_string(), arch: i.name.arch.clone(), found: target.arch.clone() });
-        }
-    }
-    Ok(())
-}
-
-/// The manifest, first member of the stream: what the dist is and every entry.
-fn read_new_manifest(stream: &mut Stream, target: &DistName) -> Result<manifest::Member, InstallError> {
-    let m = manifest::read_member(&mut stream.reader).map_err(|e| InstallError::Manifest { what: stream.what.clone(), source: e })?;
-    if m.manifest.name != *target {
-        return Err(InstallError::WrongDist {
-            what: stream.what.clone(),
-            expected: target.to_string(),
-            found: m.manifest.name.to_string(),
-        });
-    }
-    Ok(m)
-}
-
-/// The commit clears the flags of every file it replaces or changes in place,
-/// and removes the old kernel.old. Where the system forbids that for a file
-/// with schg, sappnd or sunlnk (kern.securelevel above 0), the install would
-/// stop half-way through its commit, as FreeBSD's pkg does: refuse it now,
-/// before anything is staged, naming the first such file.
-fn check_flags_changeable(root: &Path, manifest: &Manifest, plan: &Plan) -> Result<(), InstallError> {
-    let Some(why) = crate::os::system_flags_locked().map_err(io_err(Path::new("kern.securelevel")))? else {
-        return Ok(());
-    };
-    let mut touched: Vec<PathBuf> = manifest
-        .entries
-        .iter()
-        .zip(plan.actions.iter().zip(&plan.existed))
-        .filter(|(_, (a, existed))| **existed && matches!(a, plan::Action::Stage | plan::Action::MetaOnly))
-        .map(|(e, _)| root.join(&e.meta.path))
-        .collect();
-    if let Some((kernel, _)) = &plan.kernel {
-        let mut old = kernel.as_os_str().to_os_string();
-        old.push(".old");
-        let old = root.join(old);
-        // kern.post.mk: the .old "might be a file and not a directory".
-        if std::fs::symlink_metadata(&old).is_ok() {
-            touched.push(old.clone());
-        }
-        let mut dirs = vec![old];
-        while let Some(d) = dirs.pop() {
-            let Ok(rd) = std::fs::read_dir(&d) else { continue };
-            for e in rd.flatten() {
-                if e.file_type().is_ok_and(|t| t.is_dir()) {
-                    dirs.push(e.path());
-                }
-                touched.push(e.path());
-            }
-        }
-    }
-    for p in touched {
-        let flags = crate::os::file_flags(&p).map_err(io_err(&p))?.unwrap_or_default();
-        if flags.split(',').any(|f| crate::os::SYSTEM_FLAGS.contains(&f)) {
-            let path = p.strip_prefix(root).map(|r| Path::new("/").join(r)).unwrap_or_else(|_| p.clone());
-            return Err(InstallError::FlagsLocked { path, flags, why });
-        }
-    }
-    Ok(())
-}
-
-/// Room for the staged entries on every file system that gets some, and for
-/// the next base on the state directory's (`state_fs`: its device and a
-/// directory on it).
-fn check_free_space(root: &Path, plan: &Plan, state_fs: &(u64, PathBuf), base_bytes: u64) -> Result<(), InstallError> {
-    if testhooks::skip_space_check() {
-        return Ok(());
-    }
-    let mut needs: Vec<(u64, plan::Need)> = plan.needs.iter().map(|(d, n)| (*d, n.clone())).collect();
-    let (sdev, sprobe) = state_fs;
-    match needs.iter_mut().find(|(d, _)| d == sdev) {
-        Some((_, n)) => n.bytes += base_bytes,
-        None => needs.push((*sdev, plan::Need { probe: sprobe.clone(), bytes: base_bytes })),
-    }
-    for (_, need) in needs {
-        // A little slack for directories and the journal.
-        let want = need.bytes + (1 << 20);
-        let free = crate::os::free_bytes(&need.probe).map_err(io_err(&need.probe))?;
-        if free < want {
-            let probe = need.probe.strip_prefix(root).map(|p| Path::new("/").join(p)).unwrap_or(need.probe);
-            return Err(InstallError::NoSpace { probe, need: want, free });
-        }
-    }
-    Ok(())
-}
-
-/// Reads the stream to its end and checks size, MD5 and SHA-256.
-fn verify_stream(stream: Stream) -> Result<crate::tario::Digests, InstallError> {
-    let what = stream.what.clone();
-    let expected = stream.expected.clone();
-    let digests = stream.finish()?;
-    let size_ok = expected.size.is_none_or(|s| s == digests.size);
-    if !size_ok {
-        return Err(InstallError::Digest {
-            what,
-            algo: "size",
-            expected: expected.size.unwrap_or(0).to_string(),
-            found: digests.size.to_string(),
-            from: expected.from,
-        });
-    }
-    for (algo, want, got) in [("MD5", &expected.md5, digests.md5_hex()), ("SHA-256", &expected.sha256, digests.sha256_hex())] {
-        if *want != got {
-            return Err(InstallError::Digest { what: what.clone(), algo, expected: want.clone(), found: got, from: expected.from.clone() });
-        }
-    }
-    Ok(digests)
 }
 
 /// Staged files, their directories and the next base reach the disk before

@@ -10,6 +10,7 @@
 //! archive (so never outside the root); device nodes unless running as root;
 //! an owner or group 4294967295, which chown(2) takes for "no change";
 //! a directory in the dist where the root has something else, and the reverse.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use super::state::OldManifest;
 use crate::errors::shown;

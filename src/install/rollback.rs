@@ -7,6 +7,7 @@
 //! whole, the rolled-back one becoming kernel.old. A hold is then set on the
 //! series, so that `update` and the periodic job leave it where the admin put
 //! it until `update --to NAME` or `binarydist unhold`.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use super::generations;
 use super::source::{Kept, Source};
@@ -48,7 +49,7 @@ pub fn rollback(opts: &Options, series: &Series) -> Result<Summary, InstallError
             keep: opts.settings.keep_generations,
         });
     };
-    let dir = state.series(series, false)?.expect("it has generations");
+    let dir = state.series(series, false)?.ok_or_else(|| InstallError::NothingToRollBack { series: name.clone() })?;
     let tar = generation.tar_name();
     let file = dir.open(&tar, libc::O_RDONLY, 0).map_err(super::StateError::from)?;
     let file = file.ok_or_else(|| InstallError::NothingToRollBack { series: name.clone() })?;

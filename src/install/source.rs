@@ -3,6 +3,7 @@
 //! a chain of patches (checked against the last patch's header). Either way the
 //! installer sees one stream of tar bytes, tee'd into the new base file and the
 //! hashes as it is read.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use super::state::Installed;
 use crate::apply;
@@ -116,7 +117,8 @@ impl<R: Read> Read for Tee<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         if let Some(s) = self.sink.lock().map_err(|_| io::Error::other("base writer poisoned"))?.as_mut() {
-            s.write_all(&buf[..n])?;
+            // A reader returns at most the buffer's length.
+            s.write_all(buf.get(..n).unwrap_or(buf))?;
         }
         Ok(n)
     }
@@ -151,8 +153,8 @@ impl Read for ChannelReader {
                 Err(_) => return Err(io::Error::other("the reading thread stopped")),
             }
         }
-        let n = buf.len().min(self.chunk.len() - self.pos);
-        buf[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
+        let mut rest = self.chunk.get(self.pos..).unwrap_or_default();
+        let n = rest.read(buf)?;
         self.pos += n;
         Ok(n)
     }
@@ -233,12 +235,20 @@ fn patch_names(patches: &[PathBuf]) -> Result<Vec<PatchName>, SourceError> {
         .iter()
         .map(|p| PatchName::from_file_name(file_name(p)).map_err(|e| SourceError::Name { path: p.clone(), source: e }))
         .collect::<Result<Vec<_>, _>>()?;
-    for (w, p) in names.windows(2).zip(&patches[1..]) {
-        if w[1].from != w[0].to {
-            return Err(SourceError::BrokenChain { patch: p.clone(), expected: w[0].to.to_string(), found: w[1].from.to_string() });
+    for (pair, p) in names.windows(2).zip(patches.iter().skip(1)) {
+        if let [before, after] = pair {
+            if after.from != before.to {
+                return Err(SourceError::BrokenChain { patch: p.clone(), expected: before.to.to_string(), found: after.from.to_string() });
+            }
         }
     }
     Ok(names)
+}
+
+/// The first patch of a chain, its name checked with the rest, and its path.
+fn first_patch(patches: &[PathBuf]) -> Result<(PatchName, &PathBuf), SourceError> {
+    let first = patch_names(patches)?.into_iter().next();
+    first.zip(patches.first()).ok_or(SourceError::NoPatch)
 }
 
 impl Source {
@@ -247,7 +257,9 @@ impl Source {
     pub fn target_name(&self) -> Result<DistName, SourceError> {
         match self {
             Source::Dist(p) => DistName::from_file_name(file_name(p)).map_err(|e| SourceError::Name { path: p.clone(), source: e }),
-            Source::Chain(ps) | Source::DistThenChain { patches: ps, .. } => Ok(patch_names(ps)?.pop().expect("non-empty").to),
+            Source::Chain(ps) | Source::DistThenChain { patches: ps, .. } => {
+                patch_names(ps)?.pop().map(|n| n.to).ok_or(SourceError::NoPatch)
+            }
             Source::Kept(k) => Ok(k.installed.name.clone()),
         }
     }
@@ -256,11 +268,11 @@ impl Source {
     /// (`base`, where it is, and whether it is there).
     pub fn check_base(&self, installed: Option<&DistName>, base: &Path, have_base: bool) -> Result<(), SourceError> {
         if let Source::DistThenChain { dist, patches } = self {
-            let first = &patch_names(patches)?[0];
+            let (first, first_path) = first_patch(patches)?;
             let name = Source::Dist(dist.clone()).target_name()?;
             if first.from != name {
                 return Err(SourceError::BrokenChain {
-                    patch: patches[0].clone(),
+                    patch: first_path.clone(),
                     expected: name.to_string(),
                     found: first.from.to_string(),
                 });
@@ -268,12 +280,12 @@ impl Source {
             return Ok(());
         }
         let Source::Chain(ps) = self else { return Ok(()) };
-        let first = &patch_names(ps)?[0];
+        let (first, first_path) = first_patch(ps)?;
         match installed {
             Some(i) if *i == first.from => {}
             other => {
                 return Err(SourceError::WrongBase {
-                    patch: ps[0].clone(),
+                    patch: first_path.clone(),
                     from: first.from.to_string(),
                     installed: other.map(|i| i.to_string()).unwrap_or_else(|| "nothing".into()),
                 })
@@ -355,7 +367,7 @@ impl Source {
                 // before a byte streams; the kept base must be the tar the first
                 // patch was made from.
                 let patches = apply::open_patches(paths)?;
-                let (first, last) = (&patches[0], &patches[patches.len() - 1]);
+                let (Some(first), Some(last)) = (patches.first(), patches.last()) else { return Err(SourceError::NoPatch) };
                 let (file, kept_base) = match (self, kept_base) {
                     (Source::DistThenChain { dist, .. }, _) => (File::open(dist).map_err(io_err(dist))?, dist.as_path()),
                     (_, Some(kept)) => kept,

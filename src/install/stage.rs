@@ -4,6 +4,7 @@
 //! hard links, fifos and device nodes. Nothing here follows a symlink in the
 //! root (the plan refused paths through one), and nothing here replaces an
 //! entry in use: that is the commit's job.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use super::durable::Flusher;
 use super::journal::{Item, JournalError};
@@ -224,8 +225,10 @@ impl<'t, 's> Stager<'t, 's> {
                     })
                 }
             };
-            f.write_all(&self.buf[..n]).map_err(&err)?;
-            hash.update(&self.buf[..n]);
+            // A reader returns at most the buffer's length.
+            let got = self.buf.get(..n).unwrap_or(&self.buf);
+            f.write_all(got).map_err(&err)?;
+            hash.update(got);
             self.bytes_written += n as u64;
             crate::testhooks::kill_at_bytes(self.bytes_written);
         }
@@ -248,7 +251,7 @@ impl<'t, 's> Stager<'t, 's> {
             if n == 0 {
                 return Ok(hash.finalize().into());
             }
-            hash.update(&self.buf[..n]);
+            hash.update(self.buf.get(..n).unwrap_or(&self.buf));
         }
     }
 
@@ -365,7 +368,10 @@ pub fn stage_all<R: Read>(
                 ),
             )),
         };
-        let dest = match plan.actions[index] {
+        let Some(action) = plan.actions.get(index) else {
+            return Err(bad(shown(&member.meta.path), "not in the install plan".into()));
+        };
+        let dest = match action {
             Action::Unchanged | Action::MetaOnly => {
                 if meta.kind == Kind::File {
                     check_content(stager.hash_data(reader)?)?;
@@ -378,12 +384,15 @@ pub fn stage_all<R: Read>(
                 temps.push(None);
                 continue;
             }
-            Action::KernelTree => in_staged_tree(path, plan.kernel.as_ref().unwrap()),
+            Action::KernelTree => match &plan.kernel {
+                Some(kernel) => in_staged_tree(path, kernel),
+                None => return Err(bad(shown(&member.meta.path), "in a kernel tree the install plan does not have".into())),
+            },
             Action::Stage => temp_beside(path, &index.to_string()),
         };
         match meta.kind {
             Kind::Dir => {
-                if dest != plan.kernel.as_ref().unwrap().1 {
+                if plan.kernel.as_ref().is_none_or(|k| dest != k.1) {
                     stager.create_dir(&dest)?;
                 }
                 stager.finish_tree_dir(&dest, meta)?;

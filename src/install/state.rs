@@ -29,6 +29,7 @@
 //! place only when it is there and matches. A record without it (written by
 //! an older binarydist) or a `MANIFEST` that does not match is not trusted:
 //! an entry it calls unchanged is hashed on disk instead (install/plan.rs).
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use super::journal::Commit;
 use crate::errors::shown;
@@ -47,6 +48,8 @@ pub const INSTALLED: &str = "installed";
 pub const MANIFEST: &str = "MANIFEST";
 pub const MANIFEST_NEW: &str = ".MANIFEST.new";
 pub const LOCK: &str = "lock";
+/// Made (or opened with O_CREAT) and then not there: someone removed it meanwhile.
+const GONE: &str = "missing right after it was made; is something else removing the state directory?";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -135,6 +138,11 @@ impl State {
         Ok(statedir::open(root, create)?.map(|dir| State { root: root.to_path_buf(), dir }))
     }
 
+    /// The state directory of `root`, made if missing.
+    pub fn create(root: &Path) -> Result<State, StateError> {
+        State::open(root, true)?.ok_or_else(|| StateError::Bad { path: root.join(STATE_DIR), what: GONE.into() })
+    }
+
     /// The state directory, for `*at` calls and messages.
     pub fn dir(&self) -> &Dir {
         &self.dir
@@ -150,7 +158,8 @@ impl State {
     pub fn lock(&self, wait: bool) -> Result<Lock, StateError> {
         let path = self.dir.path().join(LOCK);
         let mut file = match self.dir.open(LOCK, libc::O_RDWR | libc::O_CREAT, 0o644) {
-            Ok(f) => f.expect("created"),
+            Ok(Some(f)) => f,
+            Ok(None) => return Err(StateError::Bad { path, what: GONE.into() }),
             Err(StateDirError::Io { source, .. }) if source.raw_os_error() == Some(libc::EISDIR) => {
                 return Err(StateError::LockIsDir { path })
             }
@@ -173,6 +182,12 @@ impl State {
     /// The directory of one series, created when `create`; `None` when missing.
     pub fn series(&self, series: &Series, create: bool) -> Result<Option<Dir>, StateError> {
         Ok(self.dir.subdir(&series.to_string(), create)?)
+    }
+
+    /// The directory of `series`, made if missing.
+    pub fn made_series(&self, series: &Series) -> Result<Dir, StateError> {
+        let gone = || StateError::Bad { path: self.dir.path().join(series.to_string()), what: GONE.into() };
+        self.series(series, true)?.ok_or_else(gone)
     }
 
     /// The new base's path relative to the root, as the journal records it.
@@ -201,14 +216,14 @@ impl State {
     /// A fresh file for the next base of `series` (its directory made if
     /// missing), whatever a killed run or anyone else left under its name.
     pub fn create_base_new(&self, series: &Series) -> Result<File, StateError> {
-        let dir = self.series(series, true)?.expect("created");
+        let dir = self.made_series(series)?;
         Ok(dir.create_new(BASE_NEW, 0o644)?)
     }
 
     /// Writes the next MANIFEST of `series`, durably (the commit record that
     /// follows must find it on disk).
     pub fn write_manifest_new(&self, series: &Series, text: &[u8]) -> Result<(), StateError> {
-        let dir = self.series(series, true)?.expect("created");
+        let dir = self.made_series(series)?;
         let path = dir.path().join(MANIFEST_NEW);
         let mut f = dir.create_new(MANIFEST_NEW, 0o444)?;
         f.write_all(text).and_then(|_| f.sync_all()).map_err(io_err(&path))?;
@@ -240,7 +255,7 @@ impl State {
     /// converges: each rename is made only while its source is there.
     pub fn record(&self, c: &Commit) -> Result<(), StateError> {
         use super::generations;
-        let dir = self.series(&c.dist.series, true)?.expect("created");
+        let dir = self.made_series(&c.dist.series)?;
         let is_file = |name: &str| -> Result<bool, StateError> {
             match dir.stat(name)? {
                 None => Ok(false),

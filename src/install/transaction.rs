@@ -4,6 +4,7 @@
 //! transaction without `commit` removes them all, newest first. A process
 //! killed before commit leaves the journal, and the next run calls [`undo`]
 //! on what it lists.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use super::journal::{self, Commit, Item, JournalError, StagingLog};
 use crate::errors::shown;

@@ -2,6 +2,7 @@
 //!
 //! MD5 is what DragonFly's mirrors publish and what the seed asks for; SHA-256 is
 //! the one that protects anything. Both are always computed together, in one pass.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use md5::{Digest, Md5};
 use sha2::Sha256;
@@ -61,7 +62,8 @@ pub fn sha256_of(mut r: impl Read) -> io::Result<[u8; 32]> {
         if n == 0 {
             return Ok(h.finalize().into());
         }
-        h.update(&buf[..n]);
+        // A reader returns at most the buffer's length.
+        h.update(buf.get(..n).unwrap_or(&buf));
     }
 }
 
@@ -86,7 +88,7 @@ impl<R: Read> HashingReader<R> {
 impl<R: Read> Read for HashingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
+        self.hasher.update(buf.get(..n).unwrap_or(buf));
         Ok(n)
     }
 }
@@ -115,7 +117,7 @@ impl<W: Write> HashingWriter<W> {
 impl<W: Write> Write for HashingWriter<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
+        self.hasher.update(buf.get(..n).unwrap_or(buf));
         Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {

@@ -10,6 +10,7 @@
 //! 4. `download`: free space first, then every file of every plan, verified;
 //! 5. `install_plan`: kernel series first, then the world (whose install runs
 //!    `make upgrade`); a reboot is asked for when one is needed.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 pub mod config;
 pub mod trust;
@@ -178,8 +179,8 @@ fn run_unlogged(opts: &Options, mode: Mode) -> Result<Report, UpdateError> {
     if !mode.writes() || !report.update_available() {
         return Ok(report);
     }
-    let state = state.expect("created for an update");
-    let downloads = state.subdir(DOWNLOADS, true)?.expect("created");
+    let Some(state) = state else { return Err(made_but_missing(root.join(statedir::STATE_DIR))) };
+    let downloads = state.subdir(DOWNLOADS, true)?.ok_or_else(|| made_but_missing(state.path().join(DOWNLOADS)))?;
     download(&fetcher, &downloads, &report.plans)?;
     if mode == Mode::Fetch {
         return Ok(report);
@@ -205,10 +206,16 @@ fn run_unlogged(opts: &Options, mode: Mode) -> Result<Report, UpdateError> {
     Ok(report)
 }
 
+/// A directory or file made (or opened with O_CREAT) and then not there:
+/// something removed it meanwhile.
+fn made_but_missing(path: PathBuf) -> UpdateError {
+    UpdateError::Local { path, what: "missing right after it was made".into() }
+}
+
 /// flock(2) on `update.lock`: two updates would write the same partial files.
 fn take_update_lock(state: &Dir) -> Result<std::fs::File, UpdateError> {
-    let f = state.open("update.lock", libc::O_RDWR | libc::O_CREAT, 0o644)?.expect("created");
     let path = state.path().join("update.lock");
+    let f = state.open("update.lock", libc::O_RDWR | libc::O_CREAT, 0o644)?.ok_or_else(|| made_but_missing(path.clone()))?;
     match crate::os::try_lock(&f) {
         Ok(true) => Ok(f),
         Ok(false) => Err(UpdateError::Busy(path)),
@@ -398,7 +405,7 @@ fn install_plan(root: &Path, dir: &Dir, p: &Plan, opts: &Options) -> Result<inst
             Source::Dist(path(d))
         }
         (Way::FullThenPatches, Some(d)) => Source::DistThenChain { dist: path(d), patches },
-        _ => unreachable!("a plan with files"),
+        _ => return Err(UpdateError::Local { path: dir.path().to_path_buf(), what: format!("no file to install {} from", p.series) }),
     };
     let iopts = install::Options {
         root: root.to_path_buf(),
@@ -449,7 +456,7 @@ pub fn verify_local(
     let sig = read(&sig_path, sign::MAX_SIG_SIZE)?.ok_or(TrustError::NoSignature)?;
     let keys = read(&index_path.with_file_name(sign::KEYS_FILE), sign::MAX_KEYS_SIZE)?;
     let root = std::fs::canonicalize(root).map_err(|_| UpdateError::Root(root.to_path_buf()))?;
-    let state = statedir::open(&root, true)?.expect("created");
+    let state = statedir::open(&root, true)?.ok_or_else(|| made_but_missing(root.join(statedir::STATE_DIR)))?;
     let anchor = trust::load(Some(&state), pubkey, revoked)?;
     let v = trust::check(&anchor, &text, &sig, keys.as_deref(), allow, index::now())?;
     for f in files {

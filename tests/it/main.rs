@@ -23,6 +23,7 @@ mod install_hostile;
 mod install_patch;
 mod install_sample;
 mod install_state;
+mod manuals;
 mod mirror;
 mod mirror_attacks;
 mod pack;

@@ -9,6 +9,7 @@
 //! of the stream itself, as gunzip would: every member, concatenated. Either
 //! way at most `2 * threads + 2` blocks are in flight, so memory is bounded
 //! whatever the size of the file.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use super::member::{self, Header};
 use super::Options;
@@ -143,7 +144,7 @@ impl<R: Read> Input<R> {
         while self.buf.len() < n {
             let old = self.buf.len();
             self.buf.resize(old.max(n).max(64 * 1024), 0);
-            let r = self.inner.read(&mut self.buf[old..]);
+            let r = self.inner.read(self.buf.get_mut(old..).unwrap_or_default());
             self.buf.truncate(old + *r.as_ref().unwrap_or(&0));
             match r {
                 Ok(0) => break,
@@ -152,7 +153,7 @@ impl<R: Read> Input<R> {
                 Err(e) => return Err(e),
             }
         }
-        Ok(&self.buf[self.pos..])
+        Ok(self.buf.get(self.pos..).unwrap_or_default())
     }
 
     /// The next member's header, parsed but not consumed; `None` at a clean
@@ -175,12 +176,13 @@ impl<R: Read> Input<R> {
 
     /// The next `n` bytes, into `out` (cleared first).
     fn take(&mut self, n: usize, out: &mut Vec<u8>) -> io::Result<()> {
-        let buffered = (self.buf.len() - self.pos).min(n);
+        let ahead = self.buf.get(self.pos..).unwrap_or_default();
+        let buffered = ahead.len().min(n);
         out.clear();
-        out.extend_from_slice(&self.buf[self.pos..self.pos + buffered]);
+        out.extend_from_slice(ahead.get(..buffered).unwrap_or(ahead));
         self.pos += buffered;
         out.resize(n, 0);
-        self.inner.read_exact(&mut out[buffered..]).map_err(|e| match e.kind() {
+        self.inner.read_exact(out.get_mut(buffered..).unwrap_or_default()).map_err(|e| match e.kind() {
             io::ErrorKind::UnexpectedEof => io::Error::new(e.kind(), "gzip stream ends inside a member"),
             _ => e,
         })
@@ -265,8 +267,8 @@ impl Read for Reader {
                 }
             }
         }
-        let n = out.len().min(self.chunk.len() - self.pos);
-        out[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
+        let mut rest = self.chunk.get(self.pos..).unwrap_or_default();
+        let n = rest.read(out)?;
         self.pos += n;
         Ok(n)
     }
