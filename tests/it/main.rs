@@ -12,6 +12,7 @@ compile_error!("the integration tests need the test-hooks feature: run `make tes
 mod admin;
 mod bsd;
 mod fragment;
+mod fsmodel;
 mod fuzz_corpus;
 mod gzip;
 mod httpd;
@@ -28,6 +29,7 @@ mod mirror_attacks;
 mod pack;
 mod patch;
 mod patch_memory;
+mod powerloss;
 mod props;
 mod realtree;
 mod shipped;
