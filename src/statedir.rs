@@ -194,6 +194,7 @@ impl Dir {
         cname(name)?;
         let tmp = format!(".{name}.{}.tmp", std::process::id());
         let _ = self.remove(&tmp);
+        self.remove_stale_temps(name)?;
         let mut f = self
             .open(&tmp, libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL, mode)?
             .ok_or_else(|| self.io_err(&tmp)(io::ErrorKind::NotFound.into()))?;
@@ -204,6 +205,21 @@ impl Dir {
         }
         self.rename(&tmp, name)?;
         self.sync()
+    }
+
+    /// Removes what [`Dir::write_atomically`] of `name` left in a process that
+    /// is gone (`.NAME.PID.tmp`): after a power loss the temporary file can be
+    /// on disk and its rename not, and no later run has that pid.
+    fn remove_stale_temps(&self, name: &str) -> Result<(), StateDirError> {
+        let prefix = format!(".{name}.");
+        for n in self.names()? {
+            let pid = n.strip_prefix(&prefix).and_then(|r| r.strip_suffix(".tmp")).and_then(|p| p.parse::<i32>().ok());
+            let Some(pid) = pid.and_then(rustix::process::Pid::from_raw) else { continue };
+            if pid != rustix::process::getpid() && rustix::process::test_kill_process(pid) == Err(Errno::SRCH) {
+                self.remove(&n)?;
+            }
+        }
+        Ok(())
     }
 
     /// renameat within this directory; neither name is followed.
