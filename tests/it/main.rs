@@ -13,6 +13,8 @@ mod admin;
 mod bsd;
 mod fragment;
 mod fsmodel;
+mod fsreplay;
+mod fstrace;
 mod fuzz_corpus;
 mod gzip;
 mod httpd;
