@@ -25,6 +25,9 @@ struct Desc {
     append: bool,
 }
 
+/// A path below the top: its components there, and the absolute path.
+type Below = (Vec<Name>, Vec<u8>);
+
 type Table = Rc<RefCell<HashMap<i64, (Rc<RefCell<Desc>>, bool)>>>;
 
 /// The events of a log, over the tree `fs` was scanned from; what changed
@@ -160,7 +163,7 @@ impl Replay {
     }
 
     /// The (directory inode, name) of a path argument, or None outside the top.
-    fn at(&mut self, tid: u64, dirfd: Option<&Val>, path: &Val) -> Result<Option<(Vec<Name>, Vec<u8>)>, String> {
+    fn at(&mut self, tid: u64, dirfd: Option<&Val>, path: &Val) -> Result<Option<Below>, String> {
         let Val::Str(p, false) = path else { return Err(format!("{path:?}: not a whole path")) };
         let abs = self.abs(tid, dirfd, p)?;
         Ok(self.fs.below_top(&abs).map(|parts| (parts, abs)))
@@ -340,13 +343,8 @@ impl Replay {
                 self.emit_op(c, seq, Effect::Truncate { ino, len: len as u64 })?;
             }
             "copy_file_range" | "sendfile" | "splice" => {
-                let out = if c.name == "copy_file_range" {
-                    arg(2)?
-                } else if c.name == "splice" {
-                    arg(2)?
-                } else {
-                    arg(0)?
-                };
+                // Into the descriptor: the third argument, sendfile's first.
+                let out = if c.name == "sendfile" { arg(0)? } else { arg(2)? };
                 if ok && self.fd(tid, out)?.is_some() {
                     return Err("data copied in the kernel into a file under the top: the trace does not show it".into());
                 }
