@@ -22,6 +22,7 @@ use crate::fsmodel::{crash_states, Fs};
 use crate::fsreplay::{replay, TRACED};
 use crate::fstrace::parse_log;
 use crate::install::{fixture, install, root_with, tree_differences, V2_UPGRADED_DIRS};
+use crate::install_crash::run_traced;
 use crate::install_patch::{install_patches, patches};
 use crate::util::{bin, sh, skip, tempdir, Tmpfs};
 use sha2::{Digest, Sha256};
@@ -37,24 +38,9 @@ fn umask() -> u32 {
 }
 
 /// Runs `c` under strace into `log`, from `cwd`; `false` (after a skip) without strace.
-fn trace(c: &Command, log: &Path, cwd: &Path) -> bool {
-    let mut s = Command::new("strace");
-    s.args(["-f", "-y", "-qq", "-xx", "-s", "100000000", "-e", "signal=none", "-e", &format!("trace={TRACED}"), "-o"]).arg(log);
-    s.arg("--").arg(c.get_program()).args(c.get_args()).current_dir(cwd);
-    for (k, v) in c.get_envs() {
-        match v {
-            Some(v) => s.env(k, v),
-            None => s.env_remove(k),
-        };
-    }
-    match s.output() {
-        Ok(out) => assert!(out.status.success(), "{s:?}: {}", String::from_utf8_lossy(&out.stderr)),
-        Err(_) => {
-            skip("no strace");
-            return false;
-        }
-    }
-    true
+fn trace(mut c: Command, log: &Path, cwd: &Path) -> bool {
+    c.current_dir(cwd);
+    run_traced(&c, log, &["-f", "-y", "-qq", "-xx", "-s", "100000000", "-e", "signal=none", "-e", &format!("trace={TRACED}")])
 }
 
 struct Scenario<'a> {
@@ -157,7 +143,7 @@ fn check(s: &Scenario) -> Option<String> {
     let outside = t.path().join("outside");
     std::fs::create_dir(&outside).unwrap();
     let log = outside.join("strace.log");
-    if !trace(&per_file((s.command)(&root)), &log, &outside) {
+    if !trace(per_file((s.command)(&root)), &log, &outside) {
         return None;
     }
     let calls = parse_log(&std::fs::read_to_string(&log).unwrap());
