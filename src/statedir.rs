@@ -337,6 +337,18 @@ mod tests {
     }
 
     #[test]
+    fn an_atomic_write_removes_what_a_dead_process_left_for_the_same_name() {
+        let t = tempfile::tempdir().unwrap();
+        let d = open(t.path(), true).unwrap().unwrap();
+        // No process has a pid past pid_max (at most 2^22); pid 1 is alive.
+        for n in [".serial.999999999.tmp", ".serial.1.tmp", ".other.999999999.tmp", ".serial.x.tmp"] {
+            std::fs::write(d.path().join(n), "left").unwrap();
+        }
+        d.write_atomically("serial", b"7\n", 0o644).unwrap();
+        assert_eq!(d.names().unwrap(), [".other.999999999.tmp", ".serial.1.tmp", ".serial.x.tmp", "serial"]);
+    }
+
+    #[test]
     fn holds_round_trip() {
         let t = tempfile::tempdir().unwrap();
         let d = open(t.path(), true).unwrap().unwrap();
