@@ -195,6 +195,7 @@ impl Dir {
         cname(name)?;
         let tmp = format!(".{name}.{}.tmp", std::process::id());
         let _ = self.remove(&tmp);
+        self.remove_stale_temps(name)?;
         let mut f = self
             .open(&tmp, libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL, mode)?
             .ok_or_else(|| self.io_err(&tmp)(io::ErrorKind::NotFound.into()))?;
@@ -205,6 +206,21 @@ impl Dir {
         }
         self.rename(&tmp, name)?;
         self.sync()
+    }
+
+    /// Removes what [`Dir::write_atomically`] of `name` left in a process that
+    /// is gone (`.NAME.PID.tmp`): after a power loss the temporary file can be
+    /// on disk and its rename not, and no later run has that pid.
+    fn remove_stale_temps(&self, name: &str) -> Result<(), StateDirError> {
+        let prefix = format!(".{name}.");
+        for n in self.names()? {
+            let pid = n.strip_prefix(&prefix).and_then(|r| r.strip_suffix(".tmp")).and_then(|p| p.parse::<i32>().ok());
+            let Some(pid) = pid.and_then(rustix::process::Pid::from_raw) else { continue };
+            if pid != rustix::process::getpid() && rustix::process::test_kill_process(pid) == Err(Errno::SRCH) {
+                self.remove(&n)?;
+            }
+        }
+        Ok(())
     }
 
     /// renameat within this directory; neither name is followed.
@@ -320,6 +336,18 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
         assert_eq!(d.read_text("serial").unwrap().unwrap(), "7\n");
         assert!(cname("../x").is_err() && cname("..").is_err());
+    }
+
+    #[test]
+    fn an_atomic_write_removes_what_a_dead_process_left_for_the_same_name() {
+        let t = tempfile::tempdir().unwrap();
+        let d = open(t.path(), true).unwrap().unwrap();
+        // No process has a pid past pid_max (at most 2^22); pid 1 is alive.
+        for n in [".serial.999999999.tmp", ".serial.1.tmp", ".other.999999999.tmp", ".serial.x.tmp"] {
+            std::fs::write(d.path().join(n), "left").unwrap();
+        }
+        d.write_atomically("serial", b"7\n", 0o644).unwrap();
+        assert_eq!(d.names().unwrap(), [".other.999999999.tmp", ".serial.1.tmp", ".serial.x.tmp", "serial"]);
     }
 
     #[test]

@@ -10,8 +10,11 @@
 //! - `phase commit`: written atomically (temporary file, fsync, rename, fsync of
 //!   the directory) once everything is staged and verified. It lists every
 //!   operation of the commit in order, then `end`; each is idempotent, so the
-//!   next run just does them again from the last `done N` mark (ops `0..N`
-//!   finished). `upgraded` records that `make upgrade` succeeded.
+//!   next run just does them all again. The `done N` marks (ops `0..N`
+//!   finished) say how far a run got; they are not synced, so after a power
+//!   loss a mark can be on disk before the op it marks, and a rerun does not
+//!   skip ops by them. `upgraded` records, durably, that `make upgrade`
+//!   succeeded (and every op before it was on disk).
 //!
 //! Framing (format 2): after the line `#binarydist journal 2`, every record is
 //! one line `LEN CHECK PAYLOAD`, LEN the payload's length in bytes and CHECK
@@ -177,7 +180,11 @@ impl StagingLog {
     }
 
     /// Records `item` before it is created. One write(2) per line: a kill -9
-    /// cannot tear it, and the kernel has it even if we die right after.
+    /// cannot tear it, and the kernel has it even if we die right after. Where
+    /// files are made durable one by one (the BSDs), it is also synced before
+    /// the caller creates the item: a file system may write the item's
+    /// directory entry before the journal's new line, and a power loss
+    /// between the two would leave a staged file that no undo knows of.
     pub fn record(&mut self, item: &Item) -> Result<(), JournalError> {
         let payload = match item {
             Item::StateFile(p) => format!("state-file {}", escape(p)),
@@ -186,7 +193,11 @@ impl StagingLog {
             Item::StagedTree(p) => format!("staged-tree {}", escape(p)),
             Item::DirTime(p, sec, nsec) => format!("dir-time {sec} {nsec} {}", escape(p)),
         };
-        self.file.write_all(frame(&payload).as_bytes()).map_err(io_err(&self.path))
+        self.file.write_all(frame(&payload).as_bytes()).map_err(io_err(&self.path))?;
+        if super::durable::per_file() {
+            self.file.sync_data().map_err(io_err(&self.path))?;
+        }
+        Ok(())
     }
 }
 

@@ -379,10 +379,15 @@ fn finish_or_undo_interrupted_install(run: &Run, summary: &mut Summary) -> Resul
             summary.interrupted = Some("undone");
             Ok(())
         }
-        Some(Found::Commit { commit, done, upgraded }) => {
+        Some(Found::Commit { commit, upgraded, .. }) => {
             eprintln!("binarydist: finishing the interrupted install of {}", commit.dist);
             summary.interrupted = Some("finished");
-            finish_commit(run, &commit, done, upgraded, summary)
+            // Every op again, not from the last `done` mark: marks are not
+            // synced, so after a power loss one can be on disk while the
+            // rename it marks is not. Once make upgrade's mark is, every op
+            // was made durable before it (durable::commit_done).
+            let from = if upgraded { commit.ops.len() } else { 0 };
+            finish_commit(run, &commit, from, upgraded, summary)
         }
     }
 }

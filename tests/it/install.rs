@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 use trees::is_state;
-pub use trees::{assert_same_tree, assert_same_tree_but, tree};
+pub use trees::{assert_same_tree, assert_same_tree_but, tree, tree_differences};
 
 pub const STAMPS: [&str; 4] = ["20261128T100000Z", "20261128T110000Z", "20261128T120000Z", "20261128T130000Z"];
 

@@ -208,9 +208,21 @@ pub fn durability_calls(c: &Command, log: &Path) -> Option<Vec<String>> {
 
 /// The calls in `trace` (strace's list) of a run of `c`, as `durability_calls`.
 fn traced_calls(c: &Command, log: &Path, trace: &str) -> Option<Vec<String>> {
+    if !run_traced(c, log, &["-f", "-qq", "-y", "-e", "signal=none", "-e", &format!("trace={trace}")]) {
+        return None;
+    }
+    Some(std::fs::read_to_string(log).unwrap().lines().map(str::to_string).collect())
+}
+
+/// Runs `c` (its environment and directory kept) under `strace OPTS -o LOG`,
+/// which must succeed; `false` (after a skip) without strace.
+pub fn run_traced(c: &Command, log: &Path, opts: &[&str]) -> bool {
     let mut s = Command::new("strace");
-    s.args(["-f", "-qq", "-y", "-e", "signal=none", "-e", &format!("trace={trace}"), "-o"]).arg(log);
+    s.args(opts).arg("-o").arg(log);
     s.arg("--").arg(c.get_program()).args(c.get_args());
+    if let Some(d) = c.get_current_dir() {
+        s.current_dir(d);
+    }
     for (k, v) in c.get_envs() {
         match v {
             Some(v) => s.env(k, v),
@@ -221,10 +233,10 @@ fn traced_calls(c: &Command, log: &Path, trace: &str) -> Option<Vec<String>> {
         Ok(out) => assert!(out.status.success(), "{s:?}: {}", String::from_utf8_lossy(&out.stderr)),
         Err(_) => {
             crate::util::skip("no strace");
-            return None;
+            return false;
         }
     }
-    Some(std::fs::read_to_string(log).unwrap().lines().map(str::to_string).collect())
+    true
 }
 
 /// Index of the first call that renames something onto `to`, by its path or

@@ -9,7 +9,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 /// Patches v1 -> v2 and v2 -> v3 of the shared fixture, made once.
-fn patches() -> &'static [PathBuf; 2] {
+pub fn patches() -> &'static [PathBuf; 2] {
     static P: OnceLock<[PathBuf; 2]> = OnceLock::new();
     P.get_or_init(|| {
         let f = fixture();
@@ -24,7 +24,7 @@ fn patches() -> &'static [PathBuf; 2] {
     })
 }
 
-fn install_patches(root: &Path, patches: &[&Path]) -> Command {
+pub fn install_patches(root: &Path, patches: &[&Path]) -> Command {
     let mut c = bin();
     c.arg("install").arg("--root").arg(root).args(["--make", "bmake", "--json", "--patch"]);
     c.args(patches);

@@ -12,6 +12,9 @@ compile_error!("the integration tests need the test-hooks feature: run `make tes
 mod admin;
 mod bsd;
 mod fragment;
+mod fsmodel;
+mod fsreplay;
+mod fstrace;
 mod fuzz_corpus;
 mod gzip;
 mod httpd;
@@ -29,6 +32,7 @@ mod mirror_attacks;
 mod pack;
 mod patch;
 mod patch_memory;
+mod powerloss;
 mod props;
 mod realtree;
 mod shipped;

@@ -115,6 +115,15 @@ pub fn assert_same_tree(got: &Path, want: &Path) {
 /// The same, without the mtimes of the directories `make upgrade` removed
 /// something from (the dist cannot know them).
 pub fn assert_same_tree_but(got: &Path, want: &Path, upgraded_dirs: &[&str]) {
+    let diffs = tree_differences(got, want, upgraded_dirs);
+    if !diffs.is_empty() {
+        panic!("{} differs from {}:\n{}", got.display(), want.display(), diffs.join("\n"));
+    }
+}
+
+/// The first differences between two trees, as `assert_same_tree_but` sees
+/// them; empty when they are the same.
+pub fn tree_differences(got: &Path, want: &Path, upgraded_dirs: &[&str]) -> Vec<String> {
     let (mut g, mut w) = (tree(got), tree(want));
     // The installer's state directory, and its parents where only it made them.
     w.retain(|p, _| !p.starts_with("var/db/binarydist"));
@@ -127,7 +136,7 @@ pub fn assert_same_tree_but(got: &Path, want: &Path, upgraded_dirs: &[&str]) {
         }
     }
     if g == w {
-        return;
+        return Vec::new();
     }
     let mut diffs = Vec::new();
     for (p, s) in &w {
@@ -141,5 +150,5 @@ pub fn assert_same_tree_but(got: &Path, want: &Path, upgraded_dirs: &[&str]) {
         diffs.push(format!("extra {}", p.display()));
     }
     diffs.truncate(8);
-    panic!("{} differs from {}:\n{}", got.display(), want.display(), diffs.join("\n"));
+    diffs
 }
