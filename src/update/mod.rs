@@ -163,6 +163,9 @@ fn run_unlogged(opts: &Options, mode: Mode) -> Result<Report, UpdateError> {
         _ => None,
     };
     let mut report = Report::default();
+    if mode == Mode::Update && state.is_some() {
+        finish_interrupted_install(&root, opts, &mut report)?;
+    }
     let streams = streams_to_follow(&root, state.as_ref(), opts, &mut report)?;
     let anchor = trust::load(state.as_ref(), opts.pubkey.as_deref(), &opts.revoked)?;
     let fetcher = Fetcher::new(&opts.mirrors, opts.fetch.clone())?;
@@ -176,6 +179,9 @@ fn run_unlogged(opts: &Options, mode: Mode) -> Result<Report, UpdateError> {
         report.plans.push(plan_stream(&verified, stream, state.as_ref(), opts)?);
     }
     if !mode.writes() || !report.update_available() {
+        if let Some(s) = state.as_ref().filter(|_| mode == Mode::Update) {
+            remove_stale_downloads(s, &report.plans)?;
+        }
         return Ok(report);
     }
     let state = state.expect("created for an update");
@@ -202,7 +208,48 @@ fn run_unlogged(opts: &Options, mode: Mode) -> Result<Report, UpdateError> {
             }
         }
     }
+    remove_stale_downloads(&state, &report.plans)?;
     Ok(report)
+}
+
+/// Once every series planned is installed: what an interrupted run
+/// downloaded for a series whose install a later run finished (killed after
+/// the install was recorded, before its files were removed) would otherwise
+/// stay in downloads/ for good, since that series is now up to date.
+fn remove_stale_downloads(state: &Dir, plans: &[Plan]) -> Result<(), UpdateError> {
+    let Some(dir) = state.subdir(DOWNLOADS, false)? else { return Ok(()) };
+    for name in dir.names()? {
+        let base = name.strip_suffix(".part").unwrap_or(&name);
+        // A dist, its sidecars, or a patch (named from its first dist).
+        let first = base.split("--").next().unwrap_or(base);
+        let suffixes = [crate::names::DIST_SUFFIX, crate::names::MD5_SUFFIX, crate::names::SHA256_SUFFIX, crate::names::PATCH_SUFFIX];
+        let first = suffixes.iter().find_map(|s| first.strip_suffix(s)).unwrap_or(first);
+        let Ok(dist) = DistName::parse(first) else { continue };
+        if plans.iter().any(|p| p.to_name.series == dist.series) {
+            dir.remove(&name)?;
+        }
+    }
+    Ok(())
+}
+
+/// An install that a kill interrupted is finished (or undone) first, as
+/// rollback does, so that the plans start from what is really installed: an
+/// install killed once it was recorded would otherwise keep its journal for
+/// as long as its series stays up to date.
+fn finish_interrupted_install(root: &Path, opts: &Options, report: &mut Report) -> Result<(), UpdateError> {
+    let finish = install::Options {
+        root: root.to_path_buf(),
+        source: None,
+        make: opts.make.clone(),
+        wait: opts.wait,
+        settings: opts.settings.clone(),
+    };
+    let summary = install::install(&finish)?;
+    if summary.dist.is_some() {
+        report.reboot_needed |= summary.reboot_needed;
+        report.installed.push(summary);
+    }
+    Ok(())
 }
 
 /// flock(2) on `update.lock`: two updates would write the same partial files.

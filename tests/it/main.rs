@@ -31,4 +31,5 @@ mod patch_memory;
 mod props;
 mod realtree;
 mod shipped;
+mod update_faults;
 mod workflow;
