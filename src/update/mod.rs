@@ -1,6 +1,8 @@
 //! `binarydist update`, `update --check` and `plan`: the only module that knows
 //! the network. One run, in order, each step a function named for it:
 //!
+//! 0. `finish_interrupted_install` (update only): an install a kill interrupted
+//!    is finished or undone, so that the plans start from what is installed;
 //! 1. `streams_to_follow`: the target's own series (arch, branch, KERNCONF) from
 //!    its installed state, or the one `--to` names; a held series is left alone;
 //! 2. `fetch_trusted_index`: INDEX, INDEX.minisig and KEYS from the first mirror
@@ -9,7 +11,8 @@
 //!    `plan::make` the cheapest way;
 //! 4. `download`: free space first, then every file of every plan, verified;
 //! 5. `install_plan`: kernel series first, then the world (whose install runs
-//!    `make upgrade`); a reboot is asked for when one is needed.
+//!    `make upgrade`); a reboot is asked for when one is needed; then
+//!    `remove_stale_downloads`.
 
 pub mod config;
 pub mod trust;
