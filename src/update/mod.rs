@@ -248,6 +248,7 @@ fn finish_interrupted_install(root: &Path, opts: &Options, report: &mut Report) 
         settings: opts.settings.clone(),
     };
     let summary = install::install(&finish)?;
+    install::rollback::hold_finished_rollbacks(root)?;
     if summary.dist.is_some() {
         report.reboot_needed |= summary.reboot_needed;
         report.installed.push(summary);

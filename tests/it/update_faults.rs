@@ -25,24 +25,52 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-const STEPS: [&str; 11] =
-    ["stage", "op", "flags", "staged", "verified", "journal", "kernel-old", "upgrade", "upgrading", "upgraded", "recorded"];
+/// The installer's steps, and how many times at most an update of the
+/// sample kernel and world reaches each (a kernel dist has no make upgrade).
+const UPDATE_STEPS: [(&str, u64); 11] = [
+    ("stage", 16),
+    ("op", 16),
+    ("flags", 16),
+    ("staged", 2),
+    ("verified", 2),
+    ("journal", 2),
+    ("kernel-old", 1),
+    ("upgrade", 1),
+    ("upgrading", 1),
+    ("upgraded", 1),
+    ("recorded", 2),
+];
+/// Those a rollback of the sample world reaches, and of its kernel (a
+/// directory swapped whole: few entries, no flags after a rename).
+const WORLD_ROLLBACK_STEPS: [(&str, u64); 10] = [
+    ("stage", 16),
+    ("op", 16),
+    ("flags", 4),
+    ("staged", 1),
+    ("verified", 1),
+    ("journal", 1),
+    ("upgrade", 1),
+    ("upgrading", 1),
+    ("upgraded", 1),
+    ("recorded", 1),
+];
+const KERNEL_ROLLBACK_STEPS: [(&str, u64); 7] =
+    [("stage", 4), ("op", 2), ("staged", 1), ("verified", 1), ("journal", 1), ("kernel-old", 1), ("recorded", 1)];
 
 fn seed() -> u64 {
     env_u64("BINARYDIST_FAULT_SEED").unwrap_or_else(|| std::process::id() as u64 * 2654435761 + 1)
 }
 
-/// A kill point among the installer's: one of `steps` (the Nth time it is reached,
-/// over the `installs` of the run, up to `many` times for the steps made per
-/// entry) or a number of bytes staged (over the run's first install that
-/// stages that many).
-fn install_point(rng: &mut Rng, steps: &[&str], staged: u64, installs: u64, many: u64) -> String {
+/// A kill point among the installer's: a step of `steps`, each with how
+/// many times the run reaches it at most (the Nth time, over every install
+/// of the run), or a number of bytes staged (over the run's first install
+/// that stages that many).
+fn install_point(rng: &mut Rng, steps: &[(&str, u64)], staged: u64) -> String {
     if rng.below(3) == 0 {
         return format!("bytes:{}", 1 + rng.below(staged));
     }
-    let step = steps[rng.below(steps.len() as u64) as usize];
-    let n = 1 + if matches!(step, "stage" | "op" | "flags") { rng.below(many) } else { rng.below(installs) };
-    format!("{step}:{n}")
+    let (step, times) = steps[rng.below(steps.len() as u64) as usize];
+    format!("{step}:{}", 1 + rng.below(times))
 }
 
 fn copy_root(from: &Path, to: &Path) {
@@ -205,7 +233,7 @@ fn update_faults_kills_during_downloads_and_installs_converge_when_run_again() {
         let (kind, point) = match rng.below(4) {
             0 => ("download-bytes", format!("fetched:{}", 1 + rng.below(fetched))),
             1 => ("download-done", format!("downloaded:{}", 1 + rng.below(rig.files.len() as u64))),
-            _ => ("install", install_point(&mut rng, &STEPS, rig.staged, 2, 16)),
+            _ => ("install", install_point(&mut rng, &UPDATE_STEPS, rig.staged)),
         };
         let sync = if rng.below(2) == 0 { "per-file" } else { "syncfs" };
         let damage = kind.starts_with("download") && rng.below(2) == 0;
@@ -280,14 +308,8 @@ fn update_faults_rollbacks_killed_at_random_steps_and_bytes_converge_when_run_ag
     for i in 0..points {
         let series = if rng.below(3) == 0 { KERNEL } else { WORLD };
         let (reference, staged, shipped) = &refs[series];
-        // The points a rollback of this series reaches: a kernel has no make
-        // upgrade and few entries, a world no kernel directory.
-        let (steps, many): (Vec<&str>, u64) = if series == KERNEL {
-            (STEPS.into_iter().filter(|s| !s.starts_with("upgrad")).collect(), 4)
-        } else {
-            (STEPS.into_iter().filter(|s| *s != "kernel-old").collect(), 8)
-        };
-        let point = install_point(&mut rng, &steps, (*staged).max(1), 1, many);
+        let steps: &[(&str, u64)] = if series == KERNEL { &KERNEL_ROLLBACK_STEPS } else { &WORLD_ROLLBACK_STEPS };
+        let point = install_point(&mut rng, steps, (*staged).max(1));
         let sync = if rng.below(2) == 0 { "per-file" } else { "syncfs" };
         let what = format!("rollback of {series} killed at {point} ({sync}, seed {seed})");
         let root = m.t.path().join(format!("r{i}"));
@@ -317,6 +339,37 @@ fn update_faults_rollbacks_killed_at_random_steps_and_bytes_converge_when_run_ag
     }
     eprintln!("rollback fault points: {killed} killed, {finished} not reached");
     assert!(killed * 2 >= points, "only {killed} of {points} points were reached");
+}
+
+/// A rollback killed once its commit record is durable, and then, before
+/// the admin runs it again, an update (the periodic job): the update
+/// finishes the rollback, and leaves it held where the admin put it instead
+/// of updating it away in the same run.
+#[test]
+fn update_faults_an_update_after_a_killed_rollback_finishes_it_and_keeps_it_held() {
+    let m = mirror();
+    let srv = Server::start(&m.dir);
+    let template = m.t.path().join("walked");
+    walked(&m, &template);
+    let reference = m.t.path().join("reference");
+    copy_root(&template, &reference);
+    ok(&mut rollback(&reference, WORLD, "syncfs"));
+    let shipped = shipped(&[&template, &reference]);
+    for point in ["journal:1", "op:3", "recorded:1"] {
+        let what = format!("rollback killed at {point}, then update");
+        let root = m.t.path().join(format!("k-{}", point.replace(':', "-")));
+        copy_root(&template, &root);
+        let out = rollback(&root, WORLD, "syncfs").env("BINARYDIST_TEST_KILL_AT", point).output().unwrap();
+        assert_eq!(out.status.signal(), Some(9), "{what}: not killed");
+        let out = ok(&mut cmd("update", &root, &m, &[&srv.url]));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("world is held"), "{what}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(installed(&root, WORLD).unwrap(), m.dist(WORLD, 2).to_string(), "{what}: updated away");
+        let hold = std::fs::read_to_string(root.join("var/db/binarydist/world/hold")).unwrap();
+        assert!(hold.contains(&format!("to {}", m.dist(WORLD, 2))), "{what}: {hold}");
+        assert_same_system(&root, &reference, &shipped, &what);
+        assert_series_base_verifies(&root, WORLD);
+        assert_nothing_left(&root, &what);
+    }
 }
 
 /// `make fault-world`: the long run on real worlds (../shared/bench/worlds.sh,
