@@ -9,7 +9,9 @@
 //!   renamed; half the time the partial file is then damaged) and of the
 //!   installs it drives (steps and bytes staged); then run again;
 //! - `rollback` of the world or of the kernel, from rev 3 to rev 2, killed at
-//!   random steps and bytes; then run again, as rollback(8) says.
+//!   random steps and bytes; then run again, as rollback(8) says; or, at a
+//!   few points, followed by an update instead (the periodic job);
+//! - `make fault-world` (ignored here): the long run on real worlds.
 //!
 //! After each, the root must be the tree of a fault-free run (never anything
 //! else), every kept base must be the tar its installed record names, and
