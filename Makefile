@@ -16,6 +16,10 @@
 #                 minimizes what runs found into fuzz/corpus
 #   make props-long   the property tests with PROPTEST_CASES cases each
 #   make fault-long   the install fault campaign with FAULT_POINTS kill points
+#   make fault-world  the long fault run on real worlds: FAULT_POINTS kill points
+#                 of update and rollback going back and forth between two worlds
+#                 (FAULT_WORLDS, ../shared/bench/worlds.sh), a root on tmpfs
+#                 (FAULT_ROOT), dists cached in FAULT_WORK; FAULT_SEED repeats a run
 #   make install  the binary, manuals, configuration example, periodic job
 #                 and the /usr/src fragment (PREFIX, DESTDIR, SRCDIR)
 
@@ -77,6 +81,16 @@ FAULT_POINTS ?= 300
 fault-long: build
 	BINARYDIST_FAULT_POINTS=$(FAULT_POINTS) $(CARGO) test --release --features test-hooks --test it install_faults -- --nocapture
 
+FAULT_WORLDS ?= /var/tmp/binarydist-worlds
+FAULT_WORK ?= /var/tmp/binarydist-fault-world
+FAULT_ROOT ?= /dev/shm/binarydist-fault-world
+FAULT_SEED ?=
+
+fault-world: build
+	BINARYDIST_FAULT_POINTS=$(FAULT_POINTS) BINARYDIST_FAULT_WORLDS=$(FAULT_WORLDS) BINARYDIST_FAULT_WORK=$(FAULT_WORK) \
+	BINARYDIST_FAULT_ROOT=$(FAULT_ROOT) BINARYDIST_FAULT_SEED=$(FAULT_SEED) \
+	$(CARGO) test --release --features test-hooks --test it fault_world_long_run -- --ignored --nocapture
+
 props-long: build
 	PROPTEST_CASES=$(PROPTEST_CASES) $(CARGO) test --release --features test-hooks --test it props::
 
@@ -116,4 +130,4 @@ install: build
 clean:
 	$(CARGO) clean
 
-.PHONY: all build demo test-deps test check-bsd test-large bench install clean fuzz-deps fuzz-seeds fuzz fuzz-cmin fuzz-table props-long fault-long
+.PHONY: all build demo test-deps test check-bsd test-large bench install clean fuzz-deps fuzz-seeds fuzz fuzz-cmin fuzz-table props-long fault-long fault-world

@@ -307,6 +307,7 @@ impl Fetcher {
             };
             match outcome {
                 Ok(()) => {
+                    crate::testhooks::kill_point("downloaded");
                     dir.rename(&part, name)?;
                     return Ok(dir.path().join(name));
                 }
@@ -373,6 +374,7 @@ impl Fetcher {
                 }
             };
             f.write_all(&buf[..n]).map_err(io_local)?;
+            crate::testhooks::kill_at_fetched(n as u64);
             have += n as u64;
             progress.update(have);
         }

@@ -22,7 +22,12 @@
 //!   recorded), `recorded` (base and installed record replaced, journal still
 //!   there). `bytes:N` is a point by size: the first time staging has written
 //!   N bytes of file data in all, mid-file (tests/it/install_faults.rs picks
-//!   random ones).
+//!   random ones). Two points are in `update`'s downloads (fetch.rs):
+//!   `downloaded` (a file's body all written to `NAME.part`, synced and its
+//!   SHA-256 checked, not yet renamed to `NAME`), and `fetched:N`, a
+//!   point by size: the first time the run has written N bytes of downloaded
+//!   data in all, over every file (checked after each write, so a `.part` is
+//!   cut mid-way; tests/it/update_faults.rs picks random ones).
 //! - `BINARYDIST_TEST_SKIP_SPACE_CHECK=1`: no free-space check before staging,
 //!   so that a full disk is met while staging.
 //! - `BINARYDIST_TEST_HOOK_PACK=CMD`: `sh -c CMD` between pack's hashing pass
@@ -79,6 +84,20 @@ mod hooks {
         let spec = kill_spec();
         if let Some((s, n)) = spec {
             if s == "bytes" && written >= *n {
+                let _ = rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::KILL);
+                unreachable!("SIGKILL returned");
+            }
+        }
+    }
+
+    static FETCHED: AtomicU64 = AtomicU64::new(0);
+
+    /// `BINARYDIST_TEST_KILL_AT=fetched:N`: once downloads have written N
+    /// bytes in all (`n` more were just written).
+    pub fn kill_at_fetched(n: u64) {
+        let spec = kill_spec();
+        if let Some((s, at)) = spec {
+            if s == "fetched" && FETCHED.fetch_add(n, Ordering::SeqCst) + n >= *at {
                 let _ = rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::KILL);
                 unreachable!("SIGKILL returned");
             }
@@ -160,6 +179,9 @@ mod hooks {
     pub fn kill_at_bytes(_written: u64) {}
 
     #[inline(always)]
+    pub fn kill_at_fetched(_n: u64) {}
+
+    #[inline(always)]
     pub fn skip_space_check() -> bool {
         false
     }
@@ -213,6 +235,8 @@ pub use hooks::fake_set_file_flags;
 pub use hooks::fake_snapshot;
 /// The kill point by bytes staged (`bytes:N`, see above).
 pub use hooks::kill_at_bytes;
+/// The kill point by bytes downloaded (`fetched:N`, see above).
+pub use hooks::kill_at_fetched;
 /// A kill point named `step` (see above).
 pub use hooks::kill_point;
 /// Records a step (a rename) in the fake backend's call log, if it is on.

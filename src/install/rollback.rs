@@ -30,16 +30,8 @@ pub fn rollback(opts: &Options, series: &Series) -> Result<Summary, InstallError
     let Some(installed) = state.installed(series)? else { return Err(InstallError::NothingToRollBack { series: name }) };
     // A rollback killed after its commit record was just finished: it is
     // done, not to be taken one generation further.
-    if let Some(dir) = state.series(series, false)? {
-        if let Some(text) = dir.read_text(MARKER).map_err(super::StateError::from)? {
-            let mut w = text.split_whitespace();
-            let (from, to) = (w.next().unwrap_or_default(), w.next().unwrap_or_default());
-            if to == installed.name.to_string() {
-                hold(&state, &name, from, to)?;
-                dir.remove(MARKER).map_err(super::StateError::from)?;
-                return Ok(Summary { action: "rollback", ..finished });
-            }
-        }
+    if hold_if_rolled_back(&state, series)? {
+        return Ok(Summary { action: "rollback", ..finished });
     }
     let gens = generations::of_series(state.dir(), series)?;
     let Some(generation) = generations::previous(&gens, &installed.name) else {
@@ -72,6 +64,37 @@ pub fn rollback(opts: &Options, series: &Series) -> Result<Summary, InstallError
 /// `<series>/rollback`: `FROM TO` while a rollback is under way, so that a
 /// rerun after a kill knows whether the install it finished was that rollback.
 const MARKER: &str = "rollback";
+
+/// A rollback of `series` whose commit a later run finished (this rollback
+/// run again, or an update) is completed as the rollback would have: the
+/// hold set, the marker removed. Returns whether there was one.
+fn hold_if_rolled_back(state: &State, series: &Series) -> Result<bool, InstallError> {
+    let e = super::StateError::from;
+    let (Some(dir), Some(installed)) = (state.series(series, false)?, state.installed(series)?) else { return Ok(false) };
+    let Some(text) = dir.read_text(MARKER).map_err(e)? else { return Ok(false) };
+    let mut w = text.split_whitespace();
+    let (from, to) = (w.next().unwrap_or_default(), w.next().unwrap_or_default());
+    if to != installed.name.to_string() {
+        return Ok(false);
+    }
+    hold(state, &series.to_string(), from, to)?;
+    dir.remove(MARKER).map_err(e)?;
+    Ok(true)
+}
+
+/// For `update`, once it has finished an interrupted install: a rollback it
+/// finished stays where the admin put it (held), instead of being updated
+/// away by the same run.
+pub fn hold_finished_rollbacks(root: &Path) -> Result<(), InstallError> {
+    let root = std::fs::canonicalize(root).map_err(super::io_err(root))?;
+    let Some(state) = State::open(&root, false)? else { return Ok(()) };
+    for name in state.dir().names().map_err(super::StateError::from)? {
+        if let Ok(series) = Series::parse(&name) {
+            hold_if_rolled_back(&state, &series)?;
+        }
+    }
+    Ok(())
+}
 
 fn hold(state: &State, series: &str, from: &str, to: &str) -> Result<(), InstallError> {
     let why = format!("rolled back from {from} to {to} on {}", now_stamp());

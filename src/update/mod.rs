@@ -1,6 +1,8 @@
 //! `binarydist update`, `update --check` and `plan`: the only module that knows
 //! the network. One run, in order, each step a function named for it:
 //!
+//! 0. `finish_interrupted_install` (update only): an install a kill interrupted
+//!    is finished or undone, so that the plans start from what is installed;
 //! 1. `streams_to_follow`: the target's own series (arch, branch, KERNCONF) from
 //!    its installed state, or the one `--to` names; a held series is left alone;
 //! 2. `fetch_trusted_index`: INDEX, INDEX.minisig and KEYS from the first mirror
@@ -9,7 +11,8 @@
 //!    `plan::make` the cheapest way;
 //! 4. `download`: free space first, then every file of every plan, verified;
 //! 5. `install_plan`: kernel series first, then the world (whose install runs
-//!    `make upgrade`); a reboot is asked for when one is needed.
+//!    `make upgrade`); a reboot is asked for when one is needed; then
+//!    `remove_stale_downloads`.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 pub mod config;
@@ -164,6 +167,9 @@ fn run_unlogged(opts: &Options, mode: Mode) -> Result<Report, UpdateError> {
         _ => None,
     };
     let mut report = Report::default();
+    if mode == Mode::Update && state.is_some() {
+        finish_interrupted_install(&root, opts, &mut report)?;
+    }
     let streams = streams_to_follow(&root, state.as_ref(), opts, &mut report)?;
     let anchor = trust::load(state.as_ref(), opts.pubkey.as_deref(), &opts.revoked)?;
     let fetcher = Fetcher::new(&opts.mirrors, opts.fetch.clone())?;
@@ -177,6 +183,9 @@ fn run_unlogged(opts: &Options, mode: Mode) -> Result<Report, UpdateError> {
         report.plans.push(plan_stream(&verified, stream, state.as_ref(), opts)?);
     }
     if !mode.writes() || !report.update_available() {
+        if let Some(s) = state.as_ref().filter(|_| mode == Mode::Update) {
+            remove_stale_downloads(s, &report.plans)?;
+        }
         return Ok(report);
     }
     let Some(state) = state else { return Err(made_but_missing(root.join(statedir::STATE_DIR))) };
@@ -203,6 +212,7 @@ fn run_unlogged(opts: &Options, mode: Mode) -> Result<Report, UpdateError> {
             }
         }
     }
+    remove_stale_downloads(&state, &report.plans)?;
     Ok(report)
 }
 
@@ -210,6 +220,47 @@ fn run_unlogged(opts: &Options, mode: Mode) -> Result<Report, UpdateError> {
 /// something removed it meanwhile.
 fn made_but_missing(path: PathBuf) -> UpdateError {
     UpdateError::Local { path, what: "missing right after it was made".into() }
+}
+
+/// Once every series planned is installed: what an interrupted run
+/// downloaded for a series whose install a later run finished (killed after
+/// the install was recorded, before its files were removed) would otherwise
+/// stay in downloads/ for good, since that series is now up to date.
+fn remove_stale_downloads(state: &Dir, plans: &[Plan]) -> Result<(), UpdateError> {
+    let Some(dir) = state.subdir(DOWNLOADS, false)? else { return Ok(()) };
+    for name in dir.names()? {
+        let base = name.strip_suffix(".part").unwrap_or(&name);
+        // A dist, its sidecars, or a patch (named from its first dist).
+        let first = base.split("--").next().unwrap_or(base);
+        let suffixes = [crate::names::DIST_SUFFIX, crate::names::MD5_SUFFIX, crate::names::SHA256_SUFFIX, crate::names::PATCH_SUFFIX];
+        let first = suffixes.iter().find_map(|s| first.strip_suffix(s)).unwrap_or(first);
+        let Ok(dist) = DistName::parse(first) else { continue };
+        if plans.iter().any(|p| p.to_name.series == dist.series) {
+            dir.remove(&name)?;
+        }
+    }
+    Ok(())
+}
+
+/// An install that a kill interrupted is finished (or undone) first, as
+/// rollback does, so that the plans start from what is really installed: an
+/// install killed once it was recorded would otherwise keep its journal for
+/// as long as its series stays up to date.
+fn finish_interrupted_install(root: &Path, opts: &Options, report: &mut Report) -> Result<(), UpdateError> {
+    let finish = install::Options {
+        root: root.to_path_buf(),
+        source: None,
+        make: opts.make.clone(),
+        wait: opts.wait,
+        settings: opts.settings.clone(),
+    };
+    let summary = install::install(&finish)?;
+    install::rollback::hold_finished_rollbacks(root)?;
+    if summary.dist.is_some() {
+        report.reboot_needed |= summary.reboot_needed;
+        report.installed.push(summary);
+    }
+    Ok(())
 }
 
 /// flock(2) on `update.lock`: two updates would write the same partial files.

@@ -16,10 +16,10 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 
 /// A small xorshift generator: the points are reproducible from the seed.
-struct Rng(u64);
+pub struct Rng(pub u64);
 
 impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
+    pub fn below(&mut self, n: u64) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
@@ -27,13 +27,18 @@ impl Rng {
     }
 }
 
-fn env_u64(name: &str) -> Option<u64> {
+pub fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.parse().ok())
 }
 
 /// The kept base of the world series is the tar the installed record names.
 pub fn assert_base_verifies(root: &Path) {
-    let series = root.join("var/db/binarydist/world");
+    assert_series_base_verifies(root, "world");
+}
+
+/// The kept base of `series` is the tar the installed record names.
+pub fn assert_series_base_verifies(root: &Path, series: &str) {
+    let series = root.join("var/db/binarydist").join(series);
     let record = std::fs::read_to_string(series.join("installed")).unwrap();
     let tar = record.lines().find_map(|l| l.strip_prefix("tar ")).unwrap_or_else(|| panic!("no tar line: {record}"));
     let want = tar.split(' ').nth(2).unwrap();

@@ -36,4 +36,5 @@ mod powerloss;
 mod props;
 mod realtree;
 mod shipped;
+mod update_faults;
 mod workflow;
