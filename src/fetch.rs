@@ -10,6 +10,7 @@
 //! Proxies as fetch(1) and pkg take them: `http_proxy`/`HTTP_PROXY` for http
 //! URLs, `https_proxy`/`HTTPS_PROXY` for https ones, `no_proxy`/`NO_PROXY`
 //! (comma-separated host suffixes, or `*`) to bypass them.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use crate::statedir::{Dir, StateDirError};
 use sha2::{Digest, Sha256};
@@ -176,7 +177,8 @@ impl Fetcher {
     /// Opens `name` on mirror `m` from byte `offset`; says whether the body
     /// starts there (true) or at 0 (the server ignored the Range).
     fn open(&self, m: usize, name: &str, offset: u64) -> Result<(Box<dyn Read>, bool), Fault> {
-        match &self.mirrors[m].kind {
+        let Some(mirror) = self.mirrors.get(m) else { return Err(Fault::Final(format!("no mirror number {m}"))) };
+        match &mirror.kind {
             Kind::Local(dir) => {
                 let path = dir.join(name);
                 let mut f = File::open(&path).map_err(|e| match e.kind() {
@@ -241,7 +243,7 @@ impl Fetcher {
                 Err(Fault::NotFound) => return Ok(None),
                 Err(Fault::Transient(e)) if attempt < self.opts.retries => {
                     attempt += 1;
-                    backoff(attempt, &e, &self.mirrors[m].label, name);
+                    backoff(attempt, &e, self.label(m), name);
                 }
                 Err(f) => return Err(f),
             }
@@ -253,7 +255,7 @@ impl Fetcher {
     }
 
     pub fn label(&self, m: usize) -> &str {
-        &self.mirrors[m].label
+        self.mirrors.get(m).map_or("?", |x| x.label.as_str())
     }
 
     /// Mirrors in the order to try them now.
@@ -294,7 +296,7 @@ impl Fetcher {
         let part = format!("{name}.part");
         let mut tried = Vec::new();
         for m in self.order() {
-            let label = self.mirrors[m].label.clone();
+            let label = self.label(m).to_string();
             let mut attempt = 0;
             let outcome = loop {
                 match self.try_file(m, dir, name, &part, size, sha256) {
@@ -328,8 +330,10 @@ impl Fetcher {
 
     fn try_file(&self, m: usize, dir: &Dir, name: &str, part: &str, size: u64, sha256: &str) -> Result<(), Fault> {
         let local = |e: StateDirError| Fault::Local(e.into());
-        let mut f = dir.open(part, libc::O_RDWR | libc::O_CREAT, 0o644).map_err(local)?.expect("created");
         let io_local = |e: io::Error| Fault::Local(StateDirError::Io { path: dir.path().join(part), source: e }.into());
+        let opened = dir.open(part, libc::O_RDWR | libc::O_CREAT, 0o644).map_err(local)?;
+        // None only if the directory went away between the two calls.
+        let mut f = opened.ok_or_else(|| io_local(io::Error::other("missing right after it was made")))?;
         let mut have = f.seek(SeekFrom::End(0)).map_err(io_local)?;
         if have >= size {
             // Complete (or too long): only the digest can tell; start over if wrong.
@@ -373,7 +377,9 @@ impl Fetcher {
                     });
                 }
             };
-            f.write_all(&buf[..n]).map_err(io_local)?;
+            // A reader that says it read past its buffer is broken: refuse it.
+            let data = buf.get(..n).ok_or_else(|| Fault::Final(format!("read {n} bytes into a buffer of {}", buf.len())))?;
+            f.write_all(data).map_err(io_local)?;
             crate::testhooks::kill_at_fetched(n as u64);
             have += n as u64;
             progress.update(have);
@@ -426,14 +432,7 @@ fn backoff(attempt: u32, why: &str, mirror: &str, name: &str) {
 pub fn sha256_hex(mut f: impl Read + Seek) -> io::Result<String> {
     f.seek(SeekFrom::Start(0))?;
     let mut h = Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
+    io::copy(&mut f, &mut h)?;
     Ok(hex::encode(h.finalize()))
 }
 
