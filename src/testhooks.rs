@@ -68,12 +68,17 @@ mod hooks {
         })
     }
 
+    /// A real kill -9 of this process: no destructors, no flushing.
+    fn die() -> ! {
+        let _ = rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::KILL);
+        unreachable!("SIGKILL returned");
+    }
+
     pub fn kill_point(step: &str) {
         let spec = kill_spec();
         if let Some((s, n)) = spec {
             if s == step && REACHED.fetch_add(1, Ordering::SeqCst) + 1 == *n {
-                let _ = rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::KILL);
-                unreachable!("SIGKILL returned");
+                die();
             }
         }
     }
@@ -84,8 +89,7 @@ mod hooks {
         let spec = kill_spec();
         if let Some((s, n)) = spec {
             if s == "bytes" && written >= *n {
-                let _ = rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::KILL);
-                unreachable!("SIGKILL returned");
+                die();
             }
         }
     }
@@ -98,8 +102,7 @@ mod hooks {
         let spec = kill_spec();
         if let Some((s, at)) = spec {
             if s == "fetched" && FETCHED.fetch_add(n, Ordering::SeqCst) + n >= *at {
-                let _ = rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::KILL);
-                unreachable!("SIGKILL returned");
+                die();
             }
         }
     }
