@@ -21,7 +21,7 @@ pub mod trust;
 use crate::fetch::{self, FetchError, Fetcher};
 use crate::index::{self, Entry, Kind};
 use crate::install::{self, state::Installed, InstallError, Source};
-use crate::names::{DistName, Series};
+use crate::names::{DistName, PatchName, Series};
 use crate::plan::{self, Plan, PlanError, Way};
 use crate::sidecar::{self, Algo};
 use crate::sign;
@@ -229,17 +229,27 @@ fn made_but_missing(path: PathBuf) -> UpdateError {
 fn remove_stale_downloads(state: &Dir, plans: &[Plan]) -> Result<(), UpdateError> {
     let Some(dir) = state.subdir(DOWNLOADS, false)? else { return Ok(()) };
     for name in dir.names()? {
-        let base = name.strip_suffix(".part").unwrap_or(&name);
-        // A dist, its sidecars, or a patch (named from its first dist).
-        let first = base.split("--").next().unwrap_or(base);
-        let suffixes = [crate::names::DIST_SUFFIX, crate::names::MD5_SUFFIX, crate::names::SHA256_SUFFIX, crate::names::PATCH_SUFFIX];
-        let first = suffixes.iter().find_map(|s| first.strip_suffix(s)).unwrap_or(first);
-        let Ok(dist) = DistName::parse(first) else { continue };
-        if plans.iter().any(|p| p.to_name.series == dist.series) {
+        let Some(series) = series_of_download(&name) else { continue };
+        if plans.iter().any(|p| p.to_name.series == series) {
             dir.remove(&name)?;
         }
     }
     Ok(())
+}
+
+/// The series of a file in downloads/: a dist, one of its sidecars or a
+/// patch, whole or still `.part`; None for any other name.
+fn series_of_download(name: &str) -> Option<Series> {
+    let file = name.strip_suffix(".part").unwrap_or(name);
+    if let Ok(patch) = PatchName::from_file_name(file) {
+        return Some(patch.to.series);
+    }
+    let sidecar = [crate::names::MD5_SUFFIX, crate::names::SHA256_SUFFIX].iter().find_map(|s| file.strip_suffix(s));
+    let dist = match sidecar {
+        Some(base) => DistName::parse(base),
+        None => DistName::from_file_name(file),
+    };
+    dist.ok().map(|d| d.series)
 }
 
 /// An install that a kill interrupted is finished (or undone) first, as
@@ -247,14 +257,7 @@ fn remove_stale_downloads(state: &Dir, plans: &[Plan]) -> Result<(), UpdateError
 /// install killed once it was recorded would otherwise keep its journal for
 /// as long as its series stays up to date.
 fn finish_interrupted_install(root: &Path, opts: &Options, report: &mut Report) -> Result<(), UpdateError> {
-    let finish = install::Options {
-        root: root.to_path_buf(),
-        source: None,
-        make: opts.make.clone(),
-        wait: opts.wait,
-        settings: opts.settings.clone(),
-    };
-    let summary = install::install(&finish)?;
+    let summary = install::install(&install_options(root, None, opts))?;
     install::rollback::hold_finished_rollbacks(root)?;
     if summary.dist.is_some() {
         report.reboot_needed |= summary.reboot_needed;
@@ -458,14 +461,13 @@ fn install_plan(root: &Path, dir: &Dir, p: &Plan, opts: &Options) -> Result<inst
         (Way::FullThenPatches, Some(d)) => Source::DistThenChain { dist: path(d), patches },
         _ => return Err(UpdateError::Local { path: dir.path().to_path_buf(), what: format!("no file to install {} from", p.series) }),
     };
-    let iopts = install::Options {
-        root: root.to_path_buf(),
-        source: Some(source),
-        make: opts.make.clone(),
-        wait: opts.wait,
-        settings: opts.settings.clone(),
-    };
-    Ok(install::install(&iopts)?)
+    Ok(install::install(&install_options(root, Some(source), opts))?)
+}
+
+/// The installer's options for `root`, from update's own: `source` None only
+/// finishes (or undoes) an interrupted install.
+fn install_options(root: &Path, source: Option<Source>, opts: &Options) -> install::Options {
+    install::Options { root: root.to_path_buf(), source, make: opts.make.clone(), wait: opts.wait, settings: opts.settings.clone() }
 }
 
 /// The sidecars the installer reads beside a full dist, from the signed INDEX
