@@ -23,10 +23,9 @@ use crate::fsreplay::{replay, TRACED};
 use crate::fstrace::parse_log;
 use crate::install::{fixture, install, root_with, tree_differences, V2_UPGRADED_DIRS};
 use crate::install_crash::run_traced;
+use crate::install_faults::series_base_verifies;
 use crate::install_patch::{install_patches, patches};
 use crate::util::{bin, sh, skip, tempdir, Tmpfs};
-use sha2::{Digest, Sha256};
-use std::io::Read;
 use std::path::Path;
 use std::process::Command;
 
@@ -82,20 +81,6 @@ fn leftovers(root: &Path) -> Vec<String> {
     found
 }
 
-/// The kept base of the world series is the tar the installed record names
-/// (install_faults::assert_base_verifies, without a process per state).
-fn base_verifies(root: &Path) -> Result<(), String> {
-    let series = root.join("var/db/binarydist/world");
-    let record = std::fs::read_to_string(series.join("installed")).map_err(|e| format!("the installed record: {e}"))?;
-    let want =
-        record.lines().find_map(|l| l.strip_prefix("tar ")).and_then(|t| t.split(' ').nth(2)).ok_or(format!("no tar line: {record}"))?;
-    let gz = std::fs::File::open(series.join("base.tar.gz")).map_err(|e| format!("the kept base: {e}"))?;
-    let mut tar = Vec::new();
-    flate2::read::MultiGzDecoder::new(gz).read_to_end(&mut tar).map_err(|e| format!("the kept base: {e}"))?;
-    let found = hex::encode(Sha256::digest(&tar));
-    (found == want).then_some(()).ok_or(format!("the kept base is {found}, the installed record names {want}"))
-}
-
 /// Steps 1 and 2 of the module's comment on a state made real at `root`;
 /// `Ok(true)` when step 1 left the old tree.
 fn converges(s: &Scenario, root: &Path) -> Result<bool, String> {
@@ -111,7 +96,7 @@ fn converges(s: &Scenario, root: &Path) -> Result<bool, String> {
             to_old.join("\n    ")
         ));
     }
-    base_verifies(root).map_err(|e| format!("after step 1: {e}"))?;
+    series_base_verifies(root, "world").map_err(|e| format!("after step 1: {e}"))?;
     let out = per_file((s.command)(root)).output().unwrap();
     if !out.status.success() {
         return Err(format!("the rerun failed: {}", String::from_utf8_lossy(&out.stderr).trim()));
@@ -120,7 +105,7 @@ fn converges(s: &Scenario, root: &Path) -> Result<bool, String> {
     if !d.is_empty() {
         return Err(format!("the rerun did not give the new tree:\n  {}", d.join("\n  ")));
     }
-    base_verifies(root).map_err(|e| format!("after the rerun: {e}"))?;
+    series_base_verifies(root, "world").map_err(|e| format!("after the rerun: {e}"))?;
     let left = leftovers(root);
     if !left.is_empty() {
         return Err(format!("left behind: {}", left.join(" ")));
